@@ -1,0 +1,227 @@
+"""Every configuration key of resformer-video, with its default and a one-line comment.
+
+A config is built with :func:`get_cfg_defaults`, then a YAML file and ``KEY VALUE`` overrides are
+merged into it by :func:`resformer_video.config.load_config`, which also validates it. Unknown keys
+and values of the wrong type are rejected by yacs; values outside their allowed set or range are
+rejected by :func:`resformer_video.config.validate_config`. Both errors name the key.
+"""
+
+from yacs.config import CfgNode
+
+_C = CfgNode()
+
+# ---------------------------------------------------------------------------------------------
+# Run
+# ---------------------------------------------------------------------------------------------
+# Where logs, stats, TensorBoard events, checkpoints and test results are written.
+_C.OUTPUT_DIR = "./output"
+# Seed for Python, NumPy and torch RNGs (each rank and data worker derives its own from it).
+_C.RNG_SEED = 0
+# GPUs per process group node: 0 runs on CPU. Under torchrun each process uses one GPU.
+_C.NUM_GPUS = 1
+# Distributed backend: "" picks nccl on GPU and gloo on CPU; or "nccl" / "gloo" explicitly.
+_C.DIST_BACKEND = ""
+# Log training progress every this many iterations.
+_C.LOG_PERIOD = 10
+
+# ---------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------
+_C.MODEL = CfgNode()
+# Architecture: resformer_tiny (192 wide, 3 heads), resformer_small (384, 6), resformer_base (768, 12).
+_C.MODEL.ARCH = "resformer_base"
+# Number of output classes.
+_C.MODEL.NUM_CLASSES = 400
+# Override the architecture's depth (0 keeps the architecture's 12 blocks); for small demos.
+_C.MODEL.DEPTH = 0
+# Patch size in pixels (square); every input H and W must be divisible by it.
+_C.MODEL.PATCH_SIZE = 16
+# Space-time attention: divided_space_time, joint_space_time or space_only.
+_C.MODEL.ATTENTION_TYPE = "divided_space_time"
+# Positional embedding: global_local (ResFormer GPE + LPE), global (GPE only), learned, none.
+_C.MODEL.POS_EMBED = "global_local"
+# Temporal embedding: none (positions are spatial only) or learned (as in TimeSformer).
+_C.MODEL.TEMPORAL_EMBED = "none"
+# Stochastic depth rate of the last block (linearly increasing from 0).
+_C.MODEL.DROP_PATH_RATE = 0.1
+# Dropout before the classifier head.
+_C.MODEL.DROPOUT = 0.0
+# Recompute each block's activations in the backward pass to save memory.
+_C.MODEL.GRAD_CHECKPOINT = False
+# Path to weights to start from (timm/DeiT ViT, ResFormer image, TimeSformer, or ours); "" for none.
+_C.MODEL.PRETRAINED = ""
+# Attention kernel: sdpa (torch scaled_dot_product_attention) or explicit (softmax(QK^T)V, for benchmarks).
+_C.MODEL.ATTN_IMPL = "sdpa"
+# Spatial attention: msa (standard multi-head) or emsa (ResT efficient multi-head attention).
+_C.MODEL.SPATIAL_ATTENTION = "msa"
+
+_C.MODEL.EMSA = CfgNode()
+# Spatial reduction ratio s of keys and values (1 = no reduction).
+_C.MODEL.EMSA.SR_RATIO = 2
+# Mix heads with a 1x1 convolution over the attention logits before the softmax.
+_C.MODEL.EMSA.HEAD_CONV = True
+# Instance-normalise each head's attention map after the softmax.
+_C.MODEL.EMSA.INSTANCE_NORM = True
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+_C.DATA = CfgNode()
+# Folder with train.csv, val.csv, test.csv (csv layout) or the root of class folders (folders layout).
+_C.DATA.PATH_TO_DATA_DIR = ""
+# Prefix joined to every relative video path in the lists.
+_C.DATA.PATH_PREFIX = ""
+# Dataset layout: csv (Kinetics lists) or folders (root/<split>/<class>/<video> or root/<class>/<video>).
+_C.DATA.LAYOUT = "csv"
+# Class-names file (JSON {"name": id} or one name per line); "" looks for classnames.json / classes.txt in PATH_TO_DATA_DIR.
+_C.DATA.CLASS_NAMES_FILE = ""
+# Video decoder: decord, torchcodec or pyav.
+_C.DATA.DECODER = "decord"
+# Frames per clip.
+_C.DATA.NUM_FRAMES = 8
+# Distance between sampled frames, in frames of TARGET_FPS video.
+_C.DATA.SAMPLING_RATE = 32
+# Frame rate the sampling rate refers to; videos at other rates are sampled by time.
+_C.DATA.TARGET_FPS = 30
+# Short-side scale range for training scale jitter, [min, max] pixels.
+_C.DATA.TRAIN_JITTER_SCALES = [256, 320]
+# Training crop: jitter (short-side jitter then random crop) or random_resized_crop.
+_C.DATA.TRAIN_CROP_MODE = "jitter"
+# Area range of random_resized_crop, as fractions of the frame.
+_C.DATA.TRAIN_RRC_AREA = [0.08, 1.0]
+# Training crop sizes, largest first; more than one gives multi-resolution replicated clips.
+_C.DATA.TRAIN_CROP_SIZES = [224]
+# Test short-side size and crop size (any size from 64 to 1024).
+_C.DATA.TEST_CROP_SIZE = 224
+# Per-channel mean for normalisation (of pixel values in [0, 1]).
+_C.DATA.MEAN = [0.45, 0.45, 0.45]
+# Per-channel standard deviation for normalisation.
+_C.DATA.STD = [0.225, 0.225, 0.225]
+# Random horizontal flip in training.
+_C.DATA.RANDOM_FLIP = True
+# A training video that fails to decode is replaced by a random other one, at most this many times.
+_C.DATA.MAX_DECODE_RETRIES = 10
+# Stop with an error once more than this fraction of the videos tried have failed (after 20 tries).
+_C.DATA.MAX_FAILURE_FRACTION = 0.5
+
+# ---------------------------------------------------------------------------------------------
+# Augmentation
+# ---------------------------------------------------------------------------------------------
+_C.AUG = CfgNode()
+# RandAugment in training, with the same parameters on every frame of a clip.
+_C.AUG.RAND_AUGMENT = False
+# Number of RandAugment operations per clip.
+_C.AUG.RA_NUM_OPS = 2
+# RandAugment magnitude (out of 10, as in timm's rand-m9-mstd0.5).
+_C.AUG.RA_MAGNITUDE = 9
+# Standard deviation of the per-clip magnitude noise.
+_C.AUG.RA_MAGNITUDE_STD = 0.5
+
+# ---------------------------------------------------------------------------------------------
+# Data loader
+# ---------------------------------------------------------------------------------------------
+_C.DATA_LOADER = CfgNode()
+# Worker processes per data loader (0 decodes in the main process).
+_C.DATA_LOADER.NUM_WORKERS = 4
+# Pin host memory for faster copies to the GPU.
+_C.DATA_LOADER.PIN_MEMORY = True
+# Keep workers alive between epochs.
+_C.DATA_LOADER.PERSISTENT_WORKERS = True
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+_C.TRAIN = CfgNode()
+# Run training.
+_C.TRAIN.ENABLE = True
+# Clips per process per forward (micro-batch).
+_C.TRAIN.BATCH_SIZE = 8
+# Clips per optimiser step over all processes; 0 means BATCH_SIZE x world size (no accumulation).
+_C.TRAIN.GLOBAL_BATCH_SIZE = 0
+# Evaluate clip-level accuracy on the val split every this many epochs (0 disables).
+_C.TRAIN.EVAL_PERIOD = 1
+# Write a checkpoint every this many epochs (and always at the end).
+_C.TRAIN.CHECKPOINT_PERIOD = 1
+# Continue from the latest valid checkpoint in OUTPUT_DIR/checkpoints.
+_C.TRAIN.AUTO_RESUME = True
+# Backward after each resolution's forward instead of once (less memory, same gradients).
+_C.TRAIN.BACKWARD_PER_RESOLUTION = False
+# Label smoothing of the cross-entropy.
+_C.TRAIN.LABEL_SMOOTHING = 0.0
+# Mixed precision on GPU: none, bf16 or fp16 (fp16 uses a gradient scaler).
+_C.TRAIN.MIXED_PRECISION = "none"
+# Compile the model with torch.compile.
+_C.TRAIN.COMPILE = False
+
+# ---------------------------------------------------------------------------------------------
+# Scale-consistency loss between resolutions
+# ---------------------------------------------------------------------------------------------
+_C.SCALE_CONSISTENCY = CfgNode()
+# Weight w of the scale-consistency loss (0 disables it).
+_C.SCALE_CONSISTENCY.WEIGHT = 1.0
+# What is compared: cls_token (final-norm class token) or logits.
+_C.SCALE_CONSISTENCY.TARGET = "cls_token"
+# Distance: l2 (mean squared error), smooth_l1 or kl (on softmaxed logits).
+_C.SCALE_CONSISTENCY.LOSS = "l2"
+
+# ---------------------------------------------------------------------------------------------
+# Optimiser and schedule
+# ---------------------------------------------------------------------------------------------
+_C.SOLVER = CfgNode()
+# Optimiser: sgd (momentum) or adamw.
+_C.SOLVER.OPTIMIZING_METHOD = "sgd"
+# Base learning rate (for GLOBAL_BATCH_SIZE; not rescaled automatically).
+_C.SOLVER.BASE_LR = 0.005
+# Learning-rate policy: steps_with_relative_lrs or cosine.
+_C.SOLVER.LR_POLICY = "steps_with_relative_lrs"
+# Epochs at which each step of LRS starts.
+_C.SOLVER.STEPS = [0, 11, 14]
+# Learning-rate multipliers of BASE_LR, one per step.
+_C.SOLVER.LRS = [1.0, 0.1, 0.01]
+# Number of training epochs.
+_C.SOLVER.MAX_EPOCH = 15
+# SGD momentum.
+_C.SOLVER.MOMENTUM = 0.9
+# Nesterov momentum.
+_C.SOLVER.NESTEROV = True
+# Weight decay (not applied to norms, biases, position and class embeddings).
+_C.SOLVER.WEIGHT_DECAY = 1e-4
+# Linear warm-up length in epochs (0 disables).
+_C.SOLVER.WARMUP_EPOCHS = 0.0
+# Learning rate at the start of warm-up.
+_C.SOLVER.WARMUP_START_LR = 0.0
+# Clip the gradient norm to this value (0 disables).
+_C.SOLVER.CLIP_GRAD_NORM = 0.0
+
+# ---------------------------------------------------------------------------------------------
+# Testing
+# ---------------------------------------------------------------------------------------------
+_C.TEST = CfgNode()
+# Run multi-view testing after training (or alone).
+_C.TEST.ENABLE = True
+# Split file to test on: test or val.
+_C.TEST.SPLIT = "test"
+# Clips per process per forward in testing.
+_C.TEST.BATCH_SIZE = 8
+# Temporal clips per video.
+_C.TEST.NUM_ENSEMBLE_VIEWS = 1
+# Spatial crops per clip: 1 (centre) or 3 (along the long side).
+_C.TEST.NUM_SPATIAL_CROPS = 3
+# Checkpoint to test; "" uses the last one in OUTPUT_DIR/checkpoints.
+_C.TEST.CHECKPOINT_FILE_PATH = ""
+# Test resolutions to sweep in one run; [] tests at DATA.TEST_CROP_SIZE only.
+_C.TEST.RESOLUTIONS = []
+# Write per-video predictions into the results JSON.
+_C.TEST.SAVE_PREDICTIONS = False
+
+# ---------------------------------------------------------------------------------------------
+# TensorBoard
+# ---------------------------------------------------------------------------------------------
+_C.TENSORBOARD = CfgNode()
+# Write TensorBoard scalars under OUTPUT_DIR/tensorboard.
+_C.TENSORBOARD.ENABLE = True
+
+
+def get_cfg_defaults() -> CfgNode:
+    """A fresh copy of the default config (callers may mutate it freely)."""
+    return _C.clone()

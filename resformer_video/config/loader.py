@@ -1,0 +1,228 @@
+"""Load a config from a YAML file and ``KEY VALUE`` overrides, and reject bad keys and values.
+
+Every error is a :class:`ConfigError` whose message starts with the offending key, e.g.
+``DATA.TRAIN_CROP_SIZES: sizes must be in strictly descending order, got [160, 224]``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+from yacs.config import CfgNode
+
+from resformer_video.config.defaults import get_cfg_defaults
+
+ARCHS = ("resformer_tiny", "resformer_small", "resformer_base")
+ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
+POS_EMBEDS = ("global_local", "global", "learned", "none")
+TEMPORAL_EMBEDS = ("none", "learned")
+ATTN_IMPLS = ("sdpa", "explicit")
+SPATIAL_ATTENTIONS = ("msa", "emsa")
+DECODERS = ("decord", "torchcodec", "pyav")
+LAYOUTS = ("csv", "folders")
+CROP_MODES = ("jitter", "random_resized_crop")
+PRECISIONS = ("none", "bf16", "fp16")
+SC_TARGETS = ("cls_token", "logits")
+SC_LOSSES = ("l2", "smooth_l1", "kl")
+OPTIMIZERS = ("sgd", "adamw")
+LR_POLICIES = ("steps_with_relative_lrs", "cosine")
+DIST_BACKENDS = ("", "nccl", "gloo")
+TEST_SPLITS = ("test", "val", "train")
+MIN_TEST_SIZE, MAX_TEST_SIZE = 64, 1024
+
+
+class ConfigError(ValueError):
+    """An invalid config key or value; ``key`` is the full dotted key name."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+def load_config(cfg_file: Optional[str] = None, opts: Optional[Sequence[str]] = None,
+                validate: bool = True) -> CfgNode:
+    """Defaults, then ``cfg_file`` (YAML), then ``opts`` (``[KEY, VALUE, KEY, VALUE, ...]``).
+
+    Raises:
+        ConfigError: unknown key, wrong type, odd override list or an invalid value (named).
+        FileNotFoundError: ``cfg_file`` does not exist.
+    """
+    cfg = get_cfg_defaults()
+    if cfg_file:
+        if not os.path.isfile(cfg_file):
+            raise FileNotFoundError(f"config file not found: {cfg_file}")
+        _merge(cfg.merge_from_file, cfg_file, source=cfg_file)
+    if opts:
+        if len(opts) % 2:
+            raise ConfigError(str(opts[-1]), "override given without a value (use KEY VALUE pairs)")
+        _merge(cfg.merge_from_list, list(opts), source="command line")
+    if validate:
+        validate_config(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def _merge(merge: Callable[[Any], None], arg: Any, source: str) -> None:
+    """Run a yacs merge and turn its KeyError/ValueError/AssertionError into a ConfigError."""
+    try:
+        merge(arg)
+    except (KeyError, ValueError, AssertionError) as err:
+        msg = str(err.args[0]) if err.args else str(err)
+        if "Non-existent" in msg:  # yacs: "Non-existent config key: A.B" / "Non-existent key: A.B"
+            key = msg.rsplit(":", 1)[-1].strip()
+            raise ConfigError(key, f"unknown config key (from {source})") from None
+        # yacs: "Type mismatch (...) with values (...) for config key: A.B"
+        key = msg.rsplit("config key:", 1)[-1].strip() if "config key:" in msg else "config"
+        raise ConfigError(key, f"{msg} (from {source})") from None
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(key, message)
+
+
+def _choice(cfg: CfgNode, key: str, choices: Iterable[str]) -> None:
+    value = _get(cfg, key)
+    _require(value in choices, key, f"must be one of {list(choices)}, got {value!r}")
+
+
+def _at_least(cfg: CfgNode, key: str, low: float) -> None:
+    value = _get(cfg, key)
+    _require(value >= low, key, f"must be >= {low}, got {value!r}")
+
+
+def _get(cfg: CfgNode, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def validate_config(cfg: CfgNode) -> None:
+    """Check every value's allowed set or range; raise :class:`ConfigError` naming the first bad key."""
+    _validate_run(cfg)
+    _validate_model(cfg)
+    _validate_data(cfg)
+    _validate_train(cfg)
+    _validate_solver(cfg)
+    _validate_test(cfg)
+
+
+def _validate_run(cfg: CfgNode) -> None:
+    _at_least(cfg, "NUM_GPUS", 0)
+    _choice(cfg, "DIST_BACKEND", DIST_BACKENDS)
+    _at_least(cfg, "LOG_PERIOD", 1)
+
+
+def _validate_model(cfg: CfgNode) -> None:
+    _choice(cfg, "MODEL.ARCH", ARCHS)
+    _choice(cfg, "MODEL.ATTENTION_TYPE", ATTENTION_TYPES)
+    _choice(cfg, "MODEL.POS_EMBED", POS_EMBEDS)
+    _choice(cfg, "MODEL.TEMPORAL_EMBED", TEMPORAL_EMBEDS)
+    _choice(cfg, "MODEL.ATTN_IMPL", ATTN_IMPLS)
+    _choice(cfg, "MODEL.SPATIAL_ATTENTION", SPATIAL_ATTENTIONS)
+    _at_least(cfg, "MODEL.NUM_CLASSES", 1)
+    _at_least(cfg, "MODEL.DEPTH", 0)
+    _at_least(cfg, "MODEL.PATCH_SIZE", 1)
+    _at_least(cfg, "MODEL.EMSA.SR_RATIO", 1)
+    for key in ("MODEL.DROP_PATH_RATE", "MODEL.DROPOUT"):
+        value = _get(cfg, key)
+        _require(0.0 <= value < 1.0, key, f"must be in [0, 1), got {value!r}")
+    if cfg.MODEL.PRETRAINED:
+        _require(os.path.isfile(cfg.MODEL.PRETRAINED), "MODEL.PRETRAINED",
+                 f"file not found: {cfg.MODEL.PRETRAINED}")
+
+
+def _check_size(key: str, size: int, patch: int) -> None:
+    _require(size % patch == 0, key, f"size {size} is not divisible by MODEL.PATCH_SIZE {patch}")
+
+
+def _validate_data(cfg: CfgNode) -> None:
+    patch = cfg.MODEL.PATCH_SIZE
+    _choice(cfg, "DATA.DECODER", DECODERS)
+    _choice(cfg, "DATA.LAYOUT", LAYOUTS)
+    _choice(cfg, "DATA.TRAIN_CROP_MODE", CROP_MODES)
+    _at_least(cfg, "DATA.NUM_FRAMES", 1)
+    _at_least(cfg, "DATA.SAMPLING_RATE", 1)
+    _require(cfg.DATA.TARGET_FPS > 0, "DATA.TARGET_FPS", f"must be > 0, got {cfg.DATA.TARGET_FPS}")
+    scales = cfg.DATA.TRAIN_JITTER_SCALES
+    _require(len(scales) == 2 and 0 < scales[0] <= scales[1], "DATA.TRAIN_JITTER_SCALES",
+             f"must be [min, max] with 0 < min <= max, got {scales}")
+    area = cfg.DATA.TRAIN_RRC_AREA
+    _require(len(area) == 2 and 0 < area[0] <= area[1] <= 1, "DATA.TRAIN_RRC_AREA",
+             f"must be [min, max] with 0 < min <= max <= 1, got {area}")
+    sizes = list(cfg.DATA.TRAIN_CROP_SIZES)
+    _require(len(sizes) >= 1, "DATA.TRAIN_CROP_SIZES", "needs at least one size")
+    _require(all(a > b for a, b in zip(sizes, sizes[1:])), "DATA.TRAIN_CROP_SIZES",
+             f"sizes must be in strictly descending order (largest first), got {sizes}")
+    for size in sizes:
+        _check_size("DATA.TRAIN_CROP_SIZES", size, patch)
+    _check_test_size("DATA.TEST_CROP_SIZE", cfg.DATA.TEST_CROP_SIZE, patch)
+    for key in ("DATA.MEAN", "DATA.STD"):
+        _require(len(_get(cfg, key)) == 3, key, f"needs 3 values, got {_get(cfg, key)}")
+    _require(all(s > 0 for s in cfg.DATA.STD), "DATA.STD", f"must be > 0, got {cfg.DATA.STD}")
+    _at_least(cfg, "DATA.MAX_DECODE_RETRIES", 0)
+    frac = cfg.DATA.MAX_FAILURE_FRACTION
+    _require(0 < frac <= 1, "DATA.MAX_FAILURE_FRACTION", f"must be in (0, 1], got {frac}")
+    _at_least(cfg, "DATA_LOADER.NUM_WORKERS", 0)
+    _at_least(cfg, "AUG.RA_NUM_OPS", 0)
+    _require(0 <= cfg.AUG.RA_MAGNITUDE <= 10, "AUG.RA_MAGNITUDE",
+             f"must be in [0, 10], got {cfg.AUG.RA_MAGNITUDE}")
+
+
+def _check_test_size(key: str, size: int, patch: int) -> None:
+    _require(MIN_TEST_SIZE <= size <= MAX_TEST_SIZE, key,
+             f"must be in [{MIN_TEST_SIZE}, {MAX_TEST_SIZE}], got {size}")
+    _check_size(key, size, patch)
+
+
+def _validate_train(cfg: CfgNode) -> None:
+    _at_least(cfg, "TRAIN.BATCH_SIZE", 1)
+    _at_least(cfg, "TRAIN.GLOBAL_BATCH_SIZE", 0)
+    global_bs = cfg.TRAIN.GLOBAL_BATCH_SIZE
+    _require(global_bs == 0 or global_bs % cfg.TRAIN.BATCH_SIZE == 0, "TRAIN.GLOBAL_BATCH_SIZE",
+             f"must be a multiple of TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE}, got {global_bs}")
+    _at_least(cfg, "TRAIN.EVAL_PERIOD", 0)
+    _at_least(cfg, "TRAIN.CHECKPOINT_PERIOD", 1)
+    _require(0.0 <= cfg.TRAIN.LABEL_SMOOTHING < 1.0, "TRAIN.LABEL_SMOOTHING",
+             f"must be in [0, 1), got {cfg.TRAIN.LABEL_SMOOTHING}")
+    _choice(cfg, "TRAIN.MIXED_PRECISION", PRECISIONS)
+    _at_least(cfg, "SCALE_CONSISTENCY.WEIGHT", 0.0)
+    _choice(cfg, "SCALE_CONSISTENCY.TARGET", SC_TARGETS)
+    _choice(cfg, "SCALE_CONSISTENCY.LOSS", SC_LOSSES)
+
+
+def _validate_solver(cfg: CfgNode) -> None:
+    _choice(cfg, "SOLVER.OPTIMIZING_METHOD", OPTIMIZERS)
+    _choice(cfg, "SOLVER.LR_POLICY", LR_POLICIES)
+    _require(cfg.SOLVER.BASE_LR > 0, "SOLVER.BASE_LR", f"must be > 0, got {cfg.SOLVER.BASE_LR}")
+    _at_least(cfg, "SOLVER.MAX_EPOCH", 1)
+    steps, lrs = list(cfg.SOLVER.STEPS), list(cfg.SOLVER.LRS)
+    _require(len(steps) >= 1 and steps[0] == 0, "SOLVER.STEPS", f"must start at 0, got {steps}")
+    _require(all(a < b for a, b in zip(steps, steps[1:])), "SOLVER.STEPS",
+             f"must be strictly increasing, got {steps}")
+    _require(len(lrs) == len(steps), "SOLVER.LRS",
+             f"needs one value per SOLVER.STEPS entry ({len(steps)}), got {len(lrs)}")
+    for key in ("SOLVER.MOMENTUM", "SOLVER.WEIGHT_DECAY", "SOLVER.WARMUP_EPOCHS",
+                "SOLVER.WARMUP_START_LR", "SOLVER.CLIP_GRAD_NORM"):
+        _at_least(cfg, key, 0.0)
+
+
+def _validate_test(cfg: CfgNode) -> None:
+    _choice(cfg, "TEST.SPLIT", TEST_SPLITS)
+    _at_least(cfg, "TEST.BATCH_SIZE", 1)
+    _at_least(cfg, "TEST.NUM_ENSEMBLE_VIEWS", 1)
+    _choice(cfg, "TEST.NUM_SPATIAL_CROPS", (1, 3))
+    for size in cfg.TEST.RESOLUTIONS:
+        _check_test_size("TEST.RESOLUTIONS", size, cfg.MODEL.PATCH_SIZE)
+    if cfg.TEST.CHECKPOINT_FILE_PATH:
+        _require(os.path.isfile(cfg.TEST.CHECKPOINT_FILE_PATH), "TEST.CHECKPOINT_FILE_PATH",
+                 f"file not found: {cfg.TEST.CHECKPOINT_FILE_PATH}")
+
+
+def check_data_dir(cfg: CfgNode) -> None:
+    """Raise :class:`ConfigError` naming ``DATA.PATH_TO_DATA_DIR`` when it is unset or missing."""
+    path = cfg.DATA.PATH_TO_DATA_DIR
+    _require(bool(path), "DATA.PATH_TO_DATA_DIR", "is not set")
+    _require(os.path.isdir(path), "DATA.PATH_TO_DATA_DIR", f"directory not found: {path}")

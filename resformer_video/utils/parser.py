@@ -1,0 +1,20 @@
+"""Command-line parsing shared by the tools: ``--cfg FILE`` and trailing ``KEY VALUE`` overrides."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Optional, Sequence
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with ``--cfg`` and the trailing ``opts``; tools add their own flags to it."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cfg", dest="cfg_file", default=None, help="YAML config file")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=None,
+                        help="config overrides as KEY VALUE pairs, e.g. DATA.NUM_FRAMES 4")
+    return parser
+
+
+def parse_args(description: str, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse ``--cfg FILE [KEY VALUE ...]``."""
+    return build_parser(description).parse_args(argv)
