@@ -83,7 +83,8 @@ _C.DATA.NUM_FRAMES = 8
 _C.DATA.SAMPLING_RATE = 32
 # Frame rate the sampling rate refers to; videos at other rates are sampled by time.
 _C.DATA.TARGET_FPS = 30
-# Short-side scale range for training scale jitter, [min, max] pixels.
+# Short-side scale range for training scale jitter, [min, max] pixels, for the largest crop size;
+# a smaller crop size s of DATA.TRAIN_CROP_SIZES jitters in s / TRAIN_CROP_SIZES[0] * [min, max].
 _C.DATA.TRAIN_JITTER_SCALES = [256, 320]
 # Training crop: jitter (short-side jitter then random crop) or random_resized_crop.
 _C.DATA.TRAIN_CROP_MODE = "jitter"

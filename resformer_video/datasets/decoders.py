@@ -1,0 +1,223 @@
+"""One small video-reading interface over three backends: decord, torchcodec and PyAV.
+
+``open_video(path, backend)`` returns a :class:`VideoReader` with ``fps``, ``num_frames``,
+``duration`` and ``get_frames(indices) -> uint8 (T, H, W, 3)``. Frames are addressed by their
+index in presentation order; only the requested frames are decoded (each backend seeks to the
+nearest key frame). Readers are context managers and release the file on ``close()``.
+Any failure to open or decode raises :class:`VideoDecodeError` naming the file, so callers catch
+one exception type whatever the backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from collections import deque
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+BACKENDS = ("decord", "torchcodec", "pyav")
+_INSTALL_HINTS = {
+    "decord": "pip install decord",
+    "torchcodec": "pip install torchcodec; it also needs a system FFmpeg (4 to 7), e.g. apt-get install ffmpeg",
+    "pyav": "pip install av",
+}
+_MODULES = {"decord": "decord", "torchcodec": "torchcodec.decoders", "pyav": "av"}
+
+
+class VideoDecodeError(RuntimeError):
+    """A video that cannot be opened or decoded (missing, empty, truncated, not a video)."""
+
+
+class DecoderUnavailableError(ImportError):
+    """The package of the requested ``DATA.DECODER`` backend cannot be imported."""
+
+
+def import_backend(backend: str):
+    """Import and return the module of ``backend``; raise :class:`DecoderUnavailableError` naming
+    the package (and, for torchcodec, the system FFmpeg it needs) when that fails."""
+    if backend not in BACKENDS:
+        raise ValueError(f"DATA.DECODER: unknown video backend {backend!r}, expected one of {list(BACKENDS)}")
+    try:
+        return importlib.import_module(_MODULES[backend])
+    except Exception as err:  # torchcodec raises RuntimeError/OSError when FFmpeg libraries are missing
+        raise DecoderUnavailableError(
+            f"DATA.DECODER={backend}: the '{_MODULES[backend].split('.')[0]}' package cannot be loaded "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            f"install it with: {_INSTALL_HINTS[backend]}") from err
+
+
+class VideoReader(ABC):
+    """A video file opened for random frame access. Subclasses implement :meth:`_read`."""
+
+    def __init__(self, path: str, fps: float, num_frames: int) -> None:
+        if num_frames <= 0 or not fps or fps <= 0:
+            raise VideoDecodeError(f"{path}: no decodable video frames (frames={num_frames}, fps={fps})")
+        self.path = path
+        self.fps = float(fps)
+        self.num_frames = int(num_frames)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds (``num_frames / fps``)."""
+        return self.num_frames / self.fps
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at ``indices`` (any order, repeats allowed, clamped to the video) as uint8
+        ``(T, H, W, 3)`` RGB. Raises :class:`VideoDecodeError` when decoding fails."""
+        idx = np.clip(np.asarray(indices, dtype=np.int64), 0, self.num_frames - 1)
+        if idx.size == 0:
+            raise ValueError("get_frames needs at least one index")
+        try:
+            frames = self._read(idx)
+        except VideoDecodeError:
+            raise
+        except Exception as err:  # every backend has its own error types
+            raise VideoDecodeError(f"{self.path}: decoding failed ({type(err).__name__}: {err})") from err
+        if frames.ndim != 4 or frames.shape[0] != idx.size or frames.shape[-1] != 3:
+            raise VideoDecodeError(f"{self.path}: decoder returned frames of shape {tuple(frames.shape)} "
+                                   f"for {idx.size} indices")
+        return frames
+
+    @abstractmethod
+    def _read(self, indices: np.ndarray) -> torch.Tensor:
+        """Decode ``indices`` (already clamped) into uint8 ``(T, H, W, 3)``."""
+
+    def close(self) -> None:
+        """Release the file handle and decoder state."""
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class DecordReader(VideoReader):
+    """decord ``VideoReader`` (one thread; key-frame seeking inside ``get_batch``)."""
+
+    def __init__(self, path: str) -> None:
+        decord = import_backend("decord")
+        self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        super().__init__(path, self._vr.get_avg_fps(), len(self._vr))
+
+    def _read(self, indices: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self._vr.get_batch(indices.tolist()).asnumpy())
+
+    def close(self) -> None:
+        self._vr = None
+
+
+class TorchCodecReader(VideoReader):
+    """torchcodec ``VideoDecoder`` in exact seek mode (frame indices from a full packet scan)."""
+
+    def __init__(self, path: str) -> None:
+        decoders = import_backend("torchcodec")
+        self._dec = decoders.VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=1,
+                                          seek_mode="exact")
+        meta = self._dec.metadata
+        super().__init__(path, meta.average_fps or 0.0, meta.num_frames or 0)
+
+    def _read(self, indices: np.ndarray) -> torch.Tensor:
+        return self._dec.get_frames_at(indices=indices.tolist()).data
+
+    def close(self) -> None:
+        self._dec = None
+
+
+class PyAVReader(VideoReader):
+    """PyAV demuxer + decoder: seek to the key frame before the first wanted frame, decode forward to
+    the last one. A frame's index is its presentation time times the average frame rate."""
+
+    def __init__(self, path: str) -> None:
+        av = import_backend("pyav")
+        self._container = av.open(path)
+        try:
+            self._stream = self._container.streams.video[0]
+        except IndexError:
+            self.close()
+            raise VideoDecodeError(f"{path}: no video stream") from None
+        self._stream.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate or 0
+        frames = self._stream.frames
+        if not frames and self._stream.duration and rate:
+            frames = int(round(float(self._stream.duration * self._stream.time_base) * float(rate)))
+        self._start = float((self._stream.start_time or 0) * self._stream.time_base)
+        super().__init__(path, float(rate), frames)
+
+    def _frame_index(self, frame) -> int:
+        return int(round((frame.time - self._start) * self.fps))
+
+    def _seek_before(self, index: int) -> None:
+        """Position the demuxer at the key frame at or before frame ``index``."""
+        offset = int((self._start + index / self.fps) / float(self._stream.time_base)) if index > 0 else 0
+        self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
+
+    def _decode_wanted(self, wanted: List[int], seek: bool) -> Tuple[Dict[int, np.ndarray], bool]:
+        """Decode forward (from the key frame before ``wanted[0]`` when ``seek``, else from the start)
+        and give each wanted index (ascending, unique) the frame with the largest index <= it: the
+        first frame for indices before it, the last one for indices past the end. Only those frames
+        are converted to RGB. Returns (frames by index, whether decoding started after ``wanted[0]``)."""
+        self._seek_before(wanted[0] if seek else 0)
+        pending = deque(wanted)
+        out: Dict[int, np.ndarray] = {}
+        previous: Optional[Tuple[object, Optional[np.ndarray]]] = None
+        overshot = None
+        for frame in self._container.decode(self._stream):
+            index = self._frame_index(frame)
+            overshot = index > pending[0] if overshot is None else overshot
+            current = [frame, None]
+            while pending and pending[0] <= index:
+                source = current if previous is None or pending[0] == index else previous
+                if source[1] is None:
+                    source[1] = source[0].to_ndarray(format="rgb24")
+                out[pending.popleft()] = source[1]
+            if not pending:
+                break
+            previous = current
+        while pending and previous is not None:  # past the end of the stream
+            if previous[1] is None:
+                previous[1] = previous[0].to_ndarray(format="rgb24")
+            out[pending.popleft()] = previous[1]
+        return out, bool(overshot)
+
+    def _read(self, indices: np.ndarray) -> torch.Tensor:
+        wanted = sorted(set(indices.tolist()))
+        out, overshot = self._decode_wanted(wanted, seek=wanted[0] > 0)
+        if overshot and wanted[0] > 0:  # the seek landed after the first wanted frame
+            out, _ = self._decode_wanted(wanted, seek=False)
+        if len(out) != len(wanted):
+            raise VideoDecodeError(f"{self.path}: no frames decoded in [{wanted[0]}, {wanted[-1]}]")
+        return torch.from_numpy(np.stack([out[i] for i in indices.tolist()]))
+
+    def close(self) -> None:
+        container, self._container = getattr(self, "_container", None), None
+        if container is not None:
+            container.close()
+
+
+_READERS = {"decord": DecordReader, "torchcodec": TorchCodecReader, "pyav": PyAVReader}
+
+
+def open_video(path: str, backend: str = "decord") -> VideoReader:
+    """Open ``path`` with ``backend`` (``decord``, ``torchcodec`` or ``pyav``).
+
+    Raises:
+        DecoderUnavailableError: the backend's package cannot be imported (names the package).
+        VideoDecodeError: the file is missing, empty or not a decodable video (names the file).
+    """
+    import_backend(backend)
+    if not os.path.isfile(path):
+        raise VideoDecodeError(f"{path}: video file not found")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodeError(f"{path}: video file is empty (0 bytes)")
+    try:
+        return _READERS[backend](path)
+    except VideoDecodeError:
+        raise
+    except Exception as err:
+        raise VideoDecodeError(f"{path}: cannot open video with {backend} ({type(err).__name__}: "
+                               f"{str(err).splitlines()[0] if str(err) else ''})") from err

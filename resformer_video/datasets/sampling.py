@@ -1,0 +1,49 @@
+"""Temporal sampling as in TimeSformer / PySlowFast, by time rather than by raw frame index.
+
+A clip is ``num_frames`` frames ``sampling_rate`` frames apart in ``target_fps`` video, i.e. it spans
+``num_frames * sampling_rate / target_fps`` seconds whatever the video's own frame rate: a 12 fps
+and a 30 fps video give clips of the same length in seconds. A video shorter than the span is
+sampled from its start with indices clamped to its last frame (never skipped).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def clip_start(video_frames: int, clip_frames: float, clip_idx: int, num_clips: int,
+               generator: torch.Generator | None = None) -> float:
+    """Start frame (fractional) of a clip ``clip_frames`` long in a ``video_frames`` video.
+
+    ``clip_idx == -1`` draws a uniformly random start (training); otherwise clip ``clip_idx`` of
+    ``num_clips`` evenly spaced clips, centred in equal segments of the possible starts (one clip is
+    the centre clip, as in mmaction2's test sampling).
+    """
+    delta = max(video_frames - clip_frames, 0.0)
+    if clip_idx == -1:
+        return float(torch.rand((), generator=generator)) * delta
+    if not 0 <= clip_idx < num_clips:
+        raise ValueError(f"clip_idx {clip_idx} is outside [0, {num_clips})")
+    return delta * (clip_idx + 0.5) / num_clips
+
+
+def clip_frame_count(fps: float, num_frames: int, sampling_rate: int, target_fps: float) -> float:
+    """Number of the video's own frames that a clip spans (``num_frames * sampling_rate`` frames of
+    ``target_fps`` video, converted by time to ``fps``)."""
+    return num_frames * sampling_rate * fps / target_fps
+
+
+def sample_clip_indices(video_frames: int, fps: float, num_frames: int, sampling_rate: int,
+                        target_fps: float, clip_idx: int = -1, num_clips: int = 1,
+                        generator: torch.Generator | None = None) -> np.ndarray:
+    """Frame indices ``(num_frames,)`` int64 of one clip, in ``[0, video_frames)``.
+
+    TimeSformer's rule: ``linspace(start, start + clip_frames - 1, num_frames)`` with ``clip_frames``
+    the span in the video's own frames; indices past the end are clamped to the last frame.
+    """
+    span = clip_frame_count(fps, num_frames, sampling_rate, target_fps)
+    start = clip_start(video_frames, span, clip_idx, num_clips, generator)
+    end = start + max(span - 1.0, 0.0)
+    idx = np.round(np.linspace(start, end, num_frames)).astype(np.int64)
+    return np.clip(idx, 0, video_frames - 1)

@@ -1,0 +1,212 @@
+"""A synthetic motion-classification video dataset (real H.264 .mp4 files) for demos and tests.
+
+Each class is a kind of motion of a textured shape over a noisy textured background: moving left,
+right, up or down, rotating clockwise or counter-clockwise, growing or shrinking. Shape, texture,
+colours, size, speed, start position, frame rate and length are random per video, and every
+single frame of one class could come from any other class, so the label is only visible in the
+motion (a model must use time). Output is deterministic for a seed.
+
+Layout (Kinetics lists, paths relative to ``out_dir``)::
+
+    out_dir/videos/<class>/<class>_<k>.mp4
+    out_dir/train.csv  val.csv  test.csv      # "videos/<class>/<class>_<k>.mp4 <label>"
+    out_dir/classnames.json                   # {"moving_left": 0, ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+MOTIONS = ("moving_left", "moving_right", "moving_up", "moving_down",
+           "rotating_clockwise", "rotating_counterclockwise", "growing", "shrinking")
+DEFAULT_FPS = (12, 15, 24, 25, 30)
+TEXTURE_RES = 32
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Per-video motion: centre ``(x, y)`` in pixels, angle in radians and scale as functions of
+    time ``t`` in seconds (linear in ``t``; scale geometric)."""
+
+    centre0: Tuple[float, float]
+    velocity: Tuple[float, float]
+    angle0: float
+    angular_speed: float
+    scale0: float
+    scale_rate: float  # log-scale per second
+
+    def at(self, t: float) -> Tuple[float, float, float, float]:
+        x = self.centre0[0] + self.velocity[0] * t
+        y = self.centre0[1] + self.velocity[1] * t
+        return x, y, self.angle0 + self.angular_speed * t, self.scale0 * float(np.exp(self.scale_rate * t))
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Float ``(size, size, 3)`` in [0, 1]: a ``cells x cells`` random colour grid upsampled
+    bilinearly (low-frequency texture)."""
+    grid = rng.random((cells + 1, cells + 1, 3))
+    pos = np.linspace(0, cells, size)
+    i0 = np.minimum(pos.astype(int), cells - 1)
+    frac = (pos - i0)[:, None]
+    rows = grid[i0] * (1 - frac[:, :, None]) + grid[i0 + 1] * frac[:, :, None]  # (size, cells+1, 3)
+    cols = rows[:, i0] * (1 - frac.T[:, :, None]) + rows[:, i0 + 1] * frac.T[:, :, None]
+    return cols
+
+
+def _make_sprite(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """A textured, asymmetric shape: uint8 texture ``(R, R, 3)`` and bool mask ``(R, R)``."""
+    blocks = rng.integers(0, 256, (4, 4, 3))
+    texture = np.kron(blocks, np.ones((TEXTURE_RES // 4, TEXTURE_RES // 4, 1))).astype(np.float64)
+    texture = np.clip(texture + rng.normal(0, 12, texture.shape), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[0:TEXTURE_RES, 0:TEXTURE_RES] / (TEXTURE_RES - 1) * 2 - 1
+    shape = rng.integers(3)
+    if shape == 0:  # square with a notch
+        mask = ~((xx > 0.3) & (yy < -0.3))
+    elif shape == 1:  # disk with a bite
+        mask = (xx ** 2 + yy ** 2 <= 1) & ~(((xx - 0.6) ** 2 + yy ** 2) < 0.12)
+    else:  # triangle
+        mask = (yy >= -0.9) & (yy <= 1.0) & (np.abs(xx) <= (yy + 1.0) / 2)
+    return texture, mask
+
+
+def _sample_motion(rng: np.random.Generator, motion: str, size: int, duration: float,
+                   base: float) -> Motion:
+    """Random parameters of ``motion`` for a frame of ``size`` pixels, a video of ``duration`` seconds
+    and a sprite of ``base`` pixels; the shape stays (mostly) inside the frame."""
+    margin = base * 0.5
+    centre = tuple(rng.uniform(margin, size - margin, 2))
+    zero = (0.0, 0.0)
+    angle0 = rng.uniform(0, 2 * np.pi)
+    if motion.startswith("moving_"):
+        travel = rng.uniform(0.3, 0.55) * size
+        axis = 0 if motion in ("moving_left", "moving_right") else 1
+        sign = 1.0 if motion in ("moving_right", "moving_down") else -1.0
+        start = list(centre)
+        low, high = margin, size - margin - travel
+        start[axis] = rng.uniform(low, max(low, high)) if sign > 0 else size - rng.uniform(low, max(low, high))
+        velocity = [0.0, 0.0]
+        velocity[axis] = sign * travel / duration
+        return Motion(tuple(start), tuple(velocity), angle0, 0.0, 1.0, 0.0)
+    if motion.startswith("rotating_"):
+        speed = np.deg2rad(rng.uniform(90, 180)) * (1 if motion == "rotating_clockwise" else -1)
+        return Motion(centre, zero, angle0, speed, 1.0, 0.0)
+    ratio = np.log(rng.uniform(1.8, 2.6))
+    rate = ratio / duration * (1 if motion == "growing" else -1)
+    scale0 = float(np.exp(-ratio / 2 if motion == "growing" else ratio / 2))
+    return Motion(tuple(np.full(2, size / 2) + rng.uniform(-0.1, 0.1, 2) * size), zero, angle0, 0.0,
+                  scale0, rate)
+
+
+def _render_frame(background: np.ndarray, texture: np.ndarray, mask: np.ndarray, base: float,
+                  pose: Tuple[float, float, float, float], noise: np.ndarray) -> np.ndarray:
+    """Composite the sprite at ``pose`` (x, y, angle, scale) onto ``background``: uint8 ``(S, S, 3)``.
+
+    Pixels are mapped back into sprite coordinates (inverse rotation and scale, nearest texel).
+    The angle is clockwise on screen (image y points down)."""
+    size = background.shape[0]
+    x, y, angle, scale = pose
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    dx, dy = xx - x, yy - y
+    cos, sin = np.cos(angle), np.sin(angle)
+    u = (cos * dx + sin * dy) / (base * scale)  # inverse rotation, sprite units in [-0.5, 0.5]
+    v = (-sin * dx + cos * dy) / (base * scale)
+    inside = (np.abs(u) < 0.5) & (np.abs(v) < 0.5)
+    ti = np.clip(((v + 0.5) * TEXTURE_RES).astype(int), 0, TEXTURE_RES - 1)
+    tj = np.clip(((u + 0.5) * TEXTURE_RES).astype(int), 0, TEXTURE_RES - 1)
+    inside &= mask[ti, tj]
+    frame = np.where(inside[:, :, None], texture[ti, tj].astype(np.float64), background)
+    return np.clip(frame + noise, 0, 255).astype(np.uint8)
+
+
+def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: int,
+                 fps: float) -> np.ndarray:
+    """uint8 ``(num_frames, size, size, 3)`` frames of one random video of ``motion``."""
+    background = _smooth_noise(rng, size, int(rng.integers(3, 8))) * 200 + rng.uniform(0, 40, (1, 1, 3))
+    background += rng.normal(0, 15, background.shape)
+    texture, mask = _make_sprite(rng)
+    base = rng.uniform(0.28, 0.42) * size
+    params = _sample_motion(rng, motion, size, num_frames / fps, base)
+    noise_level = rng.uniform(2, 8)
+    frames = [
+        _render_frame(background, texture, mask, base, params.at(i / fps),
+                      rng.normal(0, noise_level, background.shape))
+        for i in range(num_frames)
+    ]
+    return np.stack(frames)
+
+
+def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18) -> None:
+    """Encode uint8 ``(T, H, W, 3)`` RGB frames as H.264 (yuv420p, key frame every second) with PyAV."""
+    import av
+
+    rate = Fraction(fps).limit_denominator(1001)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(1, round(fps))),
+                          "threads": "1"}
+        for array in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _split_counts(videos_per_class: int, val_fraction: float, test_fraction: float) -> Tuple[int, int]:
+    n_val = max(1, int(round(val_fraction * videos_per_class)))
+    n_test = max(1, int(round(test_fraction * videos_per_class)))
+    if videos_per_class - n_val - n_test < 1:
+        raise ValueError(f"videos_per_class={videos_per_class} leaves no training video "
+                         f"(val {n_val}, test {n_test}); use at least 3")
+    return n_val, n_test
+
+
+def make_synthetic_dataset(out_dir: str, num_classes: int = 4, videos_per_class: int = 6, seed: int = 0,
+                           size: int = 96, duration: Sequence[float] = (2.0, 4.0),
+                           fps_choices: Sequence[float] = DEFAULT_FPS, num_frames: int = 0,
+                           val_fraction: float = 0.2, test_fraction: float = 0.2) -> Dict[str, List[Tuple[str, int]]]:
+    """Write a synthetic motion dataset to ``out_dir`` (see the module docstring for the layout).
+
+    Args:
+        num_classes: 1 to 8 motion classes (in the order of :data:`MOTIONS`).
+        videos_per_class: videos per class, split into train / val / test by the fractions
+            (at least one val and one test video per class).
+        seed: everything (content, frame rates, split) is a function of the seed.
+        size: frame width and height in pixels (even).
+        duration: ``(min, max)`` seconds per video; ignored when ``num_frames`` > 0.
+        fps_choices: frame rates drawn per video.
+        num_frames: fixed frame count per video (0: from ``duration`` and the frame rate).
+
+    Returns:
+        ``{"train": [(relative_path, label), ...], "val": [...], "test": [...]}``.
+    """
+    if not 1 <= num_classes <= len(MOTIONS):
+        raise ValueError(f"num_classes must be in [1, {len(MOTIONS)}], got {num_classes}")
+    if size < 16 or size % 2:
+        raise ValueError(f"size must be an even number >= 16, got {size}")
+    n_val, n_test = _split_counts(videos_per_class, val_fraction, test_fraction)
+    rng = np.random.default_rng(seed)
+    splits: Dict[str, List[Tuple[str, int]]] = {"train": [], "val": [], "test": []}
+    for label, motion in enumerate(MOTIONS[:num_classes]):
+        order = rng.permutation(videos_per_class)
+        for k in range(videos_per_class):
+            fps = float(rng.choice(fps_choices))
+            frames = num_frames or max(2, int(round(rng.uniform(*duration) * fps)))
+            rel = f"videos/{motion}/{motion}_{k:03d}.mp4"
+            write_mp4(os.path.join(out_dir, rel), render_video(rng, motion, size, frames, fps), fps)
+            split = "test" if order[k] < n_test else "val" if order[k] < n_test + n_val else "train"
+            splits[split].append((rel, label))
+    for split, items in splits.items():
+        with open(os.path.join(out_dir, f"{split}.csv"), "w", encoding="utf-8") as handle:
+            handle.writelines(f"{rel} {label}\n" for rel, label in items)
+    with open(os.path.join(out_dir, "classnames.json"), "w", encoding="utf-8") as handle:
+        json.dump({name: i for i, name in enumerate(MOTIONS[:num_classes])}, handle, indent=1)
+    return splits

@@ -1,0 +1,129 @@
+"""Shared pytest fixtures: a small generated video dataset, the real clips folder and small configs.
+
+- ``synthetic_data_dir`` (session): 4 classes x 6 videos (train 4 / val 1 / test 1 per class) of
+  64x64 H.264 clips, 1-2 s at 12-30 fps, with train/val/test.csv (paths relative to the folder)
+  and classnames.json. Read-only: copy it before modifying.
+- ``realclips_dir``: ``../shared/realclips`` from the repo root (skips when absent).
+- ``make_cfg(data_dir=None, opts=None, **overrides)``: a small validated, frozen config; keyword
+  overrides use ``__`` for ``.`` (``make_cfg(d, DATA__NUM_FRAMES=2)``). Also a fixture ``data_cfg``
+  = ``make_cfg(synthetic_data_dir)`` and ``cfg_factory`` = ``make_cfg`` bound to that folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+import pytest
+import torch
+
+from resformer_video.config import load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REALCLIPS_DIR = REPO_ROOT.parent / "shared" / "realclips"
+SYNTH_CLASSES, SYNTH_VIDEOS_PER_CLASS, SYNTH_SIZE = 4, 6, 64
+
+# Small, fast settings: tiny model, 4 frames at 64 px (train copies 64 and 32), no workers, CPU.
+SMALL_OVERRIDES = {
+    "NUM_GPUS": 0,
+    "RNG_SEED": 0,
+    "MODEL.ARCH": "resformer_tiny",
+    "MODEL.NUM_CLASSES": SYNTH_CLASSES,
+    "MODEL.DEPTH": 2,
+    "DATA.NUM_FRAMES": 4,
+    "DATA.SAMPLING_RATE": 6,
+    "DATA.TRAIN_JITTER_SCALES": [64, 80],
+    "DATA.TRAIN_CROP_SIZES": [64, 32],
+    "DATA.TEST_CROP_SIZE": 64,
+    "DATA_LOADER.NUM_WORKERS": 0,
+    "DATA_LOADER.PIN_MEMORY": False,
+    "DATA_LOADER.PERSISTENT_WORKERS": False,
+    "TRAIN.BATCH_SIZE": 4,
+    "TEST.BATCH_SIZE": 4,
+    "TEST.NUM_ENSEMBLE_VIEWS": 1,
+    "TEST.NUM_SPATIAL_CROPS": 1,
+    "TENSORBOARD.ENABLE": False,
+}
+
+
+def make_cfg(data_dir: Optional[Any] = None, opts: Optional[Sequence[Any]] = None, **overrides: Any):
+    """A validated, frozen small config (``SMALL_OVERRIDES``) pointing at ``data_dir`` (also used
+    as ``DATA.PATH_PREFIX``), then ``opts`` (``[KEY, VALUE, ...]``) and ``overrides``
+    (``DATA__NUM_FRAMES=2`` means ``DATA.NUM_FRAMES 2``)."""
+    merged = dict(SMALL_OVERRIDES)
+    if data_dir is not None:
+        merged["DATA.PATH_TO_DATA_DIR"] = str(data_dir)
+        merged["DATA.PATH_PREFIX"] = str(data_dir)
+    merged.update({key.replace("__", "."): value for key, value in overrides.items()})
+    flat = [item for pair in merged.items() for item in pair] + list(opts or [])
+    return load_config(None, flat)
+
+
+INDEX_BASE, INDEX_STEP, INDEX_LEVELS = 16, 8, 28
+
+
+def make_index_video(path: Any, num_frames: int, fps: float, size: int = 64) -> Path:
+    """Write an H.264 video whose frame ``i`` shows its own index (left half grey level encodes
+    ``i % 28``, right half ``i // 28``); read it back with :func:`decode_frame_index`."""
+    from resformer_video.datasets.synthetic import write_mp4
+
+    frames = np.zeros((num_frames, size, size, 3), dtype=np.uint8)
+    for i in range(num_frames):
+        frames[i, :, : size // 2] = INDEX_BASE + INDEX_STEP * (i % INDEX_LEVELS)
+        frames[i, :, size // 2:] = INDEX_BASE + INDEX_STEP * (i // INDEX_LEVELS)
+    write_mp4(str(path), frames, fps)
+    return Path(path)
+
+
+def decode_frame_index(frames: torch.Tensor) -> list:
+    """Frame indices shown by uint8 ``(T, H, W, 3)`` frames of :func:`make_index_video`."""
+    width = frames.shape[2]
+    margin = width // 8  # stay away from the block boundary (chroma blur)
+    low = frames[:, :, : width // 2 - margin].float().mean(dim=(1, 2, 3))
+    high = frames[:, :, width // 2 + margin:].float().mean(dim=(1, 2, 3))
+    to_level = lambda v: torch.round((v - INDEX_BASE) / INDEX_STEP).long()  # noqa: E731
+    return (to_level(high) * INDEX_LEVELS + to_level(low)).tolist()
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir() -> Iterator[Path]:
+    """A generated 4-class motion dataset (see the module docstring); do not modify it.
+
+    It lives in its own temporary folder rather than pytest's rotating ``/tmp/pytest-of-<user>``,
+    which a concurrent pytest session may prune while this one still runs."""
+    from resformer_video.datasets import make_synthetic_dataset
+
+    with tempfile.TemporaryDirectory(prefix="resformer_synthetic_") as tmp:
+        out = Path(tmp)
+        make_synthetic_dataset(str(out), num_classes=SYNTH_CLASSES, videos_per_class=SYNTH_VIDEOS_PER_CLASS,
+                               seed=0, size=SYNTH_SIZE, duration=(1.0, 2.0))
+        yield out
+
+
+@pytest.fixture
+def realclips_dir() -> Path:
+    """The real H.264 clips in ``../shared/realclips`` (skips when the folder is absent)."""
+    if not any(REALCLIPS_DIR.glob("*.mp4")):
+        pytest.skip(f"real clips folder {REALCLIPS_DIR} is absent (only in the project's shared workspace)")
+    return REALCLIPS_DIR
+
+
+@pytest.fixture
+def data_cfg(synthetic_data_dir):
+    """``make_cfg(synthetic_data_dir)``."""
+    return make_cfg(synthetic_data_dir)
+
+
+@pytest.fixture
+def cfg_factory(synthetic_data_dir):
+    """``make_cfg`` with ``data_dir`` defaulting to ``synthetic_data_dir``."""
+    return functools.partial(make_cfg, synthetic_data_dir)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _limit_threads():
+    """The machine is shared: at most 2 intra-op threads."""
+    torch.set_num_threads(min(2, torch.get_num_threads()))

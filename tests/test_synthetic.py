@@ -1,0 +1,89 @@
+"""The synthetic motion dataset: layout, determinism, motion semantics and the CLI."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+from resformer_video.datasets import MOTIONS, make_synthetic_dataset, open_video
+from resformer_video.datasets.synthetic import _sample_motion
+
+
+def _decode_all(path):
+    with open_video(str(path), "pyav") as reader:
+        return reader.get_frames(range(reader.num_frames)).numpy(), reader.fps
+
+
+def test_layout_and_lists(synthetic_data_dir):
+    names = json.loads((synthetic_data_dir / "classnames.json").read_text())
+    assert names == {m: i for i, m in enumerate(MOTIONS[:4])}
+    counts = {}
+    for split in ("train", "val", "test"):
+        lines = (synthetic_data_dir / f"{split}.csv").read_text().splitlines()
+        counts[split] = len(lines)
+        for line in lines:
+            rel, label = line.split()
+            assert not rel.startswith("/") and (synthetic_data_dir / rel).is_file()
+            assert rel.split("/")[1] == MOTIONS[int(label)]
+    assert counts == {"train": 16, "val": 4, "test": 4}
+    rates = {_decode_all(p)[1] for p in (synthetic_data_dir / "videos").rglob("*.mp4")}
+    assert len(rates) >= 3  # several frame rates
+
+
+def test_same_seed_same_videos_other_seed_different(tmp_path):
+    kwargs = dict(num_classes=2, videos_per_class=3, size=32, duration=(0.5, 0.8))
+    make_synthetic_dataset(str(tmp_path / "a"), seed=3, **kwargs)
+    make_synthetic_dataset(str(tmp_path / "b"), seed=3, **kwargs)
+    make_synthetic_dataset(str(tmp_path / "c"), seed=4, **kwargs)
+    assert (tmp_path / "a" / "train.csv").read_text() == (tmp_path / "b" / "train.csv").read_text()
+    rel = "videos/moving_left/moving_left_000.mp4"
+    first, _ = _decode_all(tmp_path / "a" / rel)
+    np.testing.assert_array_equal(first, _decode_all(tmp_path / "b" / rel)[0])
+    other, _ = _decode_all(tmp_path / "c" / rel)
+    assert first.shape != other.shape or np.abs(first.astype(int) - other).mean() > 10
+
+
+@pytest.mark.parametrize("motion", MOTIONS)
+def test_motion_parameters_match_the_class_and_stay_in_frame(motion):
+    rng = np.random.default_rng(0)
+    size, duration, base = 96, 3.0, 30.0
+    for _ in range(20):
+        params = _sample_motion(rng, motion, size, duration, base)
+        (x0, y0, a0, s0), (x1, y1, a1, s1) = params.at(0.0), params.at(duration)
+        expected = {
+            "moving_left": x1 < x0 - 0.25 * size, "moving_right": x1 > x0 + 0.25 * size,
+            "moving_up": y1 < y0 - 0.25 * size, "moving_down": y1 > y0 + 0.25 * size,
+            "rotating_clockwise": a1 > a0 + np.pi / 2, "rotating_counterclockwise": a1 < a0 - np.pi / 2,
+            "growing": s1 > 1.7 * s0, "shrinking": s0 > 1.7 * s1,
+        }
+        assert expected[motion]
+        for x, y in ((x0, y0), (x1, y1)):
+            assert base / 2 - 1 <= x <= size - base / 2 + 1 and base / 2 - 1 <= y <= size - base / 2 + 1
+
+
+def test_first_frames_do_not_reveal_the_class(synthetic_data_dir):
+    """Per-class mean first frames are alike: no class has a constant look (colour, position)."""
+    means = []
+    for motion in MOTIONS[:4]:
+        frames = [_decode_all(p)[0][0].astype(float) for p in (synthetic_data_dir / "videos" / motion).glob("*.mp4")]
+        means.append(np.mean(frames, axis=0).mean(axis=(0, 1)))
+    spread = np.ptp(np.array(means), axis=0)
+    assert spread.max() < 40  # per-channel mean colours differ little between classes
+
+
+def test_cli_writes_a_dataset(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("make_synthetic_dataset",
+                                                  REPO_ROOT / "tools" / "make_synthetic_dataset.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "synth"
+    tool.main([str(out), "--num-classes", "2", "--videos-per-class", "3", "--size", "32", "--frames", "10",
+               "--seed", "1"])
+    assert "train 2, val 2, test 2" in capsys.readouterr().out
+    assert len(list((out / "videos").rglob("*.mp4"))) == 6
+    with open_video(str(next((out / "videos").rglob("*.mp4"))), "decord") as reader:
+        assert reader.num_frames == 10
+    with pytest.raises(SystemExit, match=r"num_classes must be in \[1, 8\]"):
+        tool.main([str(out), "--num-classes", "9"])
