@@ -1,0 +1,55 @@
+"""Build the model from the config: the only place that reads ``cfg.MODEL``."""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+from yacs.config import CfgNode
+
+from resformer_video.models.checkpoint_filter import load_pretrained
+from resformer_video.models.resformer import VideoResFormer
+
+# Architecture -> (width, heads, depth).
+ARCH_SPECS: Dict[str, Tuple[int, int, int]] = {
+    "resformer_tiny": (192, 3, 12),
+    "resformer_small": (384, 6, 12),
+    "resformer_base": (768, 12, 12),
+}
+MLP_RATIO = 4.0
+
+
+def build_model(cfg: CfgNode) -> VideoResFormer:
+    """A :class:`VideoResFormer` for ``cfg`` (on CPU), initialised from ``MODEL.PRETRAINED`` when set.
+
+    The learned position table (``MODEL.POS_EMBED learned``) is sized for ``DATA.TRAIN_CROP_SIZES[0]``
+    and the learned temporal table for ``DATA.NUM_FRAMES``.
+    """
+    if cfg.MODEL.ARCH not in ARCH_SPECS:
+        raise ValueError(f"MODEL.ARCH: must be one of {list(ARCH_SPECS)}, got {cfg.MODEL.ARCH!r}")
+    width, heads, depth = ARCH_SPECS[cfg.MODEL.ARCH]
+    emsa = cfg.MODEL.EMSA
+    model = VideoResFormer(
+        num_classes=cfg.MODEL.NUM_CLASSES,
+        img_size=cfg.DATA.TRAIN_CROP_SIZES[0],
+        patch_size=cfg.MODEL.PATCH_SIZE,
+        embed_dim=width,
+        depth=cfg.MODEL.DEPTH or depth,
+        num_heads=heads,
+        mlp_ratio=MLP_RATIO,
+        num_frames=cfg.DATA.NUM_FRAMES,
+        attention_type=cfg.MODEL.ATTENTION_TYPE,
+        pos_embed=cfg.MODEL.POS_EMBED,
+        temporal_embed=cfg.MODEL.TEMPORAL_EMBED,
+        drop_path_rate=cfg.MODEL.DROP_PATH_RATE,
+        head_dropout=cfg.MODEL.DROPOUT,
+        attn_impl=cfg.MODEL.ATTN_IMPL,
+        spatial_attention=cfg.MODEL.SPATIAL_ATTENTION,
+        emsa_sr_ratio=emsa.SR_RATIO,
+        emsa_head_conv=emsa.HEAD_CONV,
+        emsa_instance_norm=emsa.INSTANCE_NORM,
+    )
+    if cfg.MODEL.GRAD_CHECKPOINT:
+        model.set_grad_checkpointing(True)
+    if cfg.MODEL.PRETRAINED:
+        load_pretrained(model, cfg.MODEL.PRETRAINED)
+    return model

@@ -1,0 +1,288 @@
+"""Initialise a model from weights on disk: timm/DeiT ViT, official ResFormer image classification,
+TimeSformer, or our own checkpoints. Nothing is downloaded.
+
+Conversions (:func:`checkpoint_filter_fn`):
+- wrappers ``model_state`` / ``model`` / ``state_dict`` and ``module.`` / ``model.`` prefixes are removed;
+- ResFormer's GPE conv ``pos_embed.embed_layer`` becomes ``gpe.proj`` and its LPE conv
+  ``blocks.N.attn.get_v`` becomes ``blocks.N.attn.lpe``;
+- a linear patch embedding ``(D, 3 * p * p)`` becomes a conv ``(D, 3, p, p)``;
+- a learned position table of another grid is resized (bicubic), a temporal table of another
+  length resized (nearest, as TimeSformer);
+- blocks without temporal attention get it from their spatial attention (``attn`` -> ``temporal_attn``,
+  ``norm1`` -> ``temporal_norm1``) and a zero ``temporal_fc``, so they start as image blocks;
+- a classifier head of another class count is dropped.
+Any other shape mismatch is an error naming the first offending key.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+import torch
+from torch import nn
+
+from resformer_video.models.pos_embed import resize_pos_embed, resize_time_embed
+
+logger = logging.getLogger(__name__)
+
+StateDict = Dict[str, torch.Tensor]
+
+WRAPPER_KEYS = ("model_state", "model", "state_dict")
+STRIP_PREFIXES = ("module.", "model.")
+RESFORMER_RENAMES = ((re.compile(r"^pos_embed\.embed_layer\."), "gpe.proj."),
+                     (re.compile(r"^(blocks\.\d+)\.attn\.get_v\."), r"\1.attn.lpe."))
+TEMPORAL_COPIES = (("attn.qkv.", "temporal_attn.qkv."), ("attn.proj.", "temporal_attn.proj."),
+                   ("norm1.", "temporal_norm1."))
+HEAD_KEYS = ("head.weight", "head.bias")
+
+
+class CheckpointError(ValueError):
+    """An unreadable or incompatible checkpoint; the message names the file and the first bad key."""
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did: keys the model kept at initialisation (``missing_keys``),
+    checkpoint keys the model has no place for (``unexpected_keys``), checkpoint keys dropped on
+    purpose (``dropped_keys``, e.g. a head of another class count) and conversions (``notes``)."""
+
+    path: str
+    missing_keys: List[str] = field(default_factory=list)
+    unexpected_keys: List[str] = field(default_factory=list)
+    dropped_keys: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"loaded weights from {self.path}"]
+        lines += [f"  {note}" for note in self.notes]
+        for name, keys in (("missing (kept at initialisation)", self.missing_keys),
+                           ("unexpected (ignored)", self.unexpected_keys),
+                           ("dropped", self.dropped_keys)):
+            if keys:
+                lines.append(f"  {name}: {', '.join(summarize_keys(keys))}")
+        return "\n".join(lines)
+
+
+def summarize_keys(keys: Iterable[str]) -> List[str]:
+    """Collapse per-block keys: ``blocks.0.attn.lpe.weight`` ... -> ``blocks.*.attn.lpe.weight (x12)``."""
+    counts: Dict[str, int] = {}
+    for key in keys:
+        pattern = re.sub(r"^blocks\.\d+\.", "blocks.*.", key)
+        counts[pattern] = counts.get(pattern, 0) + 1
+    return [f"{key} (x{n})" if n > 1 else key for key, n in counts.items()]
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+class _Placeholder(dict):
+    """Stands in for a non-tensor object stored in a checkpoint (e.g. TimeSformer's config node)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["pickled_state"] = state
+
+
+def read_checkpoint(path: str) -> Any:
+    """``torch.load`` with ``weights_only=True`` (``.safetensors`` files: safetensors). Objects of
+    other classes (e.g. a config node in a TimeSformer checkpoint) are loaded as inert placeholders
+    instead of running their code.
+
+    Raises:
+        CheckpointError: missing file or unreadable content (message starts with the path).
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    if path.endswith(".safetensors"):
+        return _read_safetensors(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first_error = err
+    except Exception as err:  # truncated zip, garbage bytes, ...
+        raise CheckpointError(f"{path}: cannot read checkpoint ({_first_line(err)})") from None
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        with torch.serialization.safe_globals([(_Placeholder, name) for name in unsafe]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({_first_line(first_error)})") from None
+    logger.info("%s: loaded with placeholders for %s", path, ", ".join(unsafe))
+    return obj
+
+
+def _read_safetensors(path: str) -> StateDict:
+    from safetensors import SafetensorError  # timm's dependency
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({_first_line(err)})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def extract_state_dict(obj: Any) -> StateDict:
+    """The tensor state dict inside a checkpoint object (wrappers and prefixes removed)."""
+    while isinstance(obj, Mapping):
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"no state dict found (got {type(obj).__name__})")
+    bad = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise CheckpointError(f"{bad}: not a tensor ({type(obj[bad]).__name__}); no state dict found "
+                              f"(top-level keys: {', '.join(list(map(str, obj))[:8])})")
+    return strip_prefixes(dict(obj))
+
+
+def strip_prefixes(state_dict: StateDict) -> StateDict:
+    """Remove ``module.`` (DDP) and ``model.`` (TimeSformer wrapper) prefixes, repeatedly."""
+    out = {}
+    for key, value in state_dict.items():
+        while key.startswith(STRIP_PREFIXES):
+            key = key.split(".", 1)[1]
+        out[key] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Converting
+# ----------------------------------------------------------------------------------------------
+def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
+                         notes: Optional[List[str]] = None,
+                         dropped: Optional[List[str]] = None) -> StateDict:
+    """Convert a timm/DeiT, ResFormer, TimeSformer or own state dict to ``model``'s layout.
+
+    Conversions made are appended to ``notes`` and keys dropped on purpose to ``dropped``.
+
+    Raises:
+        CheckpointError: a tensor whose shape cannot be converted (message starts with its key).
+    """
+    notes = [] if notes is None else notes
+    dropped = [] if dropped is None else dropped
+    target = model.state_dict()
+    out = _rename_resformer_keys(strip_prefixes(dict(state_dict)), notes)
+    _convert_patch_embed(out, target)
+    _resize_embeddings(out, model, notes)
+    _add_temporal_attention(out, target, notes)
+    _drop_mismatched_head(out, target, notes, dropped)
+    _check_shapes(out, target)
+    return out
+
+
+def _rename_resformer_keys(state_dict: StateDict, notes: List[str]) -> StateDict:
+    out, renamed = {}, 0
+    for key, value in state_dict.items():
+        new_key = key
+        for pattern, repl in RESFORMER_RENAMES:
+            new_key = pattern.sub(repl, new_key)
+        renamed += new_key != key
+        out[new_key] = value
+    if renamed:
+        notes.append(f"renamed {renamed} ResFormer keys (pos_embed.embed_layer -> gpe.proj, "
+                     "attn.get_v -> attn.lpe)")
+    return out
+
+
+def _convert_patch_embed(state_dict: StateDict, target: StateDict) -> None:
+    key = "patch_embed.proj.weight"
+    if key in state_dict and key in target and state_dict[key].ndim == 2:
+        state_dict[key] = state_dict[key].reshape(target[key].shape)
+
+
+def _resize_embeddings(state_dict: StateDict, model: nn.Module, notes: List[str]) -> None:
+    if isinstance(state_dict.get("pos_embed"), torch.Tensor) and hasattr(model, "pos_embed"):
+        src, dst = state_dict["pos_embed"], model.pos_embed
+        if src.ndim == 3 and src.shape[1] != dst.shape[1] and src.shape[2] == dst.shape[2]:
+            side = math.isqrt(src.shape[1] - 1)
+            if side * side != src.shape[1] - 1:
+                raise CheckpointError(f"pos_embed: cannot resize a non-square table of {src.shape[1]} "
+                                      "tokens")
+            state_dict["pos_embed"] = resize_pos_embed(src, (side, side), model.grid_size, "bicubic")
+            notes.append(f"resized pos_embed from {side}x{side} to "
+                         f"{model.grid_size[0]}x{model.grid_size[1]} patches")
+    if isinstance(state_dict.get("time_embed"), torch.Tensor) and hasattr(model, "time_embed"):
+        src, frames = state_dict["time_embed"], model.time_embed.shape[1]
+        if src.ndim == 3 and src.shape[1] != frames and src.shape[2] == model.time_embed.shape[2]:
+            state_dict["time_embed"] = resize_time_embed(src, frames)
+            notes.append(f"resized time_embed from {src.shape[1]} to {frames} frames")
+
+
+def _add_temporal_attention(state_dict: StateDict, target: StateDict, notes: List[str]) -> None:
+    """Initialise missing temporal attention from the spatial one, with a zero ``temporal_fc``."""
+    blocks = sorted({int(m.group(1)) for k in target for m in [re.match(r"blocks\.(\d+)\.temporal_fc\.", k)]
+                     if m})
+    initialised = 0
+    for i in blocks:
+        prefix = f"blocks.{i}."
+        if any(k.startswith(prefix + "temporal_") for k in state_dict):
+            continue
+        for src, dst in TEMPORAL_COPIES:
+            for key in [k for k in state_dict if k.startswith(prefix + src)]:
+                new_key = prefix + dst + key[len(prefix + src):]
+                if new_key in target:
+                    state_dict[new_key] = state_dict[key].clone()
+        for name in ("weight", "bias"):
+            key = f"{prefix}temporal_fc.{name}"
+            state_dict[key] = torch.zeros_like(target[key])
+        initialised += 1
+    if initialised:
+        notes.append(f"temporal attention of {initialised} blocks initialised from spatial attention "
+                     "(temporal_fc = 0)")
+
+
+def _drop_mismatched_head(state_dict: StateDict, target: StateDict, notes: List[str],
+                          dropped: List[str]) -> None:
+    if all(k in state_dict and k in target for k in HEAD_KEYS) and \
+            state_dict["head.weight"].shape != target["head.weight"].shape:
+        notes.append(f"dropped the classifier head ({state_dict['head.weight'].shape[0]} classes; the "
+                     f"model has {target['head.weight'].shape[0]})")
+        for key in HEAD_KEYS:
+            dropped.append(key)
+            del state_dict[key]
+
+
+def _check_shapes(state_dict: StateDict, target: StateDict) -> None:
+    for key, value in state_dict.items():
+        if key in target and value.shape != target[key].shape:
+            raise CheckpointError(f"{key}: checkpoint shape {tuple(value.shape)} does not match the "
+                                  f"model's {tuple(target[key].shape)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------------
+def load_pretrained(model: nn.Module, path: str) -> LoadReport:
+    """Initialise ``model`` from the weights in ``path`` (converted by :func:`checkpoint_filter_fn`).
+
+    Returns the :class:`LoadReport`, which is also logged.
+
+    Raises:
+        CheckpointError: unreadable file or incompatible weights; the message starts with ``path``
+            and names the first offending key.
+    """
+    obj = read_checkpoint(path)
+    report = LoadReport(path)
+    try:
+        state_dict = checkpoint_filter_fn(extract_state_dict(obj), model, report.notes, report.dropped_keys)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    result = model.load_state_dict(state_dict, strict=False)
+    report.missing_keys, report.unexpected_keys = list(result.missing_keys), list(result.unexpected_keys)
+    logger.info("%s", report)
+    return report

@@ -1,0 +1,138 @@
+"""EMSA (ResT efficient multi-head self-attention) as the spatial attention."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from resformer_video.models import VideoResFormer, load_pretrained
+from resformer_video.models.attention import EfficientAttention
+
+
+def tiny(**kwargs) -> VideoResFormer:
+    args = dict(num_classes=5, embed_dim=32, depth=2, num_heads=4, drop_path_rate=0.0)
+    args.update(kwargs)
+    return VideoResFormer(**args).eval()
+
+
+def randomize(model: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name and name.endswith("weight"):
+                param.uniform_(0.5, 1.5)
+            else:
+                param.normal_(0.0, 0.1)
+
+
+def reference_emsa(attn: EfficientAttention, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """IN(Softmax(Conv(Q K^T / sqrt(d)))) V for one frame ``(B, 1 + h * w, C)``, written out."""
+    batch, length, channels = x.shape
+    heads, head_dim = attn.num_heads, channels // attn.num_heads
+    w_q, w_k, w_v = attn.qkv.weight.chunk(3)
+    b_q, b_k, b_v = attn.qkv.bias.chunk(3)
+    grid = x[:, 1:].transpose(1, 2).reshape(batch, channels, height, width)
+    s = attn.sr_ratio
+    reduced = F.conv2d(grid, attn.sr.weight, attn.sr.bias, stride=s, padding=s // 2, groups=channels)
+    reduced = F.layer_norm(reduced.flatten(2).transpose(1, 2), (channels,), attn.sr_norm.weight,
+                           attn.sr_norm.bias, eps=1e-6)
+    kv_tokens = torch.cat((x[:, :1], reduced), dim=1)
+
+    def heads_of(t):
+        return t.reshape(batch, t.shape[1], heads, head_dim).permute(0, 2, 1, 3)
+
+    q = heads_of(x @ w_q.t() + b_q)
+    k, v = heads_of(kv_tokens @ w_k.t() + b_k), heads_of(kv_tokens @ w_v.t() + b_v)
+    logits = torch.einsum("bhqd,bhkd->bhqk", q, k) / head_dim ** 0.5
+    mix = attn.head_conv.weight.view(heads, heads)
+    logits = torch.einsum("gh,bhqk->bgqk", mix, logits) + attn.head_conv.bias.view(1, heads, 1, 1)
+    probs = logits.softmax(dim=-1)
+    mean = probs.mean(dim=(2, 3), keepdim=True)
+    var = probs.var(dim=(2, 3), keepdim=True, unbiased=False)
+    probs = (probs - mean) / torch.sqrt(var + 1e-5)
+    out = probs @ v
+    full_v = heads_of(x @ w_v.t() + b_v)[:, :, 1:]
+    maps = full_v.transpose(2, 3).reshape(batch * heads, head_dim, height, width)
+    local = attn.lpe(maps).reshape(batch, heads, head_dim, -1).transpose(2, 3)
+    out = out + F.pad(local, (0, 0, 1, 0))
+    return attn.proj(out.transpose(1, 2).reshape(batch, length, channels))
+
+
+def test_emsa_matches_written_out_formula_with_class_token():
+    torch.manual_seed(0)
+    model = tiny(spatial_attention="emsa", emsa_sr_ratio=2)
+    randomize(model)
+    attn = model.blocks[0].attn
+    tokens = torch.randn(2, 1 + 7 * 9, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(tokens, (1, 7, 9)), reference_emsa(attn, tokens, 7, 9),
+                                   atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("head_conv", [True, False])
+def test_emsa_without_reduction_equals_msa(head_conv):
+    """s = 1, identity head conv (its initialisation) and no instance norm: exactly MSA."""
+    torch.manual_seed(0)
+    msa = tiny()
+    randomize(msa)
+    emsa = tiny(spatial_attention="emsa", emsa_sr_ratio=1, emsa_head_conv=head_conv,
+                emsa_instance_norm=False)
+    report = emsa.load_state_dict(msa.state_dict(), strict=False)
+    assert report.unexpected_keys == []
+    assert set(report.missing_keys) == ({f"blocks.{i}.attn.head_conv.{p}" for i in (0, 1)
+                                         for p in ("weight", "bias")} if head_conv else set())
+    clip = torch.randn(2, 3, 3, 48, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(emsa(clip), msa(clip), atol=1e-5, rtol=1e-5)
+        emsa_in = tiny(spatial_attention="emsa", emsa_sr_ratio=1, emsa_instance_norm=True)
+        emsa_in.load_state_dict(msa.state_dict(), strict=False)
+        assert not torch.allclose(emsa_in(clip), msa(clip), atol=1e-3)
+
+
+@pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time", "space_only"])
+def test_emsa_shapes_at_several_resolutions_and_odd_grids(attention_type):
+    torch.manual_seed(0)
+    model = tiny(spatial_attention="emsa", emsa_sr_ratio=2, attention_type=attention_type)
+    with torch.no_grad():
+        for height, width in [(112, 144), (96, 96), (160, 160), (48, 80)]:  # 7x9 patches first
+            assert model(torch.randn(1, 3, 2, height, width)).shape == (1, 5)
+        model3 = tiny(spatial_attention="emsa", emsa_sr_ratio=3, attention_type=attention_type)
+        assert model3(torch.randn(1, 3, 2, 112, 144)).shape == (1, 5)
+
+
+def test_reduction_starts_as_a_token_subsampling():
+    torch.manual_seed(0)
+    attn = tiny(spatial_attention="emsa", emsa_sr_ratio=2).blocks[0].attn
+    tokens = torch.randn(2, 1 + 7 * 9, 32)
+    reduced = attn.reduce(tokens, (1, 7, 9))
+    picked = tokens[:, 1:].reshape(2, 7, 9, 32)[:, ::2, ::2].reshape(2, -1, 32)
+    torch.testing.assert_close(reduced[:, 0], tokens[:, 0])
+    torch.testing.assert_close(reduced[:, 1:], F.layer_norm(picked, (32,), eps=1e-6))
+
+
+def test_gradients_reach_the_reduction_and_head_convs():
+    torch.manual_seed(0)
+    model = tiny(spatial_attention="emsa", emsa_sr_ratio=2).train()
+    randomize(model)
+    model(torch.randn(2, 3, 2, 64, 80)).logsumexp(dim=1).sum().backward()
+    for name in ("attn.sr.weight", "attn.sr.bias", "attn.sr_norm.weight", "attn.head_conv.weight",
+                 "attn.qkv.weight"):
+        grad = model.get_parameter(f"blocks.0.{name}").grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_msa_checkpoint_loads_into_emsa_model(tmp_path):
+    torch.manual_seed(0)
+    msa = tiny()
+    randomize(msa)
+    path = tmp_path / "msa.pyth"
+    torch.save({"model": msa.state_dict()}, path)
+    emsa = tiny(spatial_attention="emsa", emsa_sr_ratio=2)
+    report = load_pretrained(emsa, str(path))
+    assert report.unexpected_keys == []
+    assert {k.split("attn.")[1] for k in report.missing_keys} == {
+        "sr.weight", "sr.bias", "sr_norm.weight", "sr_norm.bias", "head_conv.weight", "head_conv.bias"}
+    torch.testing.assert_close(emsa.blocks[1].attn.qkv.weight, msa.blocks[1].attn.qkv.weight)
+    torch.testing.assert_close(emsa.blocks[1].attn.head_conv.weight.flatten(1), torch.eye(4))
+    with torch.no_grad():
+        assert torch.isfinite(emsa(torch.randn(1, 3, 2, 64, 64))).all()
