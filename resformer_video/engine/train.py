@@ -1,0 +1,319 @@
+"""Multi-resolution training with the scale-consistency loss (one process, or one per GPU under torchrun).
+
+Each iteration takes a batch whose ``clips`` hold the same clips at every ``DATA.TRAIN_CROP_SIZES``
+size (largest first), runs ``forward_features`` + ``forward_head`` per size and minimises
+``sum_i (CE_i + w * SC_i) / r`` (see :mod:`resformer_video.engine.losses`). Gradients are
+accumulated over micro-batches up to ``TRAIN.GLOBAL_BATCH_SIZE``; DDP synchronises only on the
+last backward of an optimiser step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from typing import Any, ContextManager, Dict, List, Optional, Set, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from yacs.config import CfgNode
+
+from resformer_video.config import ConfigError, check_data_dir
+from resformer_video.datasets import build_loader
+from resformer_video.engine.evaluate import evaluate_clips
+from resformer_video.engine.losses import MultiResolutionLoss, parts_to_floats
+from resformer_video.engine.optimizer import build_optimizer, get_lr_at_epoch, set_lr
+from resformer_video.engine.precision import amp_dtype, autocast, make_grad_scaler
+from resformer_video.models import build_model, count_parameters
+from resformer_video.utils import checkpoint as cu
+from resformer_video.utils import distributed as du
+from resformer_video.utils.logging import StatsWriter, setup_logging
+from resformer_video.utils.meters import TrainMeter
+
+logger = logging.getLogger(__name__)
+
+
+class FeaturesAndLogits(nn.Module):
+    """Runs a model on a list of clips; returns ``[(class_token (B, D), logits (B, K)), ...]``.
+
+    Wrapping this (not the bare model) in DDP keeps every forward inside DDP's own ``forward``,
+    so gradient synchronisation sees the ``forward_features`` + ``forward_head`` calls.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.module = model
+
+    def forward(self, clips: List[Tensor]) -> List[Tuple[Tensor, Tensor]]:
+        outputs = []
+        for clip in clips:
+            feats = self.module.forward_features(clip)
+            outputs.append((feats, self.module.forward_head(feats)))
+        return outputs
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Everything one training iteration needs."""
+
+    model: nn.Module                       # the bare model (checkpoints, evaluation)
+    net: nn.Module                         # FeaturesAndLogits, maybe compiled, maybe in DDP
+    ddp: Optional[DistributedDataParallel]  # the DDP wrapper (for no_sync) or None
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    criterion: MultiResolutionLoss
+    device: torch.device
+    dtype: Optional[torch.dtype]            # autocast dtype, None for float32
+    accum_steps: int = 1
+    backward_per_resolution: bool = False
+    clip_grad_norm: float = 0.0
+    failed_paths: Set[str] = dataclasses.field(default_factory=set)
+    num_failed: int = 0
+
+
+def wrap_model(model: nn.Module, cfg: CfgNode,
+               device: torch.device) -> Tuple[nn.Module, Optional[DistributedDataParallel]]:
+    """``FeaturesAndLogits(model)``, in DDP under a process group, compiled if ``TRAIN.COMPILE``."""
+    net: nn.Module = FeaturesAndLogits(model)
+    ddp = None
+    if du.is_dist():
+        device_ids = [device.index] if device.type == "cuda" else None
+        ddp = DistributedDataParallel(net, device_ids=device_ids, output_device=device_ids and device_ids[0])
+        net = ddp
+    if cfg.TRAIN.COMPILE:
+        net = torch.compile(net)
+    return net, ddp
+
+
+def accumulation_steps(cfg: CfgNode, world_size: int) -> int:
+    """Micro-batches per optimiser step so that ``TRAIN.GLOBAL_BATCH_SIZE`` clips make one step."""
+    per_step = cfg.TRAIN.BATCH_SIZE * world_size
+    global_bs = cfg.TRAIN.GLOBAL_BATCH_SIZE or per_step
+    if global_bs % per_step:
+        raise ConfigError("TRAIN.GLOBAL_BATCH_SIZE",
+                          f"{global_bs} is not a multiple of TRAIN.BATCH_SIZE x processes "
+                          f"({cfg.TRAIN.BATCH_SIZE} x {world_size})")
+    return global_bs // per_step
+
+
+def _sync_context(ddp: Optional[DistributedDataParallel], sync: bool) -> ContextManager:
+    """DDP's ``no_sync`` unless this backward must all-reduce the gradients."""
+    if ddp is None or sync:
+        return contextlib.nullcontext()
+    return ddp.no_sync()
+
+
+def forward_backward(state: TrainState, clips: List[Tensor], labels: Tensor,
+                     sync: bool = True) -> Dict[str, Tensor]:
+    """Forward every resolution, backward ``loss / accum_steps``; return the loss parts.
+
+    Args:
+        clips: ``[(B, 3, T, H_i, W_i), ...]`` on the device, largest size first.
+        labels: ``(B,)`` on the device.
+        sync: whether this is the last micro-batch of an optimiser step (DDP all-reduces then).
+
+    With ``backward_per_resolution`` each size's graph is freed after its backward; the detached
+    target of the larger size is kept for the next, so the gradients equal the one-backward ones.
+    """
+    sizes = [int(c.shape[-1]) for c in clips]
+    if not state.backward_per_resolution:
+        with _sync_context(state.ddp, sync):
+            with autocast(state.device, state.dtype):
+                outputs = state.net(clips)
+            loss, parts = state.criterion(outputs, labels, sizes)
+            state.scaler.scale(loss / state.accum_steps).backward()
+        return parts
+    parts: Dict[str, Tensor] = {}
+    teacher: Optional[Tensor] = None
+    total = torch.zeros((), device=state.device)
+    for i, (clip, size) in enumerate(zip(clips, sizes)):
+        with _sync_context(state.ddp, sync and i == len(clips) - 1):
+            with autocast(state.device, state.dtype):
+                ((feats, logits),) = state.net([clip])
+            loss, term_parts, teacher = state.criterion.term(feats, logits, labels, teacher,
+                                                             len(clips), size)
+            state.scaler.scale(loss / state.accum_steps).backward()
+        parts.update(term_parts)
+        total = total + loss.detach()
+    parts["loss"] = total
+    return parts
+
+
+def optimizer_step(state: TrainState) -> None:
+    """Unscale, clip (``SOLVER.CLIP_GRAD_NORM``), step and zero the gradients."""
+    if state.clip_grad_norm > 0:
+        state.scaler.unscale_(state.optimizer)
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), state.clip_grad_norm)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.optimizer.zero_grad(set_to_none=True)
+
+
+def _note_failures(state: TrainState, failed: List[List[str]]) -> None:
+    """Count training videos that failed to decode; log each path the first time it fails."""
+    for paths in failed or []:
+        for path in paths:
+            state.num_failed += 1
+            if path not in state.failed_paths:
+                state.failed_paths.add(path)
+                logger.warning("training video failed to decode and was replaced: %s", path)
+
+
+def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter: TrainMeter,
+                stats: StatsWriter) -> Dict[str, Any]:
+    """One pass over ``loader``; the learning rate is set per optimiser step (fractional epoch)."""
+    state.net.train()
+    meter.reset()
+    num_iters = len(loader)
+    world_size = du.get_world_size()
+    lr = get_lr_at_epoch(cfg, epoch)
+    state.optimizer.zero_grad(set_to_none=True)
+    tic = time.perf_counter()
+    for cur_iter, batch in enumerate(loader):
+        micro = cur_iter % state.accum_steps
+        if micro == 0:
+            lr = get_lr_at_epoch(cfg, epoch + cur_iter / num_iters)
+            set_lr(state.optimizer, lr)
+        last_micro = micro == state.accum_steps - 1 or cur_iter == num_iters - 1
+        _note_failures(state, batch.get("failed"))
+        clips = [c.to(state.device, non_blocking=True) for c in batch["clips"]]
+        labels = batch["label"].to(state.device, non_blocking=True)
+        parts = parts_to_floats(forward_backward(state, clips, labels, sync=last_micro))
+        if not np.isfinite(parts["loss"]):
+            raise FloatingPointError(f"loss is {parts['loss']} at epoch {epoch + 1} "
+                                     f"iteration {cur_iter + 1}")
+        if last_micro:
+            optimizer_step(state)
+        meter.update(parts, time.perf_counter() - tic, labels.shape[0])
+        if (cur_iter + 1) % cfg.LOG_PERIOD == 0 or cur_iter == num_iters - 1:
+            _log_iteration(meter.iter_stats(epoch, cur_iter, lr, world_size), stats,
+                           epoch * num_iters + cur_iter)
+        tic = time.perf_counter()
+    epoch_stats = _mean_over_ranks(meter.epoch_stats(epoch, lr), state.device)
+    epoch_stats["failed_videos"] = state.num_failed
+    stats.write(epoch_stats, tb_prefix="train_epoch", tb_step=epoch + 1)
+    return epoch_stats
+
+
+def _mean_over_ranks(stats: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    """``stats`` with every loss part averaged over the processes (the log shows rank 0's)."""
+    keys = [k for k in stats if k == "loss" or k.startswith(("ce_", "sc_"))]
+    for key, value in zip(keys, du.all_reduce_mean([stats[k] for k in keys], device)):
+        stats[key] = value
+    return stats
+
+
+def _log_iteration(iter_stats: Dict[str, Any], stats: StatsWriter, step: int) -> None:
+    parts = " ".join(f"{k} {v:.4f}" for k, v in iter_stats.items()
+                     if k == "loss" or k.startswith(("ce_", "sc_")))
+    logger.info("epoch %d/%d iter %d/%d | eta %s | %s | lr %.3g | %.1f clips/s | mem %.0f MB",
+                iter_stats["epoch"], iter_stats["epochs"], iter_stats["iter"], iter_stats["iters"],
+                iter_stats["eta"], parts, iter_stats["lr"], iter_stats["clips_per_s"],
+                iter_stats["mem_mb"])
+    stats.write(iter_stats, tb_prefix="train", tb_step=step)
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _set_loader_epoch(loader: Any, epoch: int) -> None:
+    """Reshuffle a distributed sampler for ``epoch``."""
+    for sampler in (getattr(loader, "sampler", None),
+                    getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+
+
+def _resume(cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler) -> int:
+    """Finished epochs restored from the latest valid checkpoint (0 without one)."""
+    if not cfg.TRAIN.AUTO_RESUME:
+        return 0
+    found = cu.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
+    if found is None:
+        return 0
+    path, state = found
+    epoch = cu.load_checkpoint(state, model, optimizer, scaler, rank=du.get_rank())
+    logger.info("resumed from %s (%d epochs done)", path, epoch)
+    return epoch
+
+
+def _save(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str]) -> None:
+    """Gather every rank's RNG state, then write the checkpoint on rank 0."""
+    rng_states = du.all_gather_objects(cu.get_rng_state())
+    if du.is_master_proc():
+        path = cu.get_checkpoint_path(cfg.OUTPUT_DIR, epoch)
+        cu.save_checkpoint(path, state.model, epoch, state.optimizer,
+                           state.scaler if state.scaler.is_enabled() else None, cfg.dump(),
+                           class_names, rng_states,
+                           schedule={"policy": cfg.SOLVER.LR_POLICY,
+                                     "lr": get_lr_at_epoch(cfg, epoch)})
+        logger.info("wrote checkpoint %s", path)
+    du.barrier()
+
+
+def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device) -> TrainState:
+    """Optimiser, scaler, loss and wrappers for ``model`` (already on ``device``)."""
+    dtype = amp_dtype(cfg, device)
+    optimizer = build_optimizer(model, cfg)
+    net, ddp = wrap_model(model, cfg, device)
+    return TrainState(model=model, net=net, ddp=ddp, optimizer=optimizer,
+                      scaler=make_grad_scaler(device, dtype),
+                      criterion=MultiResolutionLoss.from_cfg(cfg), device=device, dtype=dtype,
+                      accum_steps=accumulation_steps(cfg, du.get_world_size()),
+                      backward_per_resolution=cfg.TRAIN.BACKWARD_PER_RESOLUTION,
+                      clip_grad_norm=cfg.SOLVER.CLIP_GRAD_NORM)
+
+
+def train(cfg: CfgNode) -> Dict[str, Any]:
+    """Train for ``SOLVER.MAX_EPOCH`` epochs (resuming if possible); return the last epoch's stats."""
+    setup_logging(cfg.OUTPUT_DIR)
+    check_data_dir(cfg)
+    device = du.get_device(cfg)
+    set_seed(cfg.RNG_SEED + du.get_rank())
+    logger.info("config:\n%s", cfg.dump())
+    model = build_model(cfg).to(device)
+    logger.info("model %s: %.2fM parameters", cfg.MODEL.ARCH, count_parameters(model) / 1e6)
+    train_loader = build_loader(cfg, "train")
+    val_loader = build_loader(cfg, "val") if cfg.TRAIN.EVAL_PERIOD > 0 else None
+    class_names = list(train_loader.dataset.class_names)
+    logger.info("train: %d videos, %d iterations per epoch; val: %s videos",
+                train_loader.dataset.num_videos, len(train_loader),
+                val_loader.dataset.num_videos if val_loader is not None else "no")
+    state = build_train_state(cfg, model, device)
+    start_epoch = _resume(cfg, model, state.optimizer, state.scaler)
+    logger.info("%d micro-batch(es) of %d clips per optimiser step on %d process(es)",
+                state.accum_steps, cfg.TRAIN.BATCH_SIZE, du.get_world_size())
+    stats = StatsWriter(cfg.OUTPUT_DIR, tensorboard=cfg.TENSORBOARD.ENABLE)
+    meter = TrainMeter(len(train_loader), cfg.SOLVER.MAX_EPOCH, window=max(cfg.LOG_PERIOD, 1))
+    summary: Dict[str, Any] = {"start_epoch": start_epoch}
+    try:
+        for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
+            _set_loader_epoch(train_loader, epoch)
+            summary.update(train_epoch(state, train_loader, epoch, cfg, meter, stats))
+            done = epoch + 1
+            if val_loader is not None and (done % cfg.TRAIN.EVAL_PERIOD == 0
+                                           or done == cfg.SOLVER.MAX_EPOCH):
+                summary["val"] = evaluate_clips(model, val_loader, device, state.dtype)
+                logger.info("epoch %d val: clip top-1 %.2f top-5 %.2f (%d clips)", done,
+                            summary["val"]["clip_top1"], summary["val"]["clip_top5"],
+                            summary["val"]["num_clips"])
+                stats.write({"_type": "val", "epoch": done, **summary["val"]},
+                            tb_prefix="val", tb_step=done)
+            if done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or done == cfg.SOLVER.MAX_EPOCH:
+                _save(cfg, state, done, class_names)
+    finally:
+        stats.close()
+    if state.num_failed:
+        logger.warning("%d training samples failed to decode (%d distinct videos)",
+                       state.num_failed, len(state.failed_paths))
+    summary["failed_train_paths"] = sorted(state.failed_paths)
+    return summary

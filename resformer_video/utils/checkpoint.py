@@ -1,0 +1,191 @@
+"""Training checkpoints: atomic writes, loading, RNG states and finding the latest valid one.
+
+A checkpoint ``OUTPUT_DIR/checkpoints/checkpoint_epoch_00005.pyth`` (written after 5 finished
+epochs) is a dict with ``model_state`` (the unwrapped model: no ``module.`` or ``_orig_mod.``
+prefix), ``optimizer_state``, ``scaler_state``, ``schedule``, ``epoch`` (finished epochs),
+``cfg`` (YAML text), ``class_names`` and ``rng_states`` (one per rank). It holds only tensors and
+plain Python values, so it loads with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint_epoch_(\d{5})\.pyth$")
+REQUIRED_KEYS = ("model_state", "epoch")
+
+
+def get_checkpoint_dir(output_dir: str) -> str:
+    return os.path.join(output_dir, CHECKPOINT_DIR)
+
+
+def get_checkpoint_path(output_dir: str, epoch: int) -> str:
+    """``output_dir/checkpoints/checkpoint_epoch_{epoch:05d}.pyth`` (``epoch`` finished epochs)."""
+    return os.path.join(get_checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}.pyth")
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside DistributedDataParallel, torch.compile and engine wrappers."""
+    while True:
+        if hasattr(model, "module"):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def get_rng_state() -> Dict[str, Any]:
+    """Python, NumPy, torch CPU and (if present) CUDA RNG states, as tensors and plain values."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
+                  "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    """Restore a state from :func:`get_rng_state`."""
+    random.setstate(_as_tuple(state["python"]))
+    npst = state["numpy"]
+    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
+                         npst["has_gauss"], npst["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def _as_tuple(value: Any) -> Any:
+    """Lists back to tuples, recursively (random.setstate needs tuples)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuple(v) for v in value)
+    return value
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``.
+
+    A crash at any moment leaves either the old file or the complete new one, never a partial one.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp_path = os.path.join(folder, f".{os.path.basename(path)}.tmp.{os.getpid()}")
+    try:
+        with open(tmp_path, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename durable (no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path: str, model: nn.Module, epoch: int,
+                    optimizer: Optional[torch.optim.Optimizer] = None,
+                    scaler: Optional[Any] = None, cfg_text: str = "",
+                    class_names: Optional[List[str]] = None,
+                    rng_states: Optional[List[Dict[str, Any]]] = None,
+                    schedule: Optional[Dict[str, Any]] = None) -> None:
+    """Write a checkpoint atomically (call on rank 0 only). ``epoch``: finished epochs."""
+    state = {
+        "epoch": epoch,
+        "model_state": unwrap_model(model).state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "scaler_state": scaler.state_dict() if scaler is not None else None,
+        "schedule": schedule or {},
+        "cfg": cfg_text,
+        "class_names": list(class_names) if class_names is not None else None,
+        "rng_states": rng_states or [],
+    }
+    atomic_torch_save(state, path)
+
+
+def load_checkpoint_file(path: str) -> Dict[str, Any]:
+    """Load a checkpoint dict on the CPU; raise ValueError naming ``path`` when it is damaged."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, bad pickle, I/O error: all mean "damaged"
+        raise ValueError(f"{path}: damaged or unreadable checkpoint ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from err
+    missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"{path}: not a resformer-video training checkpoint (missing {missing})")
+    return state
+
+
+def list_checkpoints(output_dir: str) -> List[Tuple[int, str]]:
+    """``(epoch, path)`` of every ``checkpoint_epoch_*.pyth`` in ``output_dir/checkpoints``, by epoch."""
+    folder = get_checkpoint_dir(output_dir)
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for name in os.listdir(folder):
+        match = CHECKPOINT_PATTERN.match(name)
+        if match:
+            found.append((int(match.group(1)), os.path.join(folder, name)))
+    return sorted(found)
+
+
+def find_latest_valid_checkpoint(output_dir: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """The newest checkpoint in ``output_dir/checkpoints`` that loads, as ``(path, state)``.
+
+    Damaged files (truncated, unreadable) are reported with a warning and skipped; None when no
+    valid checkpoint exists.
+    """
+    for _, path in reversed(list_checkpoints(output_dir)):
+        try:
+            return path, load_checkpoint_file(path)
+        except ValueError as err:
+            logger.warning("skipping %s; trying the previous checkpoint", err)
+    return None
+
+
+def load_checkpoint(state: Dict[str, Any], model: nn.Module,
+                    optimizer: Optional[torch.optim.Optimizer] = None,
+                    scaler: Optional[Any] = None, rank: int = 0) -> int:
+    """Restore model (strict), optimiser, scaler and this rank's RNG state; return finished epochs."""
+    unwrap_model(model).load_state_dict(state["model_state"])
+    if optimizer is not None and state.get("optimizer_state") is not None:
+        optimizer.load_state_dict(state["optimizer_state"])
+    if scaler is not None and state.get("scaler_state"):
+        scaler.load_state_dict(state["scaler_state"])
+    rng_states = state.get("rng_states") or []
+    if rank < len(rng_states):
+        set_rng_state(rng_states[rank])
+    elif rng_states:
+        logger.warning("checkpoint has RNG states for %d ranks, not for rank %d: RNG not restored",
+                       len(rng_states), rank)
+    return int(state["epoch"])

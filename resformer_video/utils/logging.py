@@ -1,0 +1,82 @@
+"""Python logging (rank 0 only, to stdout and ``OUTPUT_DIR/log.txt``), JSON-lines stats and TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any, Dict, Optional
+
+from resformer_video.utils.distributed import is_master_proc
+
+PACKAGE_LOGGER = "resformer_video"
+LOG_FORMAT = "[%(asctime)s %(filename)s:%(lineno)d] %(message)s"
+STATS_FILE = "stats.jsonl"
+
+
+def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
+    """Configure the package logger: on rank 0 to stdout and ``output_dir/log.txt``, else silent.
+
+    Calling it again (e.g. test after train in one run) replaces the handlers, never duplicates them.
+    """
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = False
+    if not is_master_proc():
+        logger.setLevel(logging.ERROR)
+        logger.addHandler(logging.NullHandler())
+        return logger
+    logger.setLevel(logging.INFO)
+    formatter = logging.Formatter(LOG_FORMAT, datefmt="%m/%d %H:%M:%S")
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(formatter)
+    logger.addHandler(stream)
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        file_handler = logging.FileHandler(os.path.join(output_dir, "log.txt"), mode="a")
+        file_handler.setFormatter(formatter)
+        logger.addHandler(file_handler)
+    return logger
+
+
+def _to_json_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+class StatsWriter:
+    """Writes stats dicts as JSON lines to ``output_dir/stats.jsonl`` and numbers to TensorBoard.
+
+    Only rank 0 writes; elsewhere every call is a no-op.
+    """
+
+    def __init__(self, output_dir: str, tensorboard: bool = False) -> None:
+        self.enabled = is_master_proc()
+        self.path = os.path.join(output_dir, STATS_FILE)
+        self.tb_writer = None
+        if self.enabled:
+            os.makedirs(output_dir, exist_ok=True)
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb_writer = SummaryWriter(log_dir=os.path.join(output_dir, "tensorboard"))
+
+    def write(self, stats: Dict[str, Any], tb_prefix: Optional[str] = None,
+              tb_step: Optional[int] = None) -> None:
+        """Append ``stats`` as one JSON line; with ``tb_prefix``, its numbers as scalars at ``tb_step``."""
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({k: _to_json_value(v) for k, v in stats.items()}) + "\n")
+        if self.tb_writer is not None and tb_prefix is not None:
+            for key, value in stats.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.tb_writer.add_scalar(f"{tb_prefix}/{key}", value, tb_step)
+
+    def close(self) -> None:
+        if self.tb_writer is not None:
+            self.tb_writer.close()
+            self.tb_writer = None

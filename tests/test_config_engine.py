@@ -1,0 +1,82 @@
+"""Every shipped config loads; invalid configs fail at start-up with the key named."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT, make_cfg
+from resformer_video.config import ConfigError, check_data_dir, load_config
+from resformer_video.utils.distributed import check_device
+
+CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml"))
+
+
+def test_configs_folder_has_the_documented_configs():
+    names = {p.name for p in CONFIGS}
+    assert {"k400_resformer_b.yaml", "k400_resformer_s.yaml", "k400_timesformer_b.yaml",
+            "demo_synthetic.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_loads(path):
+    cfg = load_config(str(path))
+    assert cfg.is_frozen()
+    assert list(cfg.DATA.TRAIN_CROP_SIZES) == sorted(cfg.DATA.TRAIN_CROP_SIZES, reverse=True)
+
+
+def test_paper_recipe_in_resformer_b_config():
+    cfg = load_config(str(REPO_ROOT / "configs" / "k400_resformer_b.yaml"))
+    assert cfg.MODEL.ARCH == "resformer_base" and cfg.MODEL.ATTENTION_TYPE == "divided_space_time"
+    assert (cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE) == (8, 32)
+    assert list(cfg.DATA.TRAIN_CROP_SIZES) == [224, 160, 128]
+    assert (cfg.SCALE_CONSISTENCY.WEIGHT, cfg.SCALE_CONSISTENCY.LOSS) == (1.0, "l2")
+    assert (cfg.SOLVER.BASE_LR, list(cfg.SOLVER.STEPS), cfg.SOLVER.MAX_EPOCH) == (0.005, [0, 11, 14], 15)
+    assert (cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS, cfg.DATA.TEST_CROP_SIZE) == (1, 3, 224)
+    baseline = load_config(str(REPO_ROOT / "configs" / "k400_timesformer_b.yaml"))
+    assert list(baseline.DATA.TRAIN_CROP_SIZES) == [224] and baseline.SCALE_CONSISTENCY.WEIGHT == 0
+    assert (baseline.MODEL.POS_EMBED, baseline.MODEL.TEMPORAL_EMBED) == ("learned", "learned")
+
+
+@pytest.mark.parametrize("opts, key", [
+    (["MODEL.NOT_A_KEY", "1"], "MODEL.NOT_A_KEY"),
+    (["DATA.TRAIN_CROP_SIZES", "[160, 224]"], "DATA.TRAIN_CROP_SIZES"),
+    (["DATA.TRAIN_CROP_SIZES", "[224, 100]"], "DATA.TRAIN_CROP_SIZES"),
+    (["DATA.TEST_CROP_SIZE", "200"], "DATA.TEST_CROP_SIZE"),
+    (["TEST.RESOLUTIONS", "[96, 100]"], "TEST.RESOLUTIONS"),
+    (["DATA.NUM_FRAMES", "0"], "DATA.NUM_FRAMES"),
+    (["SCALE_CONSISTENCY.LOSS", "l1"], "SCALE_CONSISTENCY.LOSS"),
+    (["SOLVER.LRS", "[1.0, 0.1]"], "SOLVER.LRS"),
+    (["TRAIN.GLOBAL_BATCH_SIZE", "12"], "TRAIN.GLOBAL_BATCH_SIZE"),
+])
+def test_invalid_values_name_the_key(opts, key):
+    with pytest.raises(ConfigError) as info:
+        load_config(str(REPO_ROOT / "configs" / "k400_resformer_b.yaml"), opts + ["TRAIN.BATCH_SIZE", "8"])
+    assert info.value.key == key and str(info.value).startswith(key)
+
+
+def test_missing_data_dir_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"^DATA.PATH_TO_DATA_DIR: is not set"):
+        check_data_dir(make_cfg())
+    with pytest.raises(ConfigError, match=r"^DATA.PATH_TO_DATA_DIR: directory not found"):
+        check_data_dir(make_cfg(tmp_path / "absent"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_gpus_without_cuda_name_num_gpus():
+    with pytest.raises(ConfigError, match=r"^NUM_GPUS: is 1 but CUDA is not available"):
+        check_device(make_cfg(NUM_GPUS=1))
+    check_device(make_cfg(NUM_GPUS=0))
+
+
+def test_run_net_reports_bad_config_and_exits(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "run_net.py"), "--cfg",
+         str(REPO_ROOT / "configs" / "demo_synthetic.yaml"), "DATA.TRAIN_CROP_SIZES", "[48, 96]",
+         "OUTPUT_DIR", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: DATA.TRAIN_CROP_SIZES: sizes must be in strictly "
+                                          "descending order")
+    assert not Path(tmp_path, "checkpoints").exists()

@@ -1,0 +1,108 @@
+"""Two-process gloo DDP on CPU averages gradients exactly like one process on the global batch,
+with one backward, with backward per resolution and with gradient accumulation (no_sync)."""
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from conftest import make_cfg
+from resformer_video.config import ConfigError
+from resformer_video.engine.train import accumulation_steps, build_train_state, forward_backward
+from resformer_video.models import build_model
+
+GLOBAL_BATCH, SIZES = 4, (64, 32)
+
+
+def _data():
+    """A global batch of 4 clips at both sizes, and labels."""
+    gen = torch.Generator().manual_seed(3)
+    base = torch.randn(GLOBAL_BATCH, 3, 4, SIZES[0], SIZES[0], generator=gen)
+    clips = [F.interpolate(base.flatten(1, 2), size=(s, s), mode="bilinear",
+                           align_corners=False).view(GLOBAL_BATCH, 3, 4, s, s) for s in SIZES]
+    return clips, torch.tensor([0, 1, 2, 3])
+
+
+def _state(**overrides):
+    cfg = make_cfg(MODEL__DROP_PATH_RATE=0.0, DATA__TRAIN_CROP_SIZES=list(SIZES), **overrides)
+    torch.manual_seed(0)
+    return build_train_state(cfg, build_model(cfg), torch.device("cpu"))
+
+
+def _grads(model):
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _run_micro_steps(state, clips, labels, rows_per_step):
+    """forward_backward over consecutive row slices; only the last one synchronises."""
+    starts = list(range(0, labels.shape[0], rows_per_step))
+    for k, start in enumerate(starts):
+        rows = slice(start, start + rows_per_step)
+        forward_backward(state, [c[rows] for c in clips], labels[rows], sync=k == len(starts) - 1)
+
+
+def _worker(rank, world_size, init_file, out_dir):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world_size)
+    try:
+        clips, labels = _data()
+        half = GLOBAL_BATCH // world_size
+        mine = slice(rank * half, (rank + 1) * half)
+        clips, labels = [c[mine] for c in clips], labels[mine]
+        # One backward per step, 2 clips per process.
+        state = _state(TRAIN__BATCH_SIZE=half)
+        assert state.ddp is not None and state.accum_steps == 1
+        forward_backward(state, clips, labels)
+        plain = _grads(state.model)
+        # Backward per resolution, 1 clip per micro-batch, 2 micro-batches per optimiser step.
+        state = _state(TRAIN__BATCH_SIZE=1, TRAIN__GLOBAL_BATCH_SIZE=GLOBAL_BATCH,
+                       TRAIN__BACKWARD_PER_RESOLUTION=True)
+        assert state.accum_steps == 2
+        _run_micro_steps(state, clips, labels, rows_per_step=1)
+        torch.save({"plain": plain, "accum": _grads(state.model)},
+                   os.path.join(out_dir, f"grads_{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def reference_grads():
+    """Gradients of one process on the whole global batch in one step."""
+    clips, labels = _data()
+    state = _state(TRAIN__BATCH_SIZE=GLOBAL_BATCH)
+    forward_backward(state, clips, labels)
+    return _grads(state.model)
+
+
+def _assert_same(grads, reference):
+    assert grads.keys() == reference.keys() and len(reference) > 10
+    for name, ref in reference.items():
+        torch.testing.assert_close(grads[name], ref, rtol=1e-4, atol=1e-6,
+                                   msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_two_process_gloo_matches_one_process(tmp_path, reference_grads):
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    for rank in range(2):
+        saved = torch.load(tmp_path / f"grads_{rank}.pt")
+        _assert_same(saved["plain"], reference_grads)
+        _assert_same(saved["accum"], reference_grads)
+
+
+def test_accumulation_in_one_process_matches_one_big_batch(reference_grads):
+    clips, labels = _data()
+    state = _state(TRAIN__BATCH_SIZE=1, TRAIN__GLOBAL_BATCH_SIZE=GLOBAL_BATCH)
+    assert state.accum_steps == GLOBAL_BATCH
+    _run_micro_steps(state, clips, labels, rows_per_step=1)
+    _assert_same(_grads(state.model), reference_grads)
+
+
+def test_global_batch_must_divide_by_processes():
+    cfg = make_cfg(TRAIN__BATCH_SIZE=2, TRAIN__GLOBAL_BATCH_SIZE=6)
+    assert accumulation_steps(cfg, world_size=1) == 3
+    with pytest.raises(ConfigError, match=r"^TRAIN.GLOBAL_BATCH_SIZE"):
+        accumulation_steps(cfg, world_size=2)

@@ -1,0 +1,32 @@
+#!/usr/bin/env python
+"""Train and/or test a video model: ``python tools/run_net.py --cfg CONFIG [KEY VALUE ...]``.
+
+One process with plain ``python``; one process per GPU with
+``torchrun --nproc_per_node N tools/run_net.py --cfg CONFIG`` (see docs/TRAINING.md for multi-node
+and SLURM launches). ``TRAIN.ENABLE`` and ``TEST.ENABLE`` choose what runs.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from resformer_video.config import ConfigError, load_config  # noqa: E402
+from resformer_video.engine import run  # noqa: E402
+from resformer_video.utils.distributed import launch  # noqa: E402
+from resformer_video.utils.parser import parse_args  # noqa: E402
+
+
+def main() -> int:
+    args = parse_args("Train and test ResFormer-style video transformers.")
+    try:
+        cfg = load_config(args.cfg_file, args.opts)
+        launch(cfg, run)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
