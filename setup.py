@@ -28,8 +28,8 @@ setup(
     ],
     extras_require={
         "torchcodec": ["torchcodec>=0.2"],
-        "export": ["onnx>=1.14", "onnxscript"],
-        "dev": ["pytest>=7", "torchcodec>=0.2", "onnx>=1.14", "onnxscript"],
+        "export": ["onnx>=1.14", "onnxscript", "onnxruntime>=1.16"],
+        "dev": ["pytest>=7", "torchcodec>=0.2", "onnx>=1.14", "onnxscript", "onnxruntime>=1.16"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,0 +1,1 @@
+"""Inference tools' logic: video prediction, model export and throughput benchmarks."""

@@ -1,0 +1,99 @@
+"""The benchmark harness: timing and memory meters, target checks, and an end-to-end tiny CPU run."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_cfg
+from resformer_video.inference.benchmark import (BenchmarkOptions, BenchmarkRow, check_targets,
+                                                 format_report, peak_tflops_for, run_benchmark)
+from resformer_video.inference.timing import PeakMemoryMeter, time_calls
+
+REPO = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+def test_time_calls_runs_warmup_then_repeats():
+    calls = []
+    timing = time_calls(lambda: calls.append(1), CPU, warmup=2, repeats=5)
+    assert len(calls) == 7 and len(timing.times_ms) == 5
+    assert 0 <= timing.min_ms <= timing.median_ms <= timing.max_ms
+
+
+def test_cpu_peak_memory_sees_a_temporary_allocation():
+    with PeakMemoryMeter(CPU) as meter:
+        block = np.ones(160 * 2**20 // 8)  # 160 MiB, touched, then freed
+        del block
+    mem = meter.result
+    assert mem.kind == "cpu_rss"
+    if mem.reset:
+        assert mem.peak_mb - mem.base_mb > 120
+    assert mem.peak_mb > 120
+
+
+def test_peak_table_lookup():
+    assert peak_tflops_for("NVIDIA H100 80GB HBM3", "bf16") == pytest.approx(989.4)
+    assert peak_tflops_for("NVIDIA H100 PCIe", "bf16") == pytest.approx(756.0)
+    assert peak_tflops_for("NVIDIA H200", "fp32") == pytest.approx(66.9)
+    assert peak_tflops_for("NVIDIA A100-SXM4-80GB", "bf16") == pytest.approx(312.0)
+    assert peak_tflops_for("Tesla V100-SXM2-16GB", "bf16") is None
+    assert peak_tflops_for("Some Future GPU", "bf16") is None
+
+
+def _row(impl: str, precision: str, clips_per_s: float, mfu=None) -> BenchmarkRow:
+    return BenchmarkRow(f"train {impl}", "train", impl, precision, [224], 1, 8, 1.0, 1.0, 1.0, 1,
+                        clips_per_s, 1.0, 1.0, "x", 1.0, 1.0, mfu)
+
+
+def test_check_targets_compares_sdpa_with_explicit():
+    met = check_targets([_row("sdpa", "fp32", 1.3), _row("explicit", "fp32", 1.0)], CPU)
+    missed = check_targets([_row("sdpa", "fp32", 1.1), _row("explicit", "fp32", 1.0)], CPU)
+    assert [t["met"] for t in met] == [True] and met[0]["value"] == pytest.approx(1.3)
+    assert [t["met"] for t in missed] == [False]
+
+
+def test_benchmark_runs_end_to_end_on_cpu(tmp_path, capsys):
+    cfg = make_cfg(DATA__NUM_FRAMES=2)
+    report = run_benchmark(cfg, BenchmarkOptions(batch=1, device="cpu", mode="all", warmup=0,
+                                                 repeats=1, train_sizes=[48, 32],
+                                                 resolutions=[32, 48], paired_repeats=2))
+    names = [row.name for row in report.rows]
+    assert names == ["train sdpa 48", "train explicit 48", "train sdpa 48+32",
+                     "infer sdpa 32", "infer sdpa 48"]
+    for row in report.rows:
+        assert row.median_ms > 0 and row.clips_per_s > 0 and row.tflops > 0
+        assert row.peak_mem_mb > 0 and row.gflops_per_clip > 0 and row.mfu is None
+    by_name = {row.name: row for row in report.rows}
+    # Training counts 3 forwards; the multi-resolution step the forwards of both sizes.
+    multi, single = by_name["train sdpa 48+32"], by_name["train sdpa 48"]
+    assert multi.gflops_per_clip > single.gflops_per_clip
+    assert by_name["infer sdpa 48"].gflops_per_clip > by_name["infer sdpa 32"].gflops_per_clip
+    assert [t["name"] for t in report.targets] == ["cpu fp32 train: sdpa / explicit speed-up (paired)"]
+    paired = report.paired
+    assert len(paired["sdpa_ms"]) == len(paired["explicit_ms"]) == 2 and paired["speedup"] > 0
+    assert report.targets[0]["value"] == paired["speedup"]
+    assert report.machine["cpu_count"] >= 1 and report.setup["batch"] == 1
+    text = format_report(report)
+    assert "| train explicit 48 |" in text and "target cpu fp32" in text and "paired" in text
+    json.dumps(report.to_dict())
+
+
+def test_benchmark_tool_writes_json_and_rejects_late_flags(tmp_path, capsys):
+    main = runpy.run_path(str(REPO / "tools" / "benchmark.py"))["main"]
+    out = tmp_path / "bench.json"
+    small = ["MODEL.ARCH", "resformer_tiny", "MODEL.DEPTH", "1", "DATA.NUM_FRAMES", "2",
+             "MODEL.NUM_CLASSES", "4", "DATA.TRAIN_CROP_SIZES", "[32]"]
+    code = main(["--device", "cpu", "--batch", "1", "--repeats", "1", "--warmup", "0",
+                 "--mode", "infer", "--resolutions", "32,64", "--json", str(out), *small])
+    assert code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["sizes"] for r in rows] == [[32], [64]]
+    with pytest.raises(SystemExit):
+        main(["--device", "cpu", *small, "--batch", "1"])
+    assert "flags must come before" in capsys.readouterr().err

@@ -1,0 +1,140 @@
+"""tools/predict.py and resformer_video.inference.predictor on generated videos with a tiny checkpoint."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_cfg, make_index_video
+from resformer_video.datasets import build_test_transform, open_video, read_class_names
+from resformer_video.datasets.sampling import sample_clip_indices
+from resformer_video.inference.predictor import build_predictor, window_starts
+from resformer_video.models import build_model
+from resformer_video.utils.checkpoint import save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+PREDICT_MAIN = runpy.run_path(str(REPO / "tools" / "predict.py"))["main"]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(synthetic_data_dir, tmp_path_factory):
+    """A depth-2 resformer_tiny checkpoint (random weights, none zero) in the engine's format,
+    with the config (3 spatial crops x 2 clips) and the dataset's class names."""
+    cfg = make_cfg(synthetic_data_dir, TEST__NUM_SPATIAL_CROPS=3, TEST__NUM_ENSEMBLE_VIEWS=2,
+                   DATA__DECODER="pyav")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    names = read_class_names(str(synthetic_data_dir / "classnames.json"))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pyth"
+    save_checkpoint(str(path), model, epoch=1, cfg_text=cfg.dump(), class_names=names)
+    return path, model, names
+
+
+def _videos(data_dir: Path, count: int) -> list:
+    return sorted(str(p) for p in data_dir.rglob("*.mp4"))[:count]
+
+
+def test_predict_json_gives_class_names_and_probabilities(tiny_checkpoint, synthetic_data_dir, capsys):
+    path, _, names = tiny_checkpoint
+    videos = _videos(synthetic_data_dir, 2)
+    code = PREDICT_MAIN(["--checkpoint", str(path), *videos, "--topk", str(len(names)), "--json",
+                         "--device", "cpu"])
+    results = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [r["video"] for r in results] == videos
+    for result in results:
+        probs = [s["prob"] for s in result["top"]]
+        assert {s["class"] for s in result["top"]} == set(names)  # all classes, valid names
+        assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+        assert probs == sorted(probs, reverse=True)
+        assert result["views_per_window"] == 6 and len(result["windows"]) == 1
+
+
+def test_corrupt_video_is_reported_and_the_others_predicted(tiny_checkpoint, synthetic_data_dir,
+                                                            tmp_path, capsys):
+    path, _, names = tiny_checkpoint
+    bad = tmp_path / "corrupt.mp4"
+    bad.write_bytes(b"\x00\x00\x00 not a video " * 64)
+    good = _videos(synthetic_data_dir, 2)
+    code = PREDICT_MAIN(["--checkpoint", str(path), good[0], str(bad), good[1], "--topk", "2",
+                         "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(bad) in errors[0]
+    for video in good:
+        assert video in out
+    top_lines = [line for line in out.splitlines() if line.strip().startswith("video")]
+    assert len(top_lines) == 2
+    for line in top_lines:  # "video : name p, name p"
+        entries = line.split(":", 1)[1].split(",")
+        assert all(entry.split()[0] in names and 0 < float(entry.split()[1]) <= 1 for entry in entries)
+
+
+def test_one_view_prediction_equals_softmax_of_the_model(synthetic_data_dir, tmp_path):
+    """With 1 clip x 1 crop, the video's probabilities are softmax(model(clip)) of the centre clip,
+    built here independently from the decoder, the sampler and the test transform."""
+    cfg = make_cfg(synthetic_data_dir, DATA__DECODER="pyav")
+    torch.manual_seed(1)
+    model = build_model(cfg).eval()
+    ckpt = tmp_path / "one_view.pyth"
+    save_checkpoint(str(ckpt), model, epoch=0, cfg_text=cfg.dump())
+    video = _videos(synthetic_data_dir, 1)[0]
+    pred = build_predictor(str(ckpt), device="cpu").predict(video, k=2)
+    with open_video(video, "pyav") as reader:
+        idx = sample_clip_indices(reader.num_frames, reader.fps, cfg.DATA.NUM_FRAMES,
+                                  cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS, 0, 1)
+        clip = build_test_transform(cfg)(reader.get_frames(idx), 1)
+    with torch.no_grad():
+        expected = model(clip[None]).softmax(-1)[0]
+    torch.testing.assert_close(pred.probs, expected, atol=1e-5, rtol=1e-4)
+    assert [s.index for s in pred.top] == expected.topk(2).indices.tolist()
+
+
+def test_window_starts_cover_the_video():
+    starts = window_starts(100, 30, 30)
+    assert starts[0] == 0 and starts[-1] + 30 == 100
+    assert all(0 < b - a <= 30 for a, b in zip(starts, starts[1:]))
+    assert window_starts(20, 30, 30) == [0] and window_starts(30, 30, 10) == [0]
+
+
+def test_long_video_gets_windows_whose_mean_is_the_video(tiny_checkpoint, tmp_path):
+    path, _, _ = tiny_checkpoint
+    video = make_index_video(tmp_path / "long.mp4", num_frames=60, fps=12.0)  # 5 s
+    predictor = build_predictor(str(path), device="cpu", window_s=2.0, stride_s=1.5)
+    pred = predictor.predict(str(video), k=3)
+    assert len(pred.windows) == 3
+    assert pred.windows[0].start_s == 0 and pred.windows[-1].end_s == pytest.approx(5.0)
+    stacked = torch.stack([w.probs for w in pred.windows])
+    torch.testing.assert_close(pred.probs, stacked.mean(0))
+    torch.testing.assert_close(stacked.sum(-1), torch.ones(3), atol=1e-5, rtol=0)
+
+
+def test_mismatched_checkpoint_gives_a_one_line_error(tiny_checkpoint, synthetic_data_dir, capsys):
+    path, _, _ = tiny_checkpoint
+    video = _videos(synthetic_data_dir, 1)[0]
+    code = PREDICT_MAIN(["--checkpoint", str(path), video, "--set", "MODEL.DEPTH", "3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert str(path) in err and "MODEL.DEPTH" in err
+
+
+def test_predict_real_clip_with_sliding_windows(tiny_checkpoint, realclips_dir, capsys):
+    """bikes.mp4 (10 s, 640x272, 25 fps) in 4 s windows: every window and the video sum to 1."""
+    path, _, names = tiny_checkpoint
+    video = str(realclips_dir / "bikes.mp4")
+    code = PREDICT_MAIN(["--checkpoint", str(path), video, "--topk", str(len(names)), "--json",
+                         "--window", "4", "--device", "cpu", "--set", "TEST.NUM_SPATIAL_CROPS", "1",
+                         "--set", "TEST.NUM_ENSEMBLE_VIEWS", "1"])
+    (result,) = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["duration_s"] == pytest.approx(10.0, abs=0.1)
+    assert len(result["windows"]) == 3 and result["windows"][-1]["end_s"] == pytest.approx(10.0, abs=0.1)
+    for entry in [result] + result["windows"]:
+        assert sum(s["prob"] for s in entry["top"]) == pytest.approx(1.0, abs=1e-4)

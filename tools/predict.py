@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Predict the top-k classes of video files with a trained checkpoint (sliding windows, multi-view).
+
+Example:
+    python tools/predict.py --cfg configs/demo_synthetic.yaml --checkpoint ckpt.pyth a.mp4 b.mp4 --topk 3
+
+Each video gets its whole-video top-k and, when longer than one window, the top-k of every window.
+An unreadable video gives one ``error: PATH: why`` line on stderr; the others are still predicted
+and the exit code is 1. ``--json`` prints one JSON list (failed videos have an ``error`` field).
+"""
+
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
+from resformer_video.datasets.lists import DatasetListError  # noqa: E402
+from resformer_video.inference.predictor import (DEFAULT_WINDOW_S, build_predictor,  # noqa: E402
+                                                 format_prediction)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    parser.add_argument("--checkpoint", required=True, help="training checkpoint (.pyth)")
+    parser.add_argument("--cfg", dest="cfg_file", default=None,
+                        help="YAML config (default: the config saved in the checkpoint)")
+    parser.add_argument("--set", dest="opts", nargs=2, action="append", default=[],
+                        metavar=("KEY", "VALUE"), help="config override, repeatable")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help="test crop size (DATA.TEST_CROP_SIZE), any multiple of the patch size")
+    parser.add_argument("--topk", type=int, default=5, help="classes to print per video and window")
+    parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_S,
+                        help="sliding-window length in seconds")
+    parser.add_argument("--stride", type=float, default=None,
+                        help="largest distance between window starts in seconds (default: --window)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if NUM_GPUS > 0)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON list")
+    args = parser.parse_args(argv)
+    if args.topk < 1:
+        parser.error(f"--topk must be >= 1, got {args.topk}")
+    return args
+
+
+def config_overrides(args: argparse.Namespace) -> List[str]:
+    opts = [item for pair in args.opts for item in pair]
+    if args.resolution is not None:
+        opts += ["DATA.TEST_CROP_SIZE", str(args.resolution)]
+    return opts
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        predictor = build_predictor(args.checkpoint, args.cfg_file, config_overrides(args),
+                                    args.device, args.window, args.stride)
+    except (ValueError, FileNotFoundError, DatasetListError, DecoderUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    results, failed = [], 0
+    for path, pred, error in predictor.predict_many(args.videos, args.topk):
+        if error is not None:
+            failed += 1
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            results.append({"video": path, "error": error})
+        elif args.json:
+            results.append(pred.to_dict())
+        else:
+            print(format_prediction(pred), flush=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    if failed:
+        print(f"{failed} of {len(args.videos)} video(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
