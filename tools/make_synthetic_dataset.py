@@ -12,7 +12,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from resformer_video.datasets.synthetic import DEFAULT_FPS, MOTIONS, make_synthetic_dataset  # noqa: E402
+from resformer_video.datasets.synthetic import (  # noqa: E402
+    DEFAULT_BACKGROUND_CONTRAST, DEFAULT_FPS, MOTIONS, make_synthetic_dataset)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,6 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="video length range in seconds")
     parser.add_argument("--fps", type=float, nargs="+", default=list(DEFAULT_FPS), help="frame rates to draw from")
     parser.add_argument("--frames", type=int, default=0, help="fixed frames per video (overrides --duration)")
+    parser.add_argument("--background-contrast", type=float, default=DEFAULT_BACKGROUND_CONTRAST,
+                        help="0-255 range of the background texture (lower is easier; the demo uses 40)")
     return parser.parse_args(argv)
 
 
@@ -34,7 +37,8 @@ def main(argv=None) -> None:
     start = time.time()
     try:
         splits = make_synthetic_dataset(args.out_dir, args.num_classes, args.videos_per_class, args.seed,
-                                        args.size, tuple(args.duration), tuple(args.fps), args.frames)
+                                        args.size, tuple(args.duration), tuple(args.fps), args.frames,
+                                        background_contrast=args.background_contrast)
     except ValueError as err:
         sys.exit(f"error: {err}")
     counts = ", ".join(f"{split} {len(items)}" for split, items in splits.items())

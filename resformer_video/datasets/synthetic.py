@@ -27,6 +27,7 @@ MOTIONS = ("moving_left", "moving_right", "moving_up", "moving_down",
            "rotating_clockwise", "rotating_counterclockwise", "growing", "shrinking")
 DEFAULT_FPS = (12, 15, 24, 25, 30)
 TEXTURE_RES = 32
+DEFAULT_BACKGROUND_CONTRAST = 200.0
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,13 @@ def _render_frame(background: np.ndarray, texture: np.ndarray, mask: np.ndarray,
 
 
 def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: int,
-                 fps: float) -> np.ndarray:
-    """uint8 ``(num_frames, size, size, 3)`` frames of one random video of ``motion``."""
-    background = _smooth_noise(rng, size, int(rng.integers(3, 8))) * 200 + rng.uniform(0, 40, (1, 1, 3))
+                 fps: float, background_contrast: float = DEFAULT_BACKGROUND_CONTRAST) -> np.ndarray:
+    """uint8 ``(num_frames, size, size, 3)`` frames of one random video of ``motion``.
+
+    ``background_contrast`` is the range (0-255 levels) of the smooth random colour texture behind
+    the sprite; 0 gives a flat random colour (plus pixel noise), which is far easier to learn from."""
+    background = (_smooth_noise(rng, size, int(rng.integers(3, 8))) * background_contrast
+                  + rng.uniform(0, 40, (1, 1, 3)))
     background += rng.normal(0, 15, background.shape)
     texture, mask = _make_sprite(rng)
     base = rng.uniform(0.28, 0.42) * size
@@ -172,7 +177,8 @@ def _split_counts(videos_per_class: int, val_fraction: float, test_fraction: flo
 def make_synthetic_dataset(out_dir: str, num_classes: int = 4, videos_per_class: int = 6, seed: int = 0,
                            size: int = 96, duration: Sequence[float] = (2.0, 4.0),
                            fps_choices: Sequence[float] = DEFAULT_FPS, num_frames: int = 0,
-                           val_fraction: float = 0.2, test_fraction: float = 0.2) -> Dict[str, List[Tuple[str, int]]]:
+                           val_fraction: float = 0.2, test_fraction: float = 0.2,
+                           background_contrast: float = DEFAULT_BACKGROUND_CONTRAST) -> Dict[str, List[Tuple[str, int]]]:
     """Write a synthetic motion dataset to ``out_dir`` (see the module docstring for the layout).
 
     Args:
@@ -184,12 +190,16 @@ def make_synthetic_dataset(out_dir: str, num_classes: int = 4, videos_per_class:
         duration: ``(min, max)`` seconds per video; ignored when ``num_frames`` > 0.
         fps_choices: frame rates drawn per video.
         num_frames: fixed frame count per video (0: from ``duration`` and the frame rate).
+        background_contrast: range in 0-255 levels of the smooth colour texture of the background
+            (0: a flat random colour plus noise; lower is easier to learn from scratch).
 
     Returns:
         ``{"train": [(relative_path, label), ...], "val": [...], "test": [...]}``.
     """
     if not 1 <= num_classes <= len(MOTIONS):
         raise ValueError(f"num_classes must be in [1, {len(MOTIONS)}], got {num_classes}")
+    if not 0 <= background_contrast <= 255:
+        raise ValueError(f"background_contrast must be in [0, 255], got {background_contrast}")
     if size < 16 or size % 2:
         raise ValueError(f"size must be an even number >= 16, got {size}")
     n_val, n_test = _split_counts(videos_per_class, val_fraction, test_fraction)
@@ -201,7 +211,7 @@ def make_synthetic_dataset(out_dir: str, num_classes: int = 4, videos_per_class:
             fps = float(rng.choice(fps_choices))
             frames = num_frames or max(2, int(round(rng.uniform(*duration) * fps)))
             rel = f"videos/{motion}/{motion}_{k:03d}.mp4"
-            write_mp4(os.path.join(out_dir, rel), render_video(rng, motion, size, frames, fps), fps)
+            write_mp4(os.path.join(out_dir, rel), render_video(rng, motion, size, frames, fps, background_contrast), fps)
             split = "test" if order[k] < n_test else "val" if order[k] < n_test + n_val else "train"
             splits[split].append((rel, label))
     for split, items in splits.items():
