@@ -12,14 +12,12 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from yacs.config import CfgNode
 
 from resformer_video.config.defaults import get_cfg_defaults
+from resformer_video.datasets.decoders import BACKENDS as DECODERS
+from resformer_video.models.attention import ATTN_IMPLS
+from resformer_video.models.resformer import (ATTENTION_TYPES, POS_EMBEDS, SPATIAL_ATTENTIONS,
+                                              TEMPORAL_EMBEDS)
 
 ARCHS = ("resformer_tiny", "resformer_small", "resformer_base")
-ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
-POS_EMBEDS = ("global_local", "global", "learned", "none")
-TEMPORAL_EMBEDS = ("none", "learned")
-ATTN_IMPLS = ("sdpa", "explicit")
-SPATIAL_ATTENTIONS = ("msa", "emsa")
-DECODERS = ("decord", "torchcodec", "pyav")
 LAYOUTS = ("csv", "folders")
 CROP_MODES = ("jitter", "random_resized_crop")
 PRECISIONS = ("none", "bf16", "fp16")

@@ -33,13 +33,13 @@ from resformer_video.engine.precision import DTYPES, autocast, make_grad_scaler
 from resformer_video.engine.train import build_train_state, forward_backward, optimizer_step
 from resformer_video.inference.timing import PeakMemoryMeter, Timing, synchronize, time_calls
 from resformer_video.models import build_model, count_flops
+from resformer_video.models.attention import ATTN_IMPLS
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 # train / infer: those rows; all: both; paired: only the alternating sdpa-vs-explicit timing.
 MODES = ("train", "infer", "all", "paired")
-ATTN_IMPLS = ("sdpa", "explicit")
 
 # Dense peak TFLOP/s (no sparsity) by device-name substring; the first match wins, so the more
 # specific names come first. "fp32" is plain FP32 without TF32 (PyTorch's default for matmuls).
