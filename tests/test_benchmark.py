@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from conftest import make_cfg
-from resformer_video.inference.benchmark import (BenchmarkOptions, BenchmarkRow, check_targets,
+from resformer_video.inference.benchmark import (BenchmarkOptions, BenchmarkRow, StepBreakdown,
+                                                 breakdown_from_profile, check_targets,
                                                  format_report, peak_tflops_for, run_benchmark)
 from resformer_video.inference.timing import PeakMemoryMeter, time_calls
 
@@ -51,20 +52,43 @@ def _row(impl: str, precision: str, clips_per_s: float, mfu=None) -> BenchmarkRo
                         clips_per_s, 1.0, 1.0, "x", 1.0, 1.0, mfu)
 
 
-def test_check_targets_compares_sdpa_with_explicit():
-    met = check_targets([_row("sdpa", "fp32", 1.3), _row("explicit", "fp32", 1.0)], CPU)
-    missed = check_targets([_row("sdpa", "fp32", 1.1), _row("explicit", "fp32", 1.0)], CPU)
-    assert [t["met"] for t in met] == [True] and met[0]["value"] == pytest.approx(1.3)
-    assert [t["met"] for t in missed] == [False]
+def test_check_targets_compares_sdpa_with_each_baseline():
+    rows = [_row("sdpa", "fp32", 1.3), _row("explicit", "fp32", 1.0), _row("timesformer", "fp32", 1.2)]
+    targets = check_targets(rows, CPU)
+    assert [t["name"] for t in targets] == ["cpu fp32 train: sdpa / explicit speed-up",
+                                            "cpu fp32 train: sdpa / timesformer speed-up"]
+    assert [t["met"] for t in targets] == [True, False]
+    assert targets[0]["value"] == pytest.approx(1.3) and targets[1]["value"] == pytest.approx(1.3 / 1.2)
+    gpu = check_targets([_row("sdpa", "bf16", 3.5, mfu=0.4), _row("explicit", "fp32", 1.0)],
+                        torch.device("cuda"))
+    assert [(t["name"], t["met"]) for t in gpu] == [("cuda train: bf16 sdpa / fp32 explicit speed-up", True),
+                                                    ("cuda train: bf16 sdpa MFU", False)]
+
+
+class _Event:
+    def __init__(self, key: str, self_cpu_time_total: float) -> None:
+        self.key, self.self_cpu_time_total = key, self_cpu_time_total
+
+
+def test_breakdown_sorts_ops_into_gemm_attention_and_other():
+    events = [_Event("aten::mm", 50.0), _Event("aten::addmm", 30.0),
+              _Event("aten::_scaled_dot_product_flash_attention_for_cpu", 8.0),
+              _Event("aten::_softmax", 2.0), _Event("aten::add", 6.0), _Event("aten::copy_", 4.0)]
+    shares = breakdown_from_profile(events, CPU)
+    assert shares == pytest.approx({"gemm": 0.8, "attention": 0.1, "other": 0.1})
+    breakdown = StepBreakdown(shares, gemm_tflops=0.2)
+    assert breakdown.gemm_bound_speedup == pytest.approx(1.25)
+    assert "at most 1.25x faster" in breakdown.describe()
 
 
 def test_benchmark_runs_end_to_end_on_cpu(tmp_path, capsys):
     cfg = make_cfg(DATA__NUM_FRAMES=2)
     report = run_benchmark(cfg, BenchmarkOptions(batch=1, device="cpu", mode="all", warmup=0,
                                                  repeats=1, train_sizes=[48, 32],
-                                                 resolutions=[32, 48], paired_repeats=2))
+                                                 resolutions=[32, 48], paired_repeats=2,
+                                                 profile=True, profile_steps=1))
     names = [row.name for row in report.rows]
-    assert names == ["train sdpa 48", "train explicit 48", "train sdpa 48+32",
+    assert names == ["train sdpa 48", "train explicit 48", "train timesformer 48", "train sdpa 48+32",
                      "infer sdpa 32", "infer sdpa 48"]
     for row in report.rows:
         assert row.median_ms > 0 and row.clips_per_s > 0 and row.tflops > 0
@@ -74,13 +98,19 @@ def test_benchmark_runs_end_to_end_on_cpu(tmp_path, capsys):
     multi, single = by_name["train sdpa 48+32"], by_name["train sdpa 48"]
     assert multi.gflops_per_clip > single.gflops_per_clip
     assert by_name["infer sdpa 48"].gflops_per_clip > by_name["infer sdpa 32"].gflops_per_clip
-    assert [t["name"] for t in report.targets] == ["cpu fp32 train: sdpa / explicit speed-up (paired)"]
+    assert [t["name"] for t in report.targets] == ["cpu fp32 train: sdpa / explicit speed-up (paired)",
+                                                   "cpu fp32 train: sdpa / timesformer speed-up (paired)"]
     paired = report.paired
-    assert len(paired["sdpa_ms"]) == len(paired["explicit_ms"]) == 2 and paired["speedup"] > 0
-    assert report.targets[0]["value"] == paired["speedup"]
+    assert [len(paired["times_ms"][impl]) for impl in ("sdpa", "explicit", "timesformer")] == [2, 2, 2]
+    assert [t["value"] for t in report.targets] == [paired["speedups"]["explicit"],
+                                                    paired["speedups"]["timesformer"]]
+    shares = report.breakdown["shares"]
+    assert set(shares) == {"gemm", "attention", "other"} and sum(shares.values()) == pytest.approx(1.0)
+    assert shares["gemm"] > 0.05 and report.breakdown["gemm_tflops"] > 0
     assert report.machine["cpu_count"] >= 1 and report.setup["batch"] == 1
     text = format_report(report)
     assert "| train explicit 48 |" in text and "target cpu fp32" in text and "paired" in text
+    assert "time by category: gemm" in text
     json.dumps(report.to_dict())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import runpy
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from conftest import make_cfg
+from resformer_video.inference import export
 from resformer_video.inference.export import export_model, verify_export
 from resformer_video.models import build_model
 from resformer_video.utils.checkpoint import save_checkpoint
@@ -33,6 +35,7 @@ def test_exported_model_matches_eager(fmt, tmp_path):
     model = _random_model(0)
     result = export_model(model, fmt, FRAMES, SIZE, str(tmp_path / f"model.{fmt}"))
     assert Path(result.path).is_file()
+    assert result.exporter == {"torchscript": "jit.trace", "onnx": "onnx-dynamo"}[fmt]  # no fallback
     check = verify_export(model, result, FRAMES, SIZE, tolerance=1e-4, batch=3)  # export batch is 2
     assert check.ok, check
     # The check is real: another model's logits differ from the exported file's by far more.
@@ -55,3 +58,19 @@ def test_export_tool_writes_a_checked_torchscript_file(tmp_path, capsys):
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but works
         loaded = torch.jit.load(str(out))
     assert loaded(torch.randn(1, 3, FRAMES, SIZE, SIZE)).shape == (1, cfg.MODEL.NUM_CLASSES)
+
+
+def test_onnx_falls_back_to_the_legacy_exporter(tmp_path, monkeypatch, caplog):
+    """When the dynamo exporter fails, the legacy one writes a file that matches eager, and says so."""
+    def broken_dynamo(*args, **kwargs):
+        raise RuntimeError("dynamo export broken for this test")
+
+    pytest.importorskip("onnxruntime", reason="the export extra (onnxruntime) is not installed")
+    monkeypatch.setattr(export, "_onnx_dynamo", broken_dynamo)
+    model = _random_model(0)
+    with caplog.at_level(logging.WARNING, logger=export.__name__):
+        result = export_model(model, "onnx", FRAMES, SIZE, str(tmp_path / "legacy.onnx"))
+    assert result.exporter == "onnx-legacy"
+    assert "dynamo export broken for this test" in caplog.text and "legacy" in caplog.text
+    check = verify_export(model, result, FRAMES, SIZE, tolerance=1e-4, batch=3)  # export batch is 2
+    assert check.ok and check.runtime == "onnxruntime", check

@@ -138,3 +138,24 @@ def test_predict_real_clip_with_sliding_windows(tiny_checkpoint, realclips_dir, 
     assert len(result["windows"]) == 3 and result["windows"][-1]["end_s"] == pytest.approx(10.0, abs=0.1)
     for entry in [result] + result["windows"]:
         assert sum(s["prob"] for s in entry["top"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_bf16_prediction_matches_fp32_on_cpu(tiny_checkpoint, synthetic_data_dir):
+    """bf16 autocast changes the probabilities (it ran) but keeps the top-1 and sums to 1."""
+    path, _, _ = tiny_checkpoint
+    video = _videos(synthetic_data_dir, 1)[0]
+    one_view = ["TEST.NUM_SPATIAL_CROPS", "1", "TEST.NUM_ENSEMBLE_VIEWS", "1"]
+    full = build_predictor(str(path), opts=one_view, device="cpu", precision="fp32").predict(video)
+    half = build_predictor(str(path), opts=one_view, device="cpu", precision="bf16").predict(video)
+    assert half.probs.dtype == torch.float32 and not torch.equal(half.probs, full.probs)
+    assert half.top[0].index == full.top[0].index
+    torch.testing.assert_close(half.probs, full.probs, atol=2e-2, rtol=0)
+    assert float(half.probs.sum()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_fp16_on_cpu_gives_a_one_line_error(tiny_checkpoint, synthetic_data_dir, capsys):
+    path, _, _ = tiny_checkpoint
+    video = _videos(synthetic_data_dir, 1)[0]
+    code = PREDICT_MAIN(["--checkpoint", str(path), video, "--device", "cpu", "--precision", "fp16"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "fp16" in err and "CPU" in err

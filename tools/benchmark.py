@@ -6,8 +6,9 @@ Example (flags first, then KEY VALUE config overrides):
         --repeats 3 --mode train MODEL.ARCH resformer_small
 
 Rows: the training step (the engine's forward, loss, backward and optimiser step) at the largest
-training size with SDPA and explicit softmax(QK^T)V attention, the multi-resolution step over all
-training sizes, and inference at every test resolution. See docs/PERFORMANCE.md.
+training size with SDPA and explicit softmax(QK^T)V attention and with TimeSformer's own model, the
+multi-resolution step over all training sizes, and inference at every test resolution. See
+docs/PERFORMANCE.md.
 """
 
 import argparse
@@ -22,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.inference.benchmark import (ATTN_IMPLS, MODES, PRECISIONS,  # noqa: E402
+from resformer_video.inference.benchmark import (MODES, PRECISIONS, STEP_VARIANTS,  # noqa: E402
                                                  BenchmarkOptions, format_report, run_benchmark)
 from resformer_video.utils.parser import build_parser  # noqa: E402
 
@@ -46,9 +47,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         choices=("cpu", "cuda"))
     parser.add_argument("--mode", default="all", choices=MODES)
-    parser.add_argument("--attn", type=_str_list, default=list(ATTN_IMPLS),
-                        help="comma-separated attention implementations of the single-size "
-                             "training rows (default sdpa,explicit)")
+    parser.add_argument("--attn", type=_str_list, default=list(STEP_VARIANTS),
+                        help="comma-separated variants of the single-size training rows: our "
+                             "model with sdpa or explicit attention, and timesformer (TimeSformer's "
+                             "own model, op for op) (default sdpa,explicit,timesformer)")
     parser.add_argument("--train-sizes", type=_int_list, default=None,
                         help="comma-separated multi-resolution sizes, e.g. 224,160,128 (default "
                              "DATA.TRAIN_CROP_SIZES, or S, 5/7 S, 4/7 S when it has one size)")
@@ -61,10 +63,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="device peak TFLOP/s for MFU (default: table by GPU name)")
     parser.add_argument("--paired-repeats", type=int, default=0,
-                        help="also time sdpa and explicit training steps alternately this many "
-                             "times (robust to load from other processes); the CPU target uses it")
+                        help="also time the --attn training steps alternately this many times "
+                             "(robust to load from other processes); the CPU target uses it")
     parser.add_argument("--profile", action="store_true",
-                        help="also print torch.profiler's top ops of the sdpa training step")
+                        help="also print torch.profiler's top ops of the sdpa training step and "
+                             "the share of GEMMs, attention and the rest (what bounds the speed)")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the report here")
     args = parser.parse_args(argv)
     flags = [opt for opt in args.opts if opt.startswith("--")]

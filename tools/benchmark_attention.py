@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import ctypes
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -32,6 +30,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from resformer_video.config import load_config  # noqa: E402
+from resformer_video.inference.timing import time_calls  # noqa: E402
 from resformer_video.models import build_model, count_flops, count_parameters  # noqa: E402
 from resformer_video.utils.parser import build_parser  # noqa: E402
 
@@ -83,17 +82,19 @@ def measure(cfg, size: int, repeats: int, max_seconds: float) -> Dict[str, objec
     model = build_model(cfg).eval()
     clip = torch.randn(1, 3, cfg.DATA.NUM_FRAMES, size, size)
     row: Dict[str, object] = {"params_m": count_parameters(model) / 1e6}
-    latencies: List[float] = []
+    cpu = torch.device("cpu")
+
+    def forward() -> None:
+        model(clip)
+
     with torch.inference_mode():
-        for step in range(repeats + 1):
-            start = time.perf_counter()
-            model(clip)
-            latencies.append(time.perf_counter() - start)
-            if step == 0 and latencies[0] > max_seconds:
-                row["skipped"] = f"warm-up forward took {latencies[0]:.0f} s > {max_seconds:.0f} s"
-                return row
+        warmup_s = time_calls(forward, cpu, warmup=0, repeats=1).max_ms / 1000.0
+        if warmup_s > max_seconds:
+            row["skipped"] = f"warm-up forward took {warmup_s:.0f} s > {max_seconds:.0f} s"
+            return row
+        timing = time_calls(forward, cpu, warmup=0, repeats=repeats)
         row["heap_mb"] = peak_forward_heap(model, clip) / 2**20
-    row["latency_s"] = statistics.median(latencies[1:])
+    row["latency_s"] = timing.median_ms / 1000.0
     row["gflops"] = count_flops(model, cfg.DATA.NUM_FRAMES, size, size) / 1e9
     return row
 

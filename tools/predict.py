@@ -19,8 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
 from resformer_video.datasets.lists import DatasetListError  # noqa: E402
-from resformer_video.inference.predictor import (DEFAULT_WINDOW_S, build_predictor,  # noqa: E402
-                                                 format_prediction)
+from resformer_video.inference.predictor import (DEFAULT_WINDOW_S, PRECISIONS,  # noqa: E402
+                                                 build_predictor, format_prediction)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -39,6 +39,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--stride", type=float, default=None,
                         help="largest distance between window starts in seconds (default: --window)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if NUM_GPUS > 0)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="autocast of the forward (default: bf16 on CUDA, fp32 on CPU; "
+                             "fp16 is CUDA only)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON list")
     args = parser.parse_args(argv)
     if args.topk < 1:
@@ -57,7 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
         predictor = build_predictor(args.checkpoint, args.cfg_file, config_overrides(args),
-                                    args.device, args.window, args.stride)
+                                    args.device, args.window, args.stride, args.precision)
     except (ValueError, FileNotFoundError, DatasetListError, DecoderUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -28,7 +28,8 @@ _C.LOG_PERIOD = 10
 # Model
 # ---------------------------------------------------------------------------------------------
 _C.MODEL = CfgNode()
-# Architecture: resformer_tiny (192 wide, 3 heads), resformer_small (384, 6), resformer_base (768, 12).
+# Architecture (ARCH_SPECS in models/build.py): resformer_tiny (192 wide, 3 heads), resformer_small
+# (384, 6), resformer_base (768, 12).
 _C.MODEL.ARCH = "resformer_base"
 # Number of output classes.
 _C.MODEL.NUM_CLASSES = 400

@@ -14,10 +14,11 @@ from yacs.config import CfgNode
 from resformer_video.config.defaults import get_cfg_defaults
 from resformer_video.datasets.decoders import BACKENDS as DECODERS
 from resformer_video.models.attention import ATTN_IMPLS
+from resformer_video.models.build import ARCH_SPECS
 from resformer_video.models.resformer import (ATTENTION_TYPES, POS_EMBEDS, SPATIAL_ATTENTIONS,
                                               TEMPORAL_EMBEDS)
 
-ARCHS = ("resformer_tiny", "resformer_small", "resformer_base")
+ARCHS = tuple(ARCH_SPECS)
 LAYOUTS = ("csv", "folders")
 CROP_MODES = ("jitter", "random_resized_crop")
 PRECISIONS = ("none", "bf16", "fp16")

@@ -4,16 +4,20 @@
 measures decoding), for the architecture, frames, batch, precision and attention of a config:
 
 - ``train``: one training step of the engine (``forward_backward`` with its
-  :class:`MultiResolutionLoss`, then ``optimizer_step``) at the largest training size with ``MODEL.ATTN_IMPL sdpa`` and
-  ``explicit`` (softmax(QK^T)V as in TimeSformer), the multi-resolution step over all training
-  sizes (cross-entropy per size + scale consistency), and - at bf16/fp16 - the fp32 explicit step
-  as the baseline of the mixed-precision speed-up;
+  :class:`MultiResolutionLoss`, then ``optimizer_step``) at the largest training size for each
+  step variant - our model with ``MODEL.ATTN_IMPL sdpa`` and ``explicit`` (softmax(QK^T)V as in
+  TimeSformer), and ``timesformer``: TimeSformer's own model (:class:`TimeSformerReference`, its
+  forward op for op) at the same width, depth, frames and size -, the multi-resolution step over
+  all training sizes (cross-entropy per size + scale consistency), and - at bf16/fp16 - the fp32
+  baseline steps of the mixed-precision speed-up;
 - ``infer``: a no-grad forward at each resolution of the test sweep.
 
 Each row gives the median step time, clips/s, peak memory (see :mod:`.timing`), achieved TFLOP/s
 (FLOPs = 2 x the multiply-adds of :func:`count_flops`; a training step counts 3 x the forward) and,
 where the device's peak is known (:data:`PEAK_TFLOPS` or ``peak_tflops``), the model FLOPs
-utilisation. :func:`check_targets` compares the rows with the project's speed targets.
+utilisation. :func:`check_targets` compares the rows with the project's speed targets;
+:func:`paired_speedups` times the variants alternately (robust to load from other processes), and
+:func:`profile_train_step` says what bounds the step (:class:`StepBreakdown`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -32,14 +37,19 @@ from yacs.config import CfgNode
 from resformer_video.engine.precision import DTYPES, autocast, make_grad_scaler
 from resformer_video.engine.train import build_train_state, forward_backward, optimizer_step
 from resformer_video.inference.timing import PeakMemoryMeter, Timing, synchronize, time_calls
-from resformer_video.models import build_model, count_flops
+from resformer_video.models import build_model, build_timesformer_reference, count_flops
 from resformer_video.models.attention import ATTN_IMPLS
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-# train / infer: those rows; all: both; paired: only the alternating sdpa-vs-explicit timing.
+# train / infer: those rows; all: both; paired: only the alternating timing of the step variants.
 MODES = ("train", "infer", "all", "paired")
+# Single-size training-step variants: our model with each attention implementation, and
+# TimeSformer's own model. The first is the one the targets measure; the others are baselines.
+TIMESFORMER = "timesformer"
+STEP_VARIANTS = ATTN_IMPLS + (TIMESFORMER,)
+BASELINES = ("explicit", TIMESFORMER)
 
 # Dense peak TFLOP/s (no sparsity) by device-name substring; the first match wins, so the more
 # specific names come first. "fp32" is plain FP32 without TF32 (PyTorch's default for matmuls).
@@ -73,7 +83,7 @@ class BenchmarkOptions:
     mode: str = "all"
     train_sizes: Optional[List[int]] = None
     resolutions: Optional[List[int]] = None
-    attn_impls: Tuple[str, ...] = ATTN_IMPLS
+    attn_impls: Tuple[str, ...] = STEP_VARIANTS
     warmup: int = 1
     repeats: int = 3
     peak_tflops: Optional[float] = None
@@ -115,6 +125,7 @@ class BenchmarkReport:
     comparisons: List[str] = field(default_factory=list)
     paired: Dict[str, Any] = field(default_factory=dict)
     profile: str = ""
+    breakdown: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -137,7 +148,7 @@ def resolve_options(cfg: CfgNode, opts: BenchmarkOptions) -> BenchmarkOptions:
     _check_choice("--precision", precision, PRECISIONS)
     _check_choice("--mode", opts.mode, MODES)
     for impl in opts.attn_impls:
-        _check_choice("--attn", impl, ATTN_IMPLS)
+        _check_choice("--attn", impl, STEP_VARIANTS)
     if opts.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device: cuda requested but CUDA is not available")
     if precision == "fp16" and opts.device == "cpu":
@@ -154,6 +165,9 @@ def resolve_options(cfg: CfgNode, opts: BenchmarkOptions) -> BenchmarkOptions:
         raise ValueError(f"need --batch >= 1, --repeats >= 1, --warmup >= 0, got "
                          f"{batch}, {opts.repeats}, {opts.warmup}")
     paired = opts.paired_repeats or (opts.repeats if opts.mode == "paired" else 0)
+    if paired and ("sdpa" not in opts.attn_impls or len(set(opts.attn_impls)) < 2):
+        raise ValueError(f"--attn: paired timing needs sdpa and a baseline {list(BASELINES)}, "
+                         f"got {list(opts.attn_impls)}")
     return BenchmarkOptions(**{**asdict(opts), "batch": batch, "precision": precision,
                                "paired_repeats": paired,
                                "train_sizes": sorted(set(train_sizes), reverse=True),
@@ -223,9 +237,21 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _build(cfg: CfgNode, attn_impl: str, device: torch.device) -> nn.Module:
+def variant_train_step(cfg: CfgNode, variant: str, sizes: Sequence[int], batch: int, precision: str,
+                       device: torch.device) -> Callable[[], None]:
+    """:func:`make_train_step` for a fresh model of ``variant``. The TimeSformer baseline runs
+    eager, as its code does, whatever ``TRAIN.COMPILE`` says."""
+    if variant == TIMESFORMER:
+        cfg = _modified(cfg, {"TRAIN.COMPILE": False})
+    return make_train_step(cfg, _build(cfg, variant, device), sizes, batch, precision, device)
+
+
+def _build(cfg: CfgNode, variant: str, device: torch.device) -> nn.Module:
+    """The model of a step variant (see :data:`STEP_VARIANTS`), randomly initialised on ``device``."""
+    if variant == TIMESFORMER:
+        return build_timesformer_reference(cfg).to(device)
     # Weights do not change the speed: skip loading MODEL.PRETRAINED.
-    return build_model(_modified(cfg, {"MODEL.ATTN_IMPL": attn_impl, "MODEL.PRETRAINED": ""})).to(device)
+    return build_model(_modified(cfg, {"MODEL.ATTN_IMPL": variant, "MODEL.PRETRAINED": ""})).to(device)
 
 
 def _modified(cfg: CfgNode, values: Dict[str, Any]) -> CfgNode:
@@ -332,8 +358,9 @@ def _train_variants(opts: BenchmarkOptions) -> List[Tuple[str, str, str, List[in
     if len(opts.train_sizes) > 1:
         multi = "+".join(str(s) for s in opts.train_sizes)
         rows.append((f"train sdpa {multi}", "sdpa", opts.precision, list(opts.train_sizes)))
-    if opts.precision != "fp32" and "explicit" in opts.attn_impls:
-        rows.append((f"train explicit {top[0]} fp32", "explicit", "fp32", top))
+    if opts.precision != "fp32":
+        rows += [(f"train {impl} {top[0]} fp32", impl, "fp32", top)
+                 for impl in BASELINES if impl in opts.attn_impls]
     return rows
 
 
@@ -343,14 +370,13 @@ def _run_train(cfg: CfgNode, opts: BenchmarkOptions, device: torch.device, flops
     assert batch is not None
     rows = []
     for name, impl, precision, sizes in _train_variants(opts):
-        model = _build(cfg, impl, device)
-        step = make_train_step(cfg, model, sizes, batch, precision, device)
+        step = variant_train_step(cfg, impl, sizes, batch, precision, device)
         train_flops = 3.0 * sum(flops.forward_flops(frames, s) for s in sizes)
         peak = peak_override or device_peak_tflops(device, precision)
         rows.append(measure(name, "train", step, attn_impl=impl, precision=precision, sizes=sizes,
                             batch=batch, frames=frames, device=device, warmup=opts.warmup,
                             repeats=opts.repeats, flops_per_clip=train_flops, peak=peak))
-        del model, step
+        del step
         _free(device)
     return rows
 
@@ -376,9 +402,79 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+# Profiler op and kernel names by category, for :class:`StepBreakdown`; the first match wins.
+_OP_CATEGORIES = (
+    ("attention", re.compile(r"scaled_dot_product|sdpa|flash|fmha|efficient_attention|softmax", re.I)),
+    ("gemm", re.compile(r"aten::(mm|addmm|bmm|baddbmm)$|gemm|xmma|cutlass|cublas", re.I)),
+)
+
+
+@dataclass
+class StepBreakdown:
+    """Where a training step's time goes (shares of the summed self time of the profiled ops, or
+    of the CUDA kernels on a GPU) and what that bounds.
+
+    ``gemm`` is the matrix multiplications (on this model the linear layers' forward and backward
+    GEMMs, plus the explicit path's attention products); ``attention`` the attention kernels and
+    softmax; ``other`` everything else (elementwise, copies, norms, convolutions, optimiser).
+    ``gemm_tflops`` is the rate of one stand-alone GEMM of the MLP's shape on the same device and
+    precision, for comparison with the step's achieved TFLOP/s.
+    """
+
+    shares: Dict[str, float]
+    gemm_tflops: Optional[float] = None
+
+    @property
+    def gemm_bound_speedup(self) -> float:
+        """How much faster any step doing the same GEMMs at the same rate could be, at most:
+        ``1 / gemm share`` (everything else free)."""
+        share = self.shares.get("gemm", 0.0)
+        return 1.0 / share if share > 0 else float("inf")
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{name} {share:.1%}" for name, share in self.shares.items())
+        text = (f"time by category: {parts}. A step with these GEMMs at this rate can be at most "
+                f"{self.gemm_bound_speedup:.2f}x faster (everything but the GEMMs free).")
+        if self.gemm_tflops is not None:
+            text += f" A stand-alone GEMM of the MLP's shape runs at {self.gemm_tflops:.3g} TFLOP/s here."
+        return text
+
+
+def _category(name: str) -> str:
+    return next((cat for cat, pattern in _OP_CATEGORIES if pattern.search(name)), "other")
+
+
+def breakdown_from_profile(events: Sequence[Any], device: torch.device) -> Dict[str, float]:
+    """Shares of self time by category from ``prof.key_averages()``: every op's self CPU time on
+    CPU, the CUDA kernels' time on a GPU (the ops that launch them would count it twice)."""
+    totals = {"gemm": 0.0, "attention": 0.0, "other": 0.0}
+    for event in events:
+        if device.type == "cuda":
+            if getattr(event, "device_type", None) != torch.autograd.DeviceType.CUDA:
+                continue
+            spent = event.self_device_time_total
+        else:
+            spent = event.self_cpu_time_total
+        totals[_category(event.key)] += spent
+    grand = sum(totals.values()) or 1.0
+    return {cat: value / grand for cat, value in totals.items()}
+
+
+def standalone_gemm_tflops(tokens: int, width: int, hidden: int, precision: str,
+                           device: torch.device, repeats: int = 5) -> float:
+    """TFLOP/s of ``(tokens, width) @ (width, hidden)`` (the MLP's first layer over a step's
+    tokens) in ``precision``, median of ``repeats`` after one warm-up."""
+    dtype = DTYPES.get(precision) or torch.float32
+    a = torch.randn(tokens, width, device=device, dtype=dtype)
+    b = torch.randn(width, hidden, device=device, dtype=dtype)
+    timing = time_calls(lambda: torch.mm(a, b), device, 1, repeats)
+    return 2.0 * tokens * width * hidden / (timing.median_ms / 1000.0) / 1e12
+
+
 def profile_train_step(cfg: CfgNode, opts: BenchmarkOptions, device: torch.device,
-                       row_limit: int = 15) -> str:
-    """A ``torch.profiler`` table of the top ops (by self time) of the sdpa single-size step."""
+                       row_limit: int = 15) -> Tuple[str, StepBreakdown]:
+    """``torch.profiler``'s top ops (by self time) of the sdpa single-size step and its
+    :class:`StepBreakdown`."""
     from torch.profiler import ProfilerActivity, profile
 
     assert opts.train_sizes is not None and opts.batch is not None
@@ -390,22 +486,29 @@ def profile_train_step(cfg: CfgNode, opts: BenchmarkOptions, device: torch.devic
         for _ in range(opts.profile_steps):
             step()
         synchronize(device)
+    events = prof.key_averages()
     sort_by = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return prof.key_averages().table(sort_by=sort_by, row_limit=row_limit)
+    table = events.table(sort_by=sort_by, row_limit=row_limit)
+    size, patch = opts.train_sizes[0], cfg.MODEL.PATCH_SIZE
+    tokens = opts.batch * cfg.DATA.NUM_FRAMES * (size // patch) ** 2
+    width = model.num_features
+    del model, step
+    gemm = standalone_gemm_tflops(tokens, width, int(width * 4), str(opts.precision), device)
+    return table, StepBreakdown(breakdown_from_profile(events, device), gemm)
 
 
-def paired_attention_speedup(cfg: CfgNode, opts: BenchmarkOptions,
-                             device: torch.device) -> Dict[str, Any]:
-    """sdpa vs explicit training step at the largest size, timed alternately.
+def paired_speedups(cfg: CfgNode, opts: BenchmarkOptions, device: torch.device) -> Dict[str, Any]:
+    """The sdpa training step against each baseline variant at the largest size, timed alternately.
 
-    Both models are built and warmed up, then ``paired_repeats`` times one sdpa step and one
-    explicit step are timed back to back, so that load from other processes hits both alike; the
-    speed-up is the median of the per-pair ratios ``explicit_ms / sdpa_ms``.
+    All variants are built and warmed up, then ``paired_repeats`` times one step of each is timed
+    in turn, so that load from other processes hits them alike; the speed-up over a baseline is
+    the median of the per-round ratios ``baseline_ms / sdpa_ms``.
     """
     assert opts.train_sizes is not None and opts.batch is not None
     sizes = opts.train_sizes[:1]
-    steps = {impl: make_train_step(cfg, _build(cfg, impl, device), sizes, opts.batch,
-                                   str(opts.precision), device) for impl in ATTN_IMPLS}
+    variants = list(dict.fromkeys(opts.attn_impls))
+    steps = {impl: variant_train_step(cfg, impl, sizes, opts.batch, str(opts.precision), device)
+             for impl in variants}
     for step in steps.values():  # at least one warm-up step each (optimiser state, caches)
         for _ in range(max(opts.warmup, 1)):
             step()
@@ -413,12 +516,13 @@ def paired_attention_speedup(cfg: CfgNode, opts: BenchmarkOptions,
     for _ in range(opts.paired_repeats):
         for impl, step in steps.items():
             times[impl] += time_calls(step, device, 0, 1).times_ms
-    ratios = [e / s for s, e in zip(times["sdpa"], times["explicit"])]
-    result = {"size": sizes[0], "precision": opts.precision, "batch": opts.batch,
-              "sdpa_ms": times["sdpa"], "explicit_ms": times["explicit"],
-              "speedup": statistics.median(ratios)}
-    logger.info("paired sdpa/explicit speed-up: %.3f (ratios %s)", result["speedup"],
-                ", ".join(f"{r:.3f}" for r in ratios))
+    ratios = {impl: [b / s for s, b in zip(times["sdpa"], times[impl])]
+              for impl in variants if impl != "sdpa"}
+    result = {"size": sizes[0], "precision": opts.precision, "batch": opts.batch, "times_ms": times,
+              "ratios": ratios, "speedups": {impl: statistics.median(r) for impl, r in ratios.items()}}
+    for impl, value in result["speedups"].items():
+        logger.info("paired sdpa / %s speed-up: %.3f (ratios %s)", impl, value,
+                    ", ".join(f"{r:.3f}" for r in ratios[impl]))
     return result
 
 
@@ -433,11 +537,13 @@ def run_benchmark(cfg: CfgNode, opts: BenchmarkOptions) -> BenchmarkReport:
     if opts.mode in ("infer", "all"):
         report.rows += _run_infer(cfg, opts, device, flops, opts.peak_tflops)
     if opts.paired_repeats > 0:
-        report.paired = paired_attention_speedup(cfg, opts, device)
+        report.paired = paired_speedups(cfg, opts, device)
     report.targets = check_targets(report.rows, device, report.paired)
     report.comparisons = compare_rows(report.rows)
     if opts.profile:
-        report.profile = profile_train_step(cfg, opts, device)
+        report.profile, breakdown = profile_train_step(cfg, opts, device)
+        report.breakdown = {**asdict(breakdown), "gemm_bound_speedup": breakdown.gemm_bound_speedup,
+                            "summary": breakdown.describe()}
     return report
 
 
@@ -467,22 +573,25 @@ def check_targets(rows: Sequence[BenchmarkRow], device: torch.device,
                   paired: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
     """The speed targets that these rows can answer, each with its value, threshold and ``met``.
 
-    CPU fp32: sdpa step >= 1.2x the explicit step (from the interleaved ``paired`` measurement
-    when given, else from the rows). CUDA: bf16 sdpa step >= 3x the fp32 explicit step, and bf16
-    sdpa MFU >= 45% (when the peak is known).
+    CPU fp32: the sdpa step >= 1.2x each baseline step (``explicit``, ``timesformer``; from the
+    alternating ``paired`` measurement when given, else from the rows). CUDA: the bf16 sdpa step
+    >= 3x each fp32 baseline step, and bf16 sdpa MFU >= 45% (when the peak is known).
     """
     targets = []
-    sdpa32, explicit32 = _find(rows, "sdpa", "fp32"), _find(rows, "explicit", "fp32")
     if device.type == "cpu" and paired and paired["precision"] == "fp32":
-        targets.append(_target("cpu fp32 train: sdpa / explicit speed-up (paired)",
-                               paired["speedup"], CPU_SDPA_SPEEDUP_TARGET))
-    elif device.type == "cpu" and sdpa32 and explicit32:
-        targets.append(_target("cpu fp32 train: sdpa / explicit speed-up",
-                               sdpa32.clips_per_s / explicit32.clips_per_s, CPU_SDPA_SPEEDUP_TARGET))
-    sdpa16 = _find(rows, "sdpa", "bf16")
-    if device.type == "cuda" and sdpa16 and explicit32:
-        targets.append(_target("cuda train: bf16 sdpa / fp32 explicit speed-up",
-                               sdpa16.clips_per_s / explicit32.clips_per_s, GPU_BF16_SPEEDUP_TARGET))
+        for impl, speedup in paired["speedups"].items():
+            targets.append(_target(f"cpu fp32 train: sdpa / {impl} speed-up (paired)", speedup,
+                                   CPU_SDPA_SPEEDUP_TARGET))
+        return targets
+    sdpa32, sdpa16 = _find(rows, "sdpa", "fp32"), _find(rows, "sdpa", "bf16")
+    for impl in BASELINES:
+        base32 = _find(rows, impl, "fp32")
+        if device.type == "cpu" and sdpa32 and base32:
+            targets.append(_target(f"cpu fp32 train: sdpa / {impl} speed-up",
+                                   sdpa32.clips_per_s / base32.clips_per_s, CPU_SDPA_SPEEDUP_TARGET))
+        if device.type == "cuda" and sdpa16 and base32:
+            targets.append(_target(f"cuda train: bf16 sdpa / fp32 {impl} speed-up",
+                                   sdpa16.clips_per_s / base32.clips_per_s, GPU_BF16_SPEEDUP_TARGET))
     if device.type == "cuda" and sdpa16 and sdpa16.mfu is not None:
         targets.append(_target("cuda train: bf16 sdpa MFU", sdpa16.mfu, GPU_MFU_TARGET))
     return targets
@@ -537,14 +646,16 @@ def format_report(report: BenchmarkReport) -> str:
     lines += [""] + report.comparisons if report.comparisons else []
     if report.paired:
         p = report.paired
-        lines.append(f"paired (alternating) sdpa vs explicit training steps at {p['size']}, "
-                     f"{p['precision']}, batch {p['batch']}: sdpa ms {_ms_list(p['sdpa_ms'])}, "
-                     f"explicit ms {_ms_list(p['explicit_ms'])}, speed-up {p['speedup']:.3f}")
+        times = ", ".join(f"{impl} ms {_ms_list(ms)}" for impl, ms in p["times_ms"].items())
+        speedups = ", ".join(f"over {impl} {value:.3f}" for impl, value in p["speedups"].items())
+        lines.append(f"paired (alternating) training steps at {p['size']}, {p['precision']}, "
+                     f"batch {p['batch']}: {times}; sdpa speed-up (median of rounds) {speedups}")
     for target in report.targets:
         lines.append(f"\ntarget {target['name']}: {target['value']:.3g} "
                      f"(>= {target['threshold']:g}) {'met' if target['met'] else 'MISSED'}")
     if report.profile:
-        lines += ["", "top ops of the sdpa training step (torch.profiler):", report.profile]
+        lines += ["", "top ops of the sdpa training step (torch.profiler):", report.profile,
+                  report.breakdown["summary"]]
     return "\n".join(lines)
 
 

@@ -7,6 +7,9 @@ predicted like the test mode: ``TEST.NUM_ENSEMBLE_VIEWS`` temporal clips (TimeSf
 :func:`sample_clip_indices` inside the window) x ``TEST.NUM_SPATIAL_CROPS`` crops of
 :class:`TestTransform` at ``DATA.TEST_CROP_SIZE``; its probabilities are the mean of the views'
 softmax. The whole-video probabilities are the mean over windows.
+
+The forward runs under autocast at ``precision`` (``fp32``: none; default ``bf16`` on CUDA, ``fp32``
+on CPU); the softmax is always taken in float32.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, im
 from resformer_video.datasets.lists import find_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.datasets.transforms import TestTransform, build_test_transform
+from resformer_video.engine.precision import DTYPES, autocast
 from resformer_video.models import build_model
 from resformer_video.utils.checkpoint import load_checkpoint_file
 
 DEFAULT_WINDOW_S = 10.0
+PRECISIONS = ("fp32", "bf16", "fp16")
 # Config keys that name files only needed for training or testing; predict loads its checkpoint.
 _PREDICT_OVERRIDES = ("MODEL.PRETRAINED", "", "TEST.CHECKPOINT_FILE_PATH", "")
 
@@ -90,6 +95,26 @@ def window_starts(num_frames: int, window_frames: int, stride_frames: int) -> Li
     return [int(round(x)) for x in np.linspace(0, last, count)]
 
 
+def default_precision(device: torch.device) -> str:
+    """``bf16`` on CUDA (``fp16`` where the GPU lacks bfloat16), ``fp32`` elsewhere."""
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def precision_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype of ``precision`` on ``device`` (None for ``fp32``).
+
+    Raises:
+        ValueError: an unknown precision, or ``fp16`` on CPU.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("precision fp16 is not supported on CPU; use fp32 or bf16")
+    return DTYPES.get(precision)
+
+
 def top_k(probs: torch.Tensor, class_names: Sequence[str], k: int) -> List[ClassScore]:
     """The ``k`` most probable classes of ``probs`` ``(K,)``, most probable first."""
     values, indices = probs.topk(min(k, probs.numel()))
@@ -106,13 +131,17 @@ class VideoPredictor:
         device: where the model runs.
         window_s: window length in seconds; ``stride_s`` the largest distance between window
             starts (default: ``window_s``, i.e. windows overlap only to end at the video's end).
+        precision: ``fp32``, ``bf16`` or ``fp16`` autocast of the forward (default:
+            :func:`default_precision` of ``device``).
     """
 
     def __init__(self, model: nn.Module, cfg: CfgNode, class_names: Sequence[str],
                  device: torch.device, window_s: float = DEFAULT_WINDOW_S,
-                 stride_s: Optional[float] = None) -> None:
+                 stride_s: Optional[float] = None, precision: Optional[str] = None) -> None:
         if window_s <= 0 or (stride_s is not None and stride_s <= 0):
             raise ValueError(f"window and stride must be > 0 s, got {window_s} and {stride_s}")
+        self.precision = precision or default_precision(device)
+        self.amp_dtype = precision_dtype(self.precision, device)
         self.model = model.to(device).eval()
         self.cfg = cfg
         self.class_names = list(class_names)
@@ -131,7 +160,8 @@ class VideoPredictor:
     def clip_probs(self, clips: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities ``(V, K)`` of clips ``(V, 3, T, S, S)``, in ``TEST.BATCH_SIZE`` chunks."""
         chunks = clips.split(self.cfg.TEST.BATCH_SIZE)
-        logits = [self.model(chunk.to(self.device)).float() for chunk in chunks]
+        with autocast(self.device, self.amp_dtype):
+            logits = [self.model(chunk.to(self.device)).float() for chunk in chunks]
         return torch.cat(logits).softmax(dim=-1).cpu()
 
     def window_views(self, reader: VideoReader, start: int, length: int) -> torch.Tensor:
@@ -236,11 +266,13 @@ def default_device(cfg: CfgNode) -> torch.device:
 
 def build_predictor(checkpoint: str, cfg_file: Optional[str] = None, opts: Sequence[str] = (),
                     device: Optional[str] = None, window_s: float = DEFAULT_WINDOW_S,
-                    stride_s: Optional[float] = None) -> VideoPredictor:
+                    stride_s: Optional[float] = None,
+                    precision: Optional[str] = None) -> VideoPredictor:
     """A :class:`VideoPredictor` from a training checkpoint (see :func:`load_predict_config`).
 
     Raises:
-        ValueError: damaged checkpoint, bad config value, weights that do not fit the config.
+        ValueError: damaged checkpoint, bad config value, weights that do not fit the config,
+            ``precision`` not available on the device.
         DecoderUnavailableError: the ``DATA.DECODER`` package cannot be imported.
     """
     state = load_checkpoint_file(checkpoint)
@@ -249,7 +281,7 @@ def build_predictor(checkpoint: str, cfg_file: Optional[str] = None, opts: Seque
     model = load_trained_model(cfg, state, checkpoint)
     names = resolve_class_names(cfg, state)
     target = torch.device(device) if device else default_device(cfg)
-    return VideoPredictor(model, cfg, names, target, window_s, stride_s)
+    return VideoPredictor(model, cfg, names, target, window_s, stride_s, precision)
 
 
 def format_prediction(pred: VideoPrediction, show_windows: bool = True) -> str:

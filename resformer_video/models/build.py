@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 from yacs.config import CfgNode
 
 from resformer_video.models.checkpoint_filter import load_pretrained
 from resformer_video.models.resformer import VideoResFormer
+from resformer_video.models.timesformer_reference import TimeSformerReference
 
 # Architecture -> (width, heads, depth).
 ARCH_SPECS: Dict[str, Tuple[int, int, int]] = {
@@ -18,29 +19,28 @@ ARCH_SPECS: Dict[str, Tuple[int, int, int]] = {
 MLP_RATIO = 4.0
 
 
+def _common_kwargs(cfg: CfgNode) -> Dict[str, Any]:
+    """Constructor arguments that :class:`VideoResFormer` and :class:`TimeSformerReference` share."""
+    if cfg.MODEL.ARCH not in ARCH_SPECS:
+        raise ValueError(f"MODEL.ARCH: must be one of {list(ARCH_SPECS)}, got {cfg.MODEL.ARCH!r}")
+    width, heads, depth = ARCH_SPECS[cfg.MODEL.ARCH]
+    return dict(num_classes=cfg.MODEL.NUM_CLASSES, img_size=cfg.DATA.TRAIN_CROP_SIZES[0],
+                patch_size=cfg.MODEL.PATCH_SIZE, embed_dim=width, depth=cfg.MODEL.DEPTH or depth,
+                num_heads=heads, mlp_ratio=MLP_RATIO, num_frames=cfg.DATA.NUM_FRAMES,
+                attention_type=cfg.MODEL.ATTENTION_TYPE, drop_path_rate=cfg.MODEL.DROP_PATH_RATE)
+
+
 def build_model(cfg: CfgNode) -> VideoResFormer:
     """A :class:`VideoResFormer` for ``cfg`` (on CPU), initialised from ``MODEL.PRETRAINED`` when set.
 
     The learned position table (``MODEL.POS_EMBED learned``) is sized for ``DATA.TRAIN_CROP_SIZES[0]``
     and the learned temporal table for ``DATA.NUM_FRAMES``.
     """
-    if cfg.MODEL.ARCH not in ARCH_SPECS:
-        raise ValueError(f"MODEL.ARCH: must be one of {list(ARCH_SPECS)}, got {cfg.MODEL.ARCH!r}")
-    width, heads, depth = ARCH_SPECS[cfg.MODEL.ARCH]
     emsa = cfg.MODEL.EMSA
     model = VideoResFormer(
-        num_classes=cfg.MODEL.NUM_CLASSES,
-        img_size=cfg.DATA.TRAIN_CROP_SIZES[0],
-        patch_size=cfg.MODEL.PATCH_SIZE,
-        embed_dim=width,
-        depth=cfg.MODEL.DEPTH or depth,
-        num_heads=heads,
-        mlp_ratio=MLP_RATIO,
-        num_frames=cfg.DATA.NUM_FRAMES,
-        attention_type=cfg.MODEL.ATTENTION_TYPE,
+        **_common_kwargs(cfg),
         pos_embed=cfg.MODEL.POS_EMBED,
         temporal_embed=cfg.MODEL.TEMPORAL_EMBED,
-        drop_path_rate=cfg.MODEL.DROP_PATH_RATE,
         head_dropout=cfg.MODEL.DROPOUT,
         attn_impl=cfg.MODEL.ATTN_IMPL,
         spatial_attention=cfg.MODEL.SPATIAL_ATTENTION,
@@ -53,3 +53,11 @@ def build_model(cfg: CfgNode) -> VideoResFormer:
     if cfg.MODEL.PRETRAINED:
         load_pretrained(model, cfg.MODEL.PRETRAINED)
     return model
+
+
+def build_timesformer_reference(cfg: CfgNode) -> TimeSformerReference:
+    """TimeSformer's own model (:class:`TimeSformerReference`, randomly initialised, on CPU) at the
+    width, depth, frames, training size, attention type and stochastic depth of ``cfg``: the
+    baseline of ``tools/benchmark.py``. It has TimeSformer's learned position tables whatever
+    ``MODEL.POS_EMBED`` says; ``configs/k400_timesformer_b.yaml`` makes our model its equal."""
+    return TimeSformerReference(**_common_kwargs(cfg))
