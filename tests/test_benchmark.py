@@ -66,8 +66,10 @@ def test_check_targets_compares_sdpa_with_each_baseline():
 
 
 class _Event:
-    def __init__(self, key: str, self_cpu_time_total: float) -> None:
+    def __init__(self, key: str, self_cpu_time_total: float, on_gpu: bool = False) -> None:
         self.key, self.self_cpu_time_total = key, self_cpu_time_total
+        self.self_device_time_total = self_cpu_time_total if on_gpu else 0.0
+        self.device_type = torch.autograd.DeviceType.CUDA if on_gpu else torch.autograd.DeviceType.CPU
 
 
 def test_breakdown_sorts_ops_into_gemm_attention_and_other():
@@ -79,6 +81,16 @@ def test_breakdown_sorts_ops_into_gemm_attention_and_other():
     breakdown = StepBreakdown(shares, gemm_tflops=0.2)
     assert breakdown.gemm_bound_speedup == pytest.approx(1.25)
     assert "at most 1.25x faster" in breakdown.describe()
+
+
+def test_breakdown_on_cuda_counts_kernels_not_the_ops_that_launch_them():
+    events = [_Event("aten::mm", 900.0), _Event("aten::_softmax", 900.0),  # host side: ignored
+              _Event("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", 60.0, on_gpu=True),
+              _Event("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits>", 25.0, on_gpu=True),
+              _Event("void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernel>", 15.0,
+                     on_gpu=True)]
+    shares = breakdown_from_profile(events, torch.device("cuda"))
+    assert shares == pytest.approx({"gemm": 0.6, "attention": 0.25, "other": 0.15})
 
 
 def test_benchmark_runs_end_to_end_on_cpu(tmp_path, capsys):
