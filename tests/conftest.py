@@ -79,16 +79,18 @@ def make_cfg(data_dir: Optional[Any] = None, opts: Optional[Sequence[Any]] = Non
 INDEX_BASE, INDEX_STEP, INDEX_LEVELS = 16, 8, 28
 
 
-def make_index_video(path: Any, num_frames: int, fps: float, size: int = 64) -> Path:
+def make_index_video(path: Any, num_frames: int, fps: float, size: int = 64,
+                     timestamps: Optional[Sequence[float]] = None) -> Path:
     """Write an H.264 video whose frame ``i`` shows its own index (left half grey level encodes
-    ``i % 28``, right half ``i // 28``); read it back with :func:`decode_frame_index`."""
+    ``i % 28``, right half ``i // 28``); read it back with :func:`decode_frame_index`.
+    ``timestamps`` (seconds per frame) makes it variable-frame-rate."""
     from resformer_video.datasets.synthetic import write_mp4
 
     frames = np.zeros((num_frames, size, size, 3), dtype=np.uint8)
     for i in range(num_frames):
         frames[i, :, : size // 2] = INDEX_BASE + INDEX_STEP * (i % INDEX_LEVELS)
         frames[i, :, size // 2:] = INDEX_BASE + INDEX_STEP * (i // INDEX_LEVELS)
-    write_mp4(str(path), frames, fps)
+    write_mp4(str(path), frames, fps, timestamps=timestamps)
     return Path(path)
 
 

@@ -66,6 +66,33 @@ def test_backends_agree_on_real_content(moving_video):
             assert neighbour > 2 * same + 1.0, (backend, idx, same, neighbour)
 
 
+# A phone-style variable-frame-rate video: 30 frames at 30 fps, then 30 frames at 10 fps.
+VFR_TIMES = [i / 30 for i in range(30)] + [1.0 + i / 10 for i in range(30)]
+
+
+@pytest.fixture(scope="module")
+def vfr_video(tmp_path_factory):
+    return make_index_video(tmp_path_factory.mktemp("vfr") / "vfr.mp4", len(VFR_TIMES), 30,
+                            timestamps=VFR_TIMES)
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_variable_frame_rate_video_is_read_by_time(backend, vfr_video):
+    """Grid index i is the frame on screen (i + 0.5) / fps seconds in, not the i-th frame: in the
+    10 fps half every frame covers three 30-fps-like grid steps of the 15 fps average."""
+    with open_video(str(vfr_video), backend) as reader:
+        assert reader.num_frames == 60
+        # The average rate is frames / the container's duration (3.80 s as this muxer writes it).
+        assert reader.fps == pytest.approx(60 / 3.9, rel=0.05)
+        shown = decode_frame_index(reader.get_frames(list(range(reader.num_frames))))
+        times = (np.arange(reader.num_frames) + 0.5) / reader.fps
+    expected = np.searchsorted(VFR_TIMES, times, side="right") - 1
+    assert shown == expected.tolist()
+    # Time, not frame count: grid index 30 is 1.9-2.0 s in, in the 10 fps half (a frame-count
+    # reader would show frame 30, at 1.0 s), and the grid ends in the video's last 0.2 s.
+    assert shown[30] == 39 and VFR_TIMES[shown[-1]] >= 3.7
+
+
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_bad_files_raise_decode_error_naming_the_file(backend, tmp_path, index_video):
     empty = tmp_path / "empty.mp4"

@@ -1,9 +1,15 @@
 """One small video-reading interface over three backends: decord, torchcodec and PyAV.
 
 ``open_video(path, backend)`` returns a :class:`VideoReader` with ``fps``, ``num_frames``,
-``duration`` and ``get_frames(indices) -> uint8 (T, H, W, 3)``. Frames are addressed by their
-index in presentation order; only the requested frames are decoded (each backend seeks to the
-nearest key frame). Readers are context managers and release the file on ``close()``.
+``duration`` and ``get_frames(indices) -> uint8 (T, H, W, 3)``. Only the requested frames are
+decoded (each backend seeks to the nearest key frame). Readers are context managers and release
+the file on ``close()``.
+
+Frames are addressed by time. Index ``i`` means the frame on screen at ``(i + 0.5) / fps`` seconds
+after the first frame, ``fps`` being the average frame rate (frames / duration). In a
+constant-frame-rate video that is the ``i``-th frame; in a variable-frame-rate one (phone
+cameras) it is the frame shown at that time, so clips sampled by time
+(:mod:`~resformer_video.datasets.sampling`) span the seconds they should, whatever the backend.
 Any failure to open or decode raises :class:`VideoDecodeError` naming the file, so callers catch
 one exception type whatever the backend.
 """
@@ -60,6 +66,10 @@ class VideoReader(ABC):
         self.fps = float(fps)
         self.num_frames = int(num_frames)
 
+    def grid_times(self, indices: np.ndarray) -> np.ndarray:
+        """Seconds after the first frame at which grid ``indices`` are read (see the module docstring)."""
+        return (indices + 0.5) / self.fps
+
     @property
     def duration(self) -> float:
         """Length in seconds (``num_frames / fps``)."""
@@ -96,15 +106,32 @@ class VideoReader(ABC):
         self.close()
 
 
+def frames_shown_at(starts: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Indices of the frames on screen at ``times`` (seconds after the first frame), given each
+    frame's presentation start ``starts`` (seconds, non-decreasing): the last frame that started at
+    or before the time, clamped to the video."""
+    found = np.searchsorted(starts - starts[0], times, side="right") - 1
+    return np.clip(found, 0, len(starts) - 1)
+
+
 class DecordReader(VideoReader):
-    """decord ``VideoReader`` (one thread; key-frame seeking inside ``get_batch``)."""
+    """decord ``VideoReader`` (one thread; key-frame seeking inside ``get_batch``). Grid indices are
+    mapped to decord's frame indices through its per-frame timestamps."""
 
     def __init__(self, path: str) -> None:
         decord = import_backend("decord")
         self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-        super().__init__(path, self._vr.get_avg_fps(), len(self._vr))
+        num_frames = len(self._vr)
+        super().__init__(path, self._vr.get_avg_fps(), num_frames)
+        starts = np.asarray(self._vr.get_frame_timestamp(list(range(num_frames))), dtype=np.float64)
+        starts = starts.reshape(num_frames, -1)[:, 0]
+        # Without usable timestamps (none, or out of order) frame i is taken to start at i / fps.
+        self._starts = starts if num_frames > 1 and np.all(np.diff(starts) >= 0) and starts[-1] > starts[0] \
+            else None
 
     def _read(self, indices: np.ndarray) -> torch.Tensor:
+        if self._starts is not None:
+            indices = frames_shown_at(self._starts, self.grid_times(indices))
         return torch.from_numpy(self._vr.get_batch(indices.tolist()).asnumpy())
 
     def close(self) -> None:
@@ -112,7 +139,8 @@ class DecordReader(VideoReader):
 
 
 class TorchCodecReader(VideoReader):
-    """torchcodec ``VideoDecoder`` in exact seek mode (frame indices from a full packet scan)."""
+    """torchcodec ``VideoDecoder`` in exact seek mode (frame times from a full packet scan); grid
+    indices are read with ``get_frames_played_at`` their grid times."""
 
     def __init__(self, path: str) -> None:
         decoders = import_backend("torchcodec")
@@ -120,9 +148,12 @@ class TorchCodecReader(VideoReader):
                                           seek_mode="exact")
         meta = self._dec.metadata
         super().__init__(path, meta.average_fps or 0.0, meta.num_frames or 0)
+        self._begin = float(meta.begin_stream_seconds or 0.0)
+        self._end = float(meta.end_stream_seconds or self._begin + self.duration)
 
     def _read(self, indices: np.ndarray) -> torch.Tensor:
-        return self._dec.get_frames_at(indices=indices.tolist()).data
+        seconds = np.minimum(self._begin + self.grid_times(indices), np.nextafter(self._end, 0.0))
+        return self._dec.get_frames_played_at(seconds=seconds.tolist()).data
 
     def close(self) -> None:
         self._dec = None
@@ -130,7 +161,8 @@ class TorchCodecReader(VideoReader):
 
 class PyAVReader(VideoReader):
     """PyAV demuxer + decoder: seek to the key frame before the first wanted frame, decode forward to
-    the last one. A frame's index is its presentation time times the average frame rate."""
+    the last one; grid index ``i`` gets the frame on screen at ``(i + 0.5) / fps`` (the last frame
+    that starts at or before it)."""
 
     def __init__(self, path: str) -> None:
         av = import_backend("pyav")
@@ -148,41 +180,44 @@ class PyAVReader(VideoReader):
         self._start = float((self._stream.start_time or 0) * self._stream.time_base)
         super().__init__(path, float(rate), frames)
 
-    def _frame_index(self, frame) -> int:
-        return int(round((frame.time - self._start) * self.fps))
-
     def _seek_before(self, index: int) -> None:
-        """Position the demuxer at the key frame at or before frame ``index``."""
+        """Position the demuxer at the key frame at or before grid index ``index``."""
         offset = int((self._start + index / self.fps) / float(self._stream.time_base)) if index > 0 else 0
         self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
 
     def _decode_wanted(self, wanted: List[int], seek: bool) -> Tuple[Dict[int, np.ndarray], bool]:
         """Decode forward (from the key frame before ``wanted[0]`` when ``seek``, else from the start)
-        and give each wanted index (ascending, unique) the frame with the largest index <= it: the
-        first frame for indices before it, the last one for indices past the end. Only those frames
-        are converted to RGB. Returns (frames by index, whether decoding started after ``wanted[0]``)."""
+        and give each wanted grid index (ascending, unique) the last frame that starts at or before
+        its grid time: the first frame for times before it, the last one for times past the end.
+        Only those frames are converted to RGB. Returns (frames by index, whether decoding started
+        after ``wanted[0]``'s time)."""
         self._seek_before(wanted[0] if seek else 0)
         pending = deque(wanted)
         out: Dict[int, np.ndarray] = {}
-        previous: Optional[Tuple[object, Optional[np.ndarray]]] = None
+        previous: Optional[List] = None  # [frame, rgb or None] of the last frame at or before
         overshot = None
         for frame in self._container.decode(self._stream):
-            index = self._frame_index(frame)
-            overshot = index > pending[0] if overshot is None else overshot
+            started = frame.time - self._start
+            overshot = started > self._grid_time(pending[0]) if overshot is None else overshot
             current = [frame, None]
-            while pending and pending[0] <= index:
-                source = current if previous is None or pending[0] == index else previous
-                if source[1] is None:
-                    source[1] = source[0].to_ndarray(format="rgb24")
-                out[pending.popleft()] = source[1]
+            while pending and started > self._grid_time(pending[0]):
+                out[pending.popleft()] = self._rgb(previous or current)
             if not pending:
                 break
             previous = current
         while pending and previous is not None:  # past the end of the stream
-            if previous[1] is None:
-                previous[1] = previous[0].to_ndarray(format="rgb24")
-            out[pending.popleft()] = previous[1]
+            out[pending.popleft()] = self._rgb(previous)
         return out, bool(overshot)
+
+    def _grid_time(self, index: int) -> float:
+        return float(self.grid_times(np.float64(index)))
+
+    @staticmethod
+    def _rgb(entry: List) -> np.ndarray:
+        """The RGB array of a ``[frame, rgb or None]`` entry, converted once."""
+        if entry[1] is None:
+            entry[1] = entry[0].to_ndarray(format="rgb24")
+        return entry[1]
 
     def _read(self, indices: np.ndarray) -> torch.Tensor:
         wanted = sorted(set(indices.tolist()))

@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -146,10 +146,18 @@ def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: i
     return np.stack(frames)
 
 
-def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18) -> None:
-    """Encode uint8 ``(T, H, W, 3)`` RGB frames as H.264 (yuv420p, key frame every second) with PyAV."""
+def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
+              timestamps: Optional[Sequence[float]] = None) -> None:
+    """Encode uint8 ``(T, H, W, 3)`` RGB frames as H.264 (yuv420p, key frame every second) with PyAV.
+
+    ``timestamps`` (seconds, increasing, one per frame) makes a variable-frame-rate file, as phone
+    cameras write: frame ``i`` is shown from ``timestamps[i]`` (millisecond precision); ``fps`` then
+    only sets the key-frame interval. By default frame ``i`` is shown at ``i / fps``.
+    """
     import av
 
+    if timestamps is not None and (len(timestamps) != len(frames) or np.any(np.diff(timestamps) <= 0)):
+        raise ValueError(f"timestamps must be {len(frames)} increasing times, one per frame")
     rate = Fraction(fps).limit_denominator(1001)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with av.open(path, "w") as container:
@@ -158,8 +166,13 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18) -> None:
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(1, round(fps))),
                           "threads": "1"}
-        for array in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+        if timestamps is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            if timestamps is not None:
+                frame.pts, frame.time_base = int(round(timestamps[i] * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
