@@ -64,6 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, FileNotFoundError, DatasetListError, DecoderUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    print(f"predicting on {predictor.device} in {predictor.precision}", file=sys.stderr, flush=True)
     results, failed = [], 0
     for path, pred, error in predictor.predict_many(args.videos, args.topk):
         if error is not None:
