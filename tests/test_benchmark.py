@@ -43,6 +43,8 @@ def test_peak_table_lookup():
     assert peak_tflops_for("NVIDIA H100 PCIe", "bf16") == pytest.approx(756.0)
     assert peak_tflops_for("NVIDIA H200", "fp32") == pytest.approx(66.9)
     assert peak_tflops_for("NVIDIA A100-SXM4-80GB", "bf16") == pytest.approx(312.0)
+    assert peak_tflops_for("NVIDIA L40", "bf16") == pytest.approx(181.0)  # not the L4's 121
+    assert peak_tflops_for("NVIDIA L4", "bf16") == pytest.approx(121.0)
     assert peak_tflops_for("Tesla V100-SXM2-16GB", "bf16") is None
     assert peak_tflops_for("Some Future GPU", "bf16") is None
 

@@ -110,7 +110,8 @@ def test_own_checkpoint_round_trip(tmp_path):
     source = tiny(temporal_embed="learned", num_frames=4)
     randomize(source)
     path = tmp_path / "checkpoint_epoch_00001.pyth"
-    state = {"module." + k: v for k, v in source.state_dict().items()}
+    # As DDP and then torch.compile would name the keys.
+    state = {"module._orig_mod." + k: v for k, v in source.state_dict().items()}
     torch.save({"model": state, "optimizer": {"state": {}}, "epoch": 1}, path)
     model = tiny(temporal_embed="learned", num_frames=4)
     report = load_pretrained(model, str(path))

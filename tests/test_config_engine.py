@@ -50,6 +50,8 @@ def test_paper_recipe_in_resformer_b_config():
     (["SCALE_CONSISTENCY.LOSS", "l1"], "SCALE_CONSISTENCY.LOSS"),
     (["SOLVER.LRS", "[1.0, 0.1]"], "SOLVER.LRS"),
     (["TRAIN.GLOBAL_BATCH_SIZE", "12"], "TRAIN.GLOBAL_BATCH_SIZE"),
+    (["DIST_TIMEOUT_MIN", "0"], "DIST_TIMEOUT_MIN"),
+    (["NUM_GPUS", "0", "DIST_BACKEND", "nccl"], "DIST_BACKEND"),
 ])
 def test_invalid_values_name_the_key(opts, key):
     with pytest.raises(ConfigError) as info:

@@ -101,6 +101,20 @@ def test_accumulation_in_one_process_matches_one_big_batch(reference_grads):
     _assert_same(_grads(state.model), reference_grads)
 
 
+def test_partial_last_group_is_a_mean_over_its_micro_batches():
+    """An epoch's last optimiser step may get fewer micro-batches than TRAIN.GLOBAL_BATCH_SIZE asks
+    for; its gradient is still the mean over the clips it saw, as one batch of them gives."""
+    clips, labels = _data()
+    rows = slice(2, 4)
+    plain = _state()
+    forward_backward(plain, [c[rows] for c in clips], labels[rows])
+    state = _state(TRAIN__BATCH_SIZE=1, TRAIN__GLOBAL_BATCH_SIZE=GLOBAL_BATCH)
+    for k in (2, 3):
+        forward_backward(state, [c[k:k + 1] for c in clips], labels[k:k + 1], sync=k == 3,
+                         group_size=2)
+    _assert_same(_grads(state.model), _grads(plain.model))
+
+
 def test_global_batch_must_divide_by_processes():
     cfg = make_cfg(TRAIN__BATCH_SIZE=2, TRAIN__GLOBAL_BATCH_SIZE=6)
     assert accumulation_steps(cfg, world_size=1) == 3

@@ -1,6 +1,8 @@
 """Top-k counting and multi-view aggregation: softmax averaged per video, duplicates dropped,
 failed videos left out and listed."""
 
+import pickle
+
 import pytest
 import torch
 
@@ -18,6 +20,16 @@ def _batch(videos, views, labels, valid=None, failed=None):
     return {"video_idx": torch.tensor(videos), "view_idx": torch.tensor(views),
             "label": torch.tensor(labels), "valid": torch.tensor(valid or [True] * n),
             "failed": failed or [[] for _ in range(n)]}
+
+
+def test_stored_scores_do_not_keep_their_batch():
+    """Ranks gather the scores by pickling: each clip must carry its own row, not the batch's."""
+    preds = ViewPredictions()
+    batch, classes = 8, 400
+    preds.add_batch(torch.rand(batch, classes).softmax(-1), _batch(list(range(batch)), [0] * batch,
+                                                                  [0] * batch))
+    row_bytes = classes * 4
+    assert len(pickle.dumps(preds.scores)) < batch * row_bytes * 1.5  # a view would pickle 8x that
 
 
 def test_video_level_averages_softmax_over_views():

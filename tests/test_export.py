@@ -30,6 +30,13 @@ def _random_model(seed: int):
     return model
 
 
+def test_export_leaves_the_callers_model_as_it_was(tmp_path):
+    model = _random_model(0).to(torch.bfloat16).train()
+    result = export_model(model, "torchscript", FRAMES, SIZE, str(tmp_path / "model.pt"))
+    verify_export(model, result, FRAMES, SIZE)
+    assert model.training and next(model.parameters()).dtype == torch.bfloat16
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_exported_model_matches_eager(fmt, tmp_path):
     model = _random_model(0)

@@ -153,6 +153,15 @@ def test_bf16_prediction_matches_fp32_on_cpu(tiny_checkpoint, synthetic_data_dir
     assert float(half.probs.sum()) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_gives_a_one_line_error(tiny_checkpoint, synthetic_data_dir, capsys):
+    path, _, _ = tiny_checkpoint
+    video = _videos(synthetic_data_dir, 1)[0]
+    code = PREDICT_MAIN(["--checkpoint", str(path), video, "--device", "cuda"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.splitlines() == ["error: --device cuda: CUDA is not available (use --device cpu)"]
+
+
 def test_fp16_on_cpu_gives_a_one_line_error(tiny_checkpoint, synthetic_data_dir, capsys):
     path, _, _ = tiny_checkpoint
     video = _videos(synthetic_data_dir, 1)[0]

@@ -72,6 +72,17 @@ def test_damaged_latest_checkpoint_is_skipped(tmp_path, caplog, monkeypatch):
     assert cu.find_latest_valid_checkpoint(str(tmp_path)) is None
 
 
+def test_other_ranks_load_the_checkpoint_rank_0_chose(tmp_path, monkeypatch):
+    """A rank whose directory listing is stale (here: empty) still loads rank 0's choice."""
+    chosen = cu.get_checkpoint_path(str(tmp_path / "rank0"), 3)
+    os.makedirs(os.path.dirname(chosen))
+    _save(chosen, torch.nn.Linear(3, 2), 3)
+    monkeypatch.setattr(cu.du, "is_master_proc", lambda: False)
+    monkeypatch.setattr(cu.du, "all_gather_objects", lambda obj: [chosen, obj])  # rank 0's, ours
+    path, state = cu.find_latest_valid_checkpoint(str(tmp_path / "rank1_sees_nothing"))
+    assert path == chosen and state["epoch"] == 3
+
+
 def test_rng_state_round_trip():
     state = cu.get_rng_state()
     first = (torch.rand(3), torch.randint(0, 1000, (1,)).item())

@@ -21,6 +21,9 @@ _C.RNG_SEED = 0
 _C.NUM_GPUS = 1
 # Distributed backend: "" picks nccl on GPU and gloo on CPU; or "nccl" / "gloo" explicitly.
 _C.DIST_BACKEND = ""
+# Minutes a collective may wait for the slowest process before the job fails. The multi-view test
+# gathers results only at its end, so shards that decode at different speeds need a long wait.
+_C.DIST_TIMEOUT_MIN = 60
 # Log training progress every this many iterations.
 _C.LOG_PERIOD = 10
 

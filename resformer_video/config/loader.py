@@ -111,6 +111,9 @@ def validate_config(cfg: CfgNode) -> None:
 def _validate_run(cfg: CfgNode) -> None:
     _at_least(cfg, "NUM_GPUS", 0)
     _choice(cfg, "DIST_BACKEND", DIST_BACKENDS)
+    _at_least(cfg, "DIST_TIMEOUT_MIN", 1)
+    if cfg.NUM_GPUS == 0 and cfg.DIST_BACKEND == "nccl":
+        raise ConfigError("DIST_BACKEND", "nccl needs GPUs but NUM_GPUS is 0 (use gloo or leave it empty)")
     _at_least(cfg, "LOG_PERIOD", 1)
 
 

@@ -108,24 +108,27 @@ def _sync_context(ddp: Optional[DistributedDataParallel], sync: bool) -> Context
 
 
 def forward_backward(state: TrainState, clips: List[Tensor], labels: Tensor,
-                     sync: bool = True) -> Dict[str, Tensor]:
-    """Forward every resolution, backward ``loss / accum_steps``; return the loss parts.
+                     sync: bool = True, group_size: Optional[int] = None) -> Dict[str, Tensor]:
+    """Forward every resolution, backward ``loss / group_size``; return the loss parts.
 
     Args:
         clips: ``[(B, 3, T, H_i, W_i), ...]`` on the device, largest size first.
         labels: ``(B,)`` on the device.
         sync: whether this is the last micro-batch of an optimiser step (DDP all-reduces then).
+        group_size: micro-batches in this optimiser step (default ``state.accum_steps``; fewer in
+            an epoch's last, partial group, so that its gradient is still a mean).
 
     With ``backward_per_resolution`` each size's graph is freed after its backward; the detached
     target of the larger size is kept for the next, so the gradients equal the one-backward ones.
     """
     sizes = [int(c.shape[-1]) for c in clips]
+    group = group_size or state.accum_steps
     if not state.backward_per_resolution:
         with _sync_context(state.ddp, sync):
             with autocast(state.device, state.dtype):
                 outputs = state.net(clips)
             loss, parts = state.criterion(outputs, labels, sizes)
-            state.scaler.scale(loss / state.accum_steps).backward()
+            state.scaler.scale(loss / group).backward()
         return parts
     parts: Dict[str, Tensor] = {}
     teacher: Optional[Tensor] = None
@@ -136,7 +139,7 @@ def forward_backward(state: TrainState, clips: List[Tensor], labels: Tensor,
                 ((feats, logits),) = state.net([clip])
             loss, term_parts, teacher = state.criterion.term(feats, logits, labels, teacher,
                                                              len(clips), size)
-            state.scaler.scale(loss / state.accum_steps).backward()
+            state.scaler.scale(loss / group).backward()
         parts.update(term_parts)
         total = total + loss.detach()
     parts["loss"] = total
@@ -179,10 +182,12 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
             lr = get_lr_at_epoch(cfg, epoch + cur_iter / num_iters)
             set_lr(state.optimizer, lr)
         last_micro = micro == state.accum_steps - 1 or cur_iter == num_iters - 1
+        group_size = min(state.accum_steps, num_iters - (cur_iter - micro))
         _note_failures(state, batch.get("failed"))
         clips = [c.to(state.device, non_blocking=True) for c in batch["clips"]]
         labels = batch["label"].to(state.device, non_blocking=True)
-        parts = parts_to_floats(forward_backward(state, clips, labels, sync=last_micro))
+        parts = parts_to_floats(forward_backward(state, clips, labels, sync=last_micro,
+                                                 group_size=group_size))
         if not np.isfinite(parts["loss"]):
             raise FloatingPointError(f"loss is {parts['loss']} at epoch {epoch + 1} "
                                      f"iteration {cur_iter + 1}")

@@ -53,7 +53,7 @@ BASELINES = ("explicit", TIMESFORMER)
 
 # Dense peak TFLOP/s (no sparsity) by device-name substring; the first match wins, so the more
 # specific names come first. "fp32" is plain FP32 without TF32 (PyTorch's default for matmuls).
-# Sources: NVIDIA data sheets (H100/H200 SXM, H100 PCIe/NVL, A100, L40S, L4, V100, RTX 4090).
+# Sources: NVIDIA data sheets (H100/H200 SXM, H100 PCIe/NVL, A100, L40S, L40, L4, V100, RTX 4090).
 PEAK_TFLOPS: Tuple[Tuple[str, Dict[str, float]], ...] = (
     ("H100 PCIe", {"bf16": 756.0, "fp16": 756.0, "fp32": 51.2}),
     ("H100 NVL", {"bf16": 835.0, "fp16": 835.0, "fp32": 60.0}),
@@ -61,6 +61,7 @@ PEAK_TFLOPS: Tuple[Tuple[str, Dict[str, float]], ...] = (
     ("H200", {"bf16": 989.4, "fp16": 989.4, "fp32": 66.9}),
     ("A100", {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5}),
     ("L40S", {"bf16": 362.0, "fp16": 362.0, "fp32": 91.6}),
+    ("L40", {"bf16": 181.0, "fp16": 181.0, "fp32": 90.5}),
     ("L4", {"bf16": 121.0, "fp16": 121.0, "fp32": 30.3}),
     ("V100", {"fp16": 125.0, "fp32": 15.7}),
     ("RTX 4090", {"bf16": 165.2, "fp16": 165.2, "fp32": 82.6}),

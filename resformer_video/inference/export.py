@@ -15,6 +15,7 @@ allows it (:attr:`ExportResult.dynamic_batch`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
@@ -65,12 +66,18 @@ def example_clip(batch: int, frames: int, size: int, seed: int) -> torch.Tensor:
     return torch.randn(batch, 3, frames, size, size, generator=generator)
 
 
+def cpu_eval_copy(model: nn.Module) -> nn.Module:
+    """A float32, CPU, eval-mode copy of ``model``: what is exported and what it is checked against."""
+    return copy.deepcopy(model).float().cpu().eval()
+
+
 def export_model(model: nn.Module, fmt: str, frames: int, size: int, path: str,
                  opset: int = DEFAULT_OPSET) -> ExportResult:
-    """Write ``model`` (put in eval mode, on CPU, float32) for clips ``(B, 3, frames, size, size)``."""
+    """Write a CPU float32 eval-mode copy of ``model`` for clips ``(B, 3, frames, size, size)``
+    (``model`` itself is left where and as it is)."""
     if fmt not in FORMATS:
         raise ValueError(f"--format: must be one of {list(FORMATS)}, got {fmt!r}")
-    model = model.float().cpu().eval()
+    model = cpu_eval_copy(model)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     example = example_clip(2, frames, size, seed=0)
@@ -153,7 +160,7 @@ def verify_export(model: nn.Module, result: ExportResult, frames: int, size: int
     """Largest absolute logit difference between the exported file and eager ``model`` on a random
     clip ``(batch, 3, frames, size, size)`` other than the export example (which has batch 2, so
     the default batch 3 also checks that the batch dimension is dynamic)."""
-    model = model.float().cpu().eval()
+    model = cpu_eval_copy(model)
     clip = example_clip(batch, frames, size, seed)
     run, runtime = load_runner(result.path, result.fmt)
     with torch.no_grad():

@@ -112,6 +112,8 @@ def precision_dtype(precision: str, device: torch.device) -> Optional[torch.dtyp
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("precision fp16 is not supported on CPU; use fp32 or bf16")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("precision bf16 is not supported by this GPU; use fp16 or fp32")
     return DTYPES.get(precision)
 
 
@@ -281,6 +283,8 @@ def build_predictor(checkpoint: str, cfg_file: Optional[str] = None, opts: Seque
     model = load_trained_model(cfg, state, checkpoint)
     names = resolve_class_names(cfg, state)
     target = torch.device(device) if device else default_device(cfg)
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device or 'cuda'}: CUDA is not available (use --device cpu)")
     return VideoPredictor(model, cfg, names, target, window_s, stride_s, precision)
 
 

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 StateDict = Dict[str, torch.Tensor]
 
 WRAPPER_KEYS = ("model_state", "model", "state_dict")
-STRIP_PREFIXES = ("module.", "model.")
+STRIP_PREFIXES = ("module.", "model.", "_orig_mod.")  # DDP, TimeSformer's wrapper, torch.compile
 RESFORMER_RENAMES = ((re.compile(r"^pos_embed\.embed_layer\."), "gpe.proj."),
                      (re.compile(r"^(blocks\.\d+)\.attn\.get_v\."), r"\1.attn.lpe."))
 TEMPORAL_COPIES = (("attn.qkv.", "temporal_attn.qkv."), ("attn.proj.", "temporal_attn.proj."),

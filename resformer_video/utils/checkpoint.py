@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from resformer_video.utils import distributed as du
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
@@ -163,9 +165,22 @@ def find_latest_valid_checkpoint(output_dir: str) -> Optional[Tuple[str, Dict[st
     """The newest checkpoint in ``output_dir/checkpoints`` that loads, as ``(path, state)``.
 
     Damaged files (truncated, unreadable) are reported with a warning and skipped; None when no
-    valid checkpoint exists.
+    valid checkpoint exists. Under a process group rank 0 chooses and every rank loads that file,
+    so all ranks resume from (or test) the same epoch even where a shared file system shows them
+    different directory listings for a while.
     """
-    for _, path in reversed(list_checkpoints(output_dir)):
+    found = None
+    if du.is_master_proc():
+        found = _first_loadable([path for _, path in reversed(list_checkpoints(output_dir))])
+    chosen = du.all_gather_objects(found[0] if found else None)[0]
+    if chosen is None:
+        return None
+    return found if found is not None else (chosen, load_checkpoint_file(chosen))
+
+
+def _first_loadable(paths: List[str]) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """The first of ``paths`` that loads, as ``(path, state)`` (damaged ones are reported and skipped)."""
+    for path in paths:
         try:
             return path, load_checkpoint_file(path)
         except ValueError as err:

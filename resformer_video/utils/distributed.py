@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from typing import Any, Callable, List, TypeVar
 
 import torch
@@ -57,6 +58,8 @@ def check_device(cfg: CfgNode) -> None:
     if cfg.NUM_GPUS > 0 and get_local_rank() >= torch.cuda.device_count():
         raise ConfigError("NUM_GPUS", f"local rank {get_local_rank()} has no GPU "
                                       f"({torch.cuda.device_count()} visible)")
+    if cfg.NUM_GPUS > 0 and cfg.TRAIN.MIXED_PRECISION == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("TRAIN.MIXED_PRECISION", "bf16 is not supported by this GPU; use fp16 or none")
 
 
 def get_device(cfg: CfgNode) -> torch.device:
@@ -80,7 +83,8 @@ def init_distributed(cfg: CfgNode) -> None:
         torch.cuda.set_device(get_local_rank())
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     if world_size > 1 and not is_dist():
-        dist.init_process_group(backend=backend_for(cfg), init_method="env://")
+        dist.init_process_group(backend=backend_for(cfg), init_method="env://",
+                                timeout=timedelta(minutes=cfg.DIST_TIMEOUT_MIN))
     elif world_size == 1 and cfg.NUM_GPUS > 1:
         logger.warning("NUM_GPUS is %d but this is one process: it uses one GPU. Launch with "
                        "torchrun --nproc_per_node %d to use them all.", cfg.NUM_GPUS, cfg.NUM_GPUS)

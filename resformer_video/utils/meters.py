@@ -129,7 +129,8 @@ class ViewPredictions:
                 paths = batch["failed"][i] if "failed" in batch else []
                 self.failed.setdefault(video, []).extend(paths)
                 continue
-            self.scores[(video, view)] = probs[i]
+            # A copy: a view would keep (and pickle, when ranks gather) the whole batch.
+            self.scores[(video, view)] = probs[i].clone()
             self.labels[video] = label
 
     def gather(self) -> "ViewPredictions":
