@@ -120,3 +120,40 @@ def test_global_batch_must_divide_by_processes():
     assert accumulation_steps(cfg, world_size=1) == 3
     with pytest.raises(ConfigError, match=r"^TRAIN.GLOBAL_BATCH_SIZE"):
         accumulation_steps(cfg, world_size=2)
+
+
+def _launch_worker(rank, world_size, port, data_dir, out_dir):
+    """One rank of ``tools/run_net.py``'s path: ``launch(cfg, run)`` under torchrun's variables."""
+    import json
+
+    from resformer_video.engine import run
+    from resformer_video.utils.distributed import launch
+
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    cfg = make_cfg(data_dir, OUTPUT_DIR=out_dir, SOLVER__MAX_EPOCH=1, TRAIN__GLOBAL_BATCH_SIZE=8,
+                   TEST__NUM_ENSEMBLE_VIEWS=2, TEST__NUM_SPATIAL_CROPS=3)
+    out = launch(cfg, run)
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as handle:
+        json.dump(out["test"]["results"], handle, sort_keys=True)
+
+
+def test_two_process_train_then_multi_view_test(synthetic_data_dir, tmp_path):
+    """Train one epoch and test 2 clips x 3 crops in two gloo processes through ``launch``: one
+    checkpoint, and both ranks report the same results over every test video's six views."""
+    import json
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_launch_worker, args=(2, port, str(synthetic_data_dir), str(tmp_path)), nprocs=2,
+             join=True)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["checkpoint_epoch_00001.pyth"]
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert results[0] == results[1]
+    test_videos = len((synthetic_data_dir / "test.csv").read_text().splitlines())
+    (size_results,) = results[0].values()  # one test size
+    assert size_results["num_videos"] == test_videos and size_results["num_incomplete"] == 0
+    assert size_results["num_clips"] == 6 * test_videos and size_results["num_failed"] == 0
