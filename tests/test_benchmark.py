@@ -77,7 +77,8 @@ class _Event:
 def test_breakdown_sorts_ops_into_gemm_attention_and_other():
     events = [_Event("aten::mm", 50.0), _Event("aten::addmm", 30.0),
               _Event("aten::_scaled_dot_product_flash_attention_for_cpu", 8.0),
-              _Event("aten::_softmax", 2.0), _Event("aten::add", 6.0), _Event("aten::copy_", 4.0)]
+              _Event("aten::_softmax", 2.0), _Event("aten::add", 5.0), _Event("aten::copy_", 4.0),
+              _Event("aten::_log_softmax", 1.0)]  # the loss, not attention
     shares = breakdown_from_profile(events, CPU)
     assert shares == pytest.approx({"gemm": 0.8, "attention": 0.1, "other": 0.1})
     breakdown = StepBreakdown(shares, gemm_tflops=0.2)

@@ -405,7 +405,8 @@ def _free(device: torch.device) -> None:
 
 # Profiler op and kernel names by category, for :class:`StepBreakdown`; the first match wins.
 _OP_CATEGORIES = (
-    ("attention", re.compile(r"scaled_dot_product|sdpa|flash|fmha|efficient_attention|softmax", re.I)),
+    ("attention", re.compile(r"scaled_dot_product|sdpa|flash|fmha|efficient_attention|(?<!log_)softmax",
+                             re.I)),  # not the loss's log_softmax
     ("gemm", re.compile(r"aten::(mm|addmm|bmm|baddbmm)$|gemm|xmma|cutlass|cublas", re.I)),
 )
 
