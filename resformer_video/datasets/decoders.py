@@ -5,6 +5,7 @@
 decoded (each backend seeks to the nearest key frame). Readers are context managers and release
 the file on ``close()``.
 
+Frames come out upright: a display rotation in the file (portrait phone video) is applied.
 Frames are addressed by time. Index ``i`` means the frame on screen at ``(i + 0.5) / fps`` seconds
 after the first frame, ``fps`` being the average frame rate (frames / duration). In a
 constant-frame-rate video that is the ``i``-th frame; in a variable-frame-rate one (phone
@@ -214,9 +215,13 @@ class PyAVReader(VideoReader):
 
     @staticmethod
     def _rgb(entry: List) -> np.ndarray:
-        """The RGB array of a ``[frame, rgb or None]`` entry, converted once."""
+        """The RGB array of a ``[frame, rgb or None]`` entry, converted once and turned upright:
+        a frame tagged with a display rotation (portrait phone video) is rotated as players (and
+        decord and torchcodec) show it."""
         if entry[1] is None:
-            entry[1] = entry[0].to_ndarray(format="rgb24")
+            frame = entry[0]
+            quarter_turns = int(round(getattr(frame, "rotation", 0) / 90.0)) % 4
+            entry[1] = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), quarter_turns))
         return entry[1]
 
     def _read(self, indices: np.ndarray) -> torch.Tensor:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -147,12 +148,14 @@ def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: i
 
 
 def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
-              timestamps: Optional[Sequence[float]] = None) -> None:
+              timestamps: Optional[Sequence[float]] = None, rotation: int = 0) -> None:
     """Encode uint8 ``(T, H, W, 3)`` RGB frames as H.264 (yuv420p, key frame every second) with PyAV.
 
     ``timestamps`` (seconds, increasing, one per frame) makes a variable-frame-rate file, as phone
     cameras write: frame ``i`` is shown from ``timestamps[i]`` (millisecond precision); ``fps`` then
     only sets the key-frame interval. By default frame ``i`` is shown at ``i / fps``.
+    ``rotation`` (0, 90, 180, 270) tags the file, as phones do for portrait video, to be displayed
+    rotated by that many degrees counterclockwise (the frames are stored as given).
     """
     import av
 
@@ -176,6 +179,32 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    if rotation:
+        set_display_rotation(path, rotation)
+
+
+# The mp4 track-header matrix (a, b, c, d of its 16.16 fixed-point 2x2 part) that makes players
+# rotate the frames by this many degrees counterclockwise (FFmpeg's display-matrix convention).
+_ROTATION_MATRICES = {90: (0, -1, 1, 0), 180: (-1, 0, 0, -1), 270: (0, 1, -1, 0)}
+
+
+def set_display_rotation(path: str, degrees: int) -> None:
+    """Rewrite the display matrix of the first track of the mp4 ``path`` in place (see ``write_mp4``)."""
+    if degrees not in _ROTATION_MATRICES:
+        raise ValueError(f"rotation must be one of {sorted(_ROTATION_MATRICES)}, got {degrees}")
+    with open(path, "rb") as handle:
+        data = bytearray(handle.read())
+    box = data.find(b"tkhd")
+    if box < 0:
+        raise ValueError(f"{path}: no mp4 track header (tkhd) to rotate")
+    version = data[box + 4]
+    # After the type: version and flags (4), times, track id, reserved and duration (20 or 32),
+    # reserved (8), layer, alternate group, volume and reserved (8), then the 3x3 matrix.
+    matrix = box + 4 + 4 + (20 if version == 0 else 32) + 8 + 8
+    a, b, c, d = (v * 0x10000 for v in _ROTATION_MATRICES[degrees])
+    struct.pack_into(">9i", data, matrix, a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 def _split_counts(videos_per_class: int, val_fraction: float, test_fraction: float) -> Tuple[int, int]:
