@@ -175,11 +175,16 @@ class PyAVReader(VideoReader):
             raise VideoDecodeError(f"{path}: no video stream") from None
         self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate or 0
-        frames = self._stream.frames
-        if not frames and self._stream.duration and rate:
-            frames = int(round(float(self._stream.duration * self._stream.time_base) * float(rate)))
+        # Matroska / WebM (what YouTube downloads often are) store no frame count: count packets.
+        frames = self._stream.frames or self._count_packets()
         self._start = float((self._stream.start_time or 0) * self._stream.time_base)
         super().__init__(path, float(rate), frames)
+
+    def _count_packets(self) -> int:
+        """Video packets in the file, by demuxing without decoding (one frame each)."""
+        count = sum(1 for packet in self._container.demux(self._stream) if packet.size)
+        self._container.seek(0, stream=self._stream)
+        return count
 
     def _seek_before(self, index: int) -> None:
         """Position the demuxer at the key frame at or before grid index ``index``."""
@@ -240,6 +245,9 @@ class PyAVReader(VideoReader):
 
 
 _READERS = {"decord": DecordReader, "torchcodec": TorchCodecReader, "pyav": PyAVReader}
+# decord's bundled FFmpeg has no AV1 decoder; it then reports the file as having no video stream.
+_OPEN_HINTS = {"decord": "; if the file is AV1 or another codec decord's FFmpeg lacks, "
+                         "set DATA.DECODER pyav or torchcodec"}
 
 
 def open_video(path: str, backend: str = "decord") -> VideoReader:
@@ -259,5 +267,6 @@ def open_video(path: str, backend: str = "decord") -> VideoReader:
     except VideoDecodeError:
         raise
     except Exception as err:
+        hint = _OPEN_HINTS.get(backend, "")
         raise VideoDecodeError(f"{path}: cannot open video with {backend} ({type(err).__name__}: "
-                               f"{str(err).splitlines()[0] if str(err) else ''})") from err
+                               f"{str(err).splitlines()[0] if str(err) else ''}){hint}") from err

@@ -147,9 +147,23 @@ def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: i
     return np.stack(frames)
 
 
+# Encoder options by codec (key frame every second where the codec takes ``g``); others: defaults.
+_CODEC_OPTIONS = {
+    "libx264": lambda crf, fps: {"crf": str(crf), "preset": "veryfast", "g": str(max(1, round(fps))),
+                                 "threads": "1"},
+    "libvpx-vp9": lambda crf, fps: {"crf": str(crf), "b": "0", "g": str(max(1, round(fps))),
+                                    "threads": "1"},
+    "libsvtav1": lambda crf, fps: {"crf": str(crf), "preset": "12", "g": str(max(1, round(fps)))},
+}
+
+
 def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
-              timestamps: Optional[Sequence[float]] = None, rotation: int = 0) -> None:
+              timestamps: Optional[Sequence[float]] = None, rotation: int = 0,
+              codec: str = "libx264") -> None:
     """Encode uint8 ``(T, H, W, 3)`` RGB frames as H.264 (yuv420p, key frame every second) with PyAV.
+
+    The container follows ``path``'s extension; ``codec`` ``libvpx-vp9`` (``.webm``) or
+    ``libsvtav1`` (``.mkv``) writes the VP9 / AV1 files video downloads often are.
 
     ``timestamps`` (seconds, increasing, one per frame) makes a variable-frame-rate file, as phone
     cameras write: frame ``i`` is shown from ``timestamps[i]`` (millisecond precision); ``fps`` then
@@ -164,11 +178,10 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
     rate = Fraction(fps).limit_denominator(1001)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with av.open(path, "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
+        stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(1, round(fps))),
-                          "threads": "1"}
+        stream.options = _CODEC_OPTIONS[codec](crf, fps) if codec in _CODEC_OPTIONS else {}
         if timestamps is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         for i, array in enumerate(frames):
