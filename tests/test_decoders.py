@@ -96,6 +96,15 @@ def test_variable_frame_rate_video_is_read_by_time(backend, vfr_video):
     assert shown[30] == 39 and VFR_TIMES[shown[-1]] >= 3.7
 
 
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_stream_that_starts_late_is_read_from_its_first_frame(backend, tmp_path):
+    """A trimmed clip whose first frame is at 1.5 s (constant 25 fps) reads frame i at index i."""
+    path = make_index_video(tmp_path / "offset.mp4", 50, 25, timestamps=[1.5 + i / 25 for i in range(50)])
+    with open_video(str(path), backend) as reader:
+        assert reader.num_frames == 50 and reader.fps == pytest.approx(25.0, rel=1e-3)
+        assert decode_frame_index(reader.get_frames(list(range(50)))) == list(range(50))
+
+
 @pytest.mark.parametrize("rotation", [90, 180, 270])
 def test_rotated_phone_video_comes_out_upright(rotation, tmp_path):
     """A file tagged to be shown rotated (portrait phone video) gives upright frames, the same with

@@ -148,13 +148,27 @@ class TorchCodecReader(VideoReader):
         self._dec = decoders.VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=1,
                                           seek_mode="exact")
         meta = self._dec.metadata
-        super().__init__(path, meta.average_fps or 0.0, meta.num_frames or 0)
+        frames = meta.num_frames or 0
+        # The average rate as FFmpeg's header gives it (frames / stream duration), which decord and
+        # PyAV report too; the scanned end can leave out the last frame's duration.
+        header_s = getattr(meta, "duration_seconds_from_header", None)
+        fps = frames / header_s if frames and header_s else meta.average_fps or 0.0
+        super().__init__(path, fps, frames)
         self._begin = float(meta.begin_stream_seconds or 0.0)
         self._end = float(meta.end_stream_seconds or self._begin + self.duration)
 
     def _read(self, indices: np.ndarray) -> torch.Tensor:
-        seconds = np.minimum(self._begin + self.grid_times(indices), np.nextafter(self._end, 0.0))
-        return self._dec.get_frames_played_at(seconds=seconds.tolist()).data
+        seconds = self._begin + self.grid_times(indices)
+        inside = seconds < self._end
+        if inside.all():
+            return self._dec.get_frames_played_at(seconds=seconds.tolist()).data
+        # Times at or past the scanned end (where torchcodec has no frame "played") show the last one.
+        last = self._dec.get_frames_at(indices=[self.num_frames - 1]).data
+        out = last.repeat(len(indices), 1, 1, 1)
+        if inside.any():
+            out[torch.from_numpy(inside)] = self._dec.get_frames_played_at(
+                seconds=seconds[inside].tolist()).data
+        return out
 
     def close(self) -> None:
         self._dec = None
