@@ -1,0 +1,50 @@
+"""tools/check_videos.py: every video of a list decoded up front; failures reported, not fatal."""
+
+import json
+import runpy
+import shutil
+
+import pytest
+
+from conftest import REPO_ROOT, SYNTH_SIZE
+
+CHECK_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "check_videos.py"))["main"]
+
+
+@pytest.fixture()
+def mixed_dataset(synthetic_data_dir, tmp_path):
+    """A train list of two good videos, a corrupt one and a missing one."""
+    good = sorted((synthetic_data_dir / "videos" / "moving_left").glob("*.mp4"))[:2]
+    for i, video in enumerate(good):
+        shutil.copy(video, tmp_path / f"good{i}.mp4")
+    (tmp_path / "corrupt.mp4").write_bytes(good[0].read_bytes()[:300])
+    lines = ["good0.mp4 0", "corrupt.mp4 1", "missing.mp4 2", "good1.mp4 3"]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_check_reports_bad_videos_and_fails(mixed_dataset, capsys, workers):
+    report = mixed_dataset / "report.json"
+    code = CHECK_MAIN(["--splits", "train", "--workers", str(workers), "--report", str(report),
+                       "NUM_GPUS", "0", "MODEL.NUM_CLASSES", "4",
+                       "DATA.PATH_TO_DATA_DIR", str(mixed_dataset),
+                       "DATA.PATH_PREFIX", str(mixed_dataset)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "train: 2 of 4 videos decode, 2 failed" in out
+    data = json.loads(report.read_text())
+    (summary,) = data["summaries"]
+    assert sorted(f["path"].split("/")[-1] for f in summary["failed"]) == ["corrupt.mp4", "missing.mp4"]
+    videos = data["videos"]["train"]
+    assert [v["path"].split("/")[-1] for v in videos] == ["good0.mp4", "corrupt.mp4", "missing.mp4",
+                                                        "good1.mp4"]  # list order
+    for video in (videos[0], videos[3]):
+        assert video["ok"] and video["num_frames"] > 10 and video["height"] == video["width"] == SYNTH_SIZE
+    assert "video file not found" in videos[2]["error"]
+
+
+def test_check_of_a_missing_list_is_a_one_line_error(tmp_path, capsys):
+    code = CHECK_MAIN(["--splits", "val", "NUM_GPUS", "0", "DATA.PATH_TO_DATA_DIR", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "val.csv" in err

@@ -1,0 +1,96 @@
+#!/usr/bin/env python
+"""Check that every video of a dataset's splits decodes, before a long training run.
+
+Example (flags first, then KEY VALUE config overrides):
+    python tools/check_videos.py --cfg configs/k400_resformer_b.yaml --workers 8 \
+        DATA.PATH_TO_DATA_DIR /data/k400
+
+Each video is opened with DATA.DECODER and its first, middle and last frames are decoded. Prints
+a summary per split and the failures, writes a JSON report (every video's frames, fps, size or
+error) and exits with 1 when a video failed, 2 on a bad config or list. Training would skip and
+count such videos; this finds them up front (and says which decoder to try, e.g. for AV1).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import List, Optional, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from resformer_video.config import ConfigError, load_config  # noqa: E402
+from resformer_video.datasets.check import VideoCheck, check_videos, split_paths, summarize  # noqa: E402
+from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
+from resformer_video.datasets.lists import SPLITS, DatasetListError  # noqa: E402
+from resformer_video.utils.parser import build_parser  # noqa: E402
+
+SHOWN_FAILURES = 20
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = build_parser(__doc__.splitlines()[0])
+    parser.add_argument("--splits", type=_splits, default=list(SPLITS),
+                        help="comma-separated splits to check (default train,val,test)")
+    parser.add_argument("--workers", type=int, default=0, help="decoding processes (0: this one)")
+    parser.add_argument("--report", default=None,
+                        help="JSON report path (default OUTPUT_DIR/video_check.json)")
+    args = parser.parse_args(argv)
+    flags = [opt for opt in args.opts if opt.startswith("--")]
+    if flags:
+        parser.error(f"flags must come before the KEY VALUE overrides, found {flags[0]} after them")
+    return args
+
+
+def _splits(text: str) -> List[str]:
+    splits = [item.strip() for item in text.split(",") if item.strip()]
+    bad = [split for split in splits if split not in SPLITS]
+    if bad or not splits:
+        raise argparse.ArgumentTypeError(f"expected comma-separated splits from {list(SPLITS)}, got {text!r}")
+    return splits
+
+
+def check_split(paths: List[str], backend: str, workers: int, split: str) -> List[VideoCheck]:
+    """Check ``paths``, printing progress to stderr about every 5%."""
+    results: List[VideoCheck] = []
+    step, start = max(1, len(paths) // 20), time.perf_counter()
+    for result in check_videos(paths, backend, workers):
+        results.append(result)
+        if len(results) % step == 0 or len(results) == len(paths):
+            failed = sum(not r.ok for r in results)
+            print(f"{split}: {len(results)}/{len(paths)} checked, {failed} failed, "
+                  f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return results
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.cfg_file, args.opts)
+        lists = {split: split_paths(cfg, split) for split in args.splits}
+        checked = {split: check_split(paths, cfg.DATA.DECODER, args.workers, split)
+                   for split, paths in lists.items()}
+    except (ConfigError, DatasetListError, DecoderUnavailableError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summaries = [summarize(results, split) for split, results in checked.items()]
+    for summary in summaries:
+        print(f"{summary['split']}: {summary['ok']} of {summary['videos']} videos decode, "
+              f"{len(summary['failed'])} failed")
+        for failure in summary["failed"][:SHOWN_FAILURES]:
+            print(f"  {failure['error']}")
+        if len(summary["failed"]) > SHOWN_FAILURES:
+            print(f"  ... and {len(summary['failed']) - SHOWN_FAILURES} more (see the report)")
+    report = args.report or os.path.join(cfg.OUTPUT_DIR, "video_check.json")
+    os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
+    with open(report, "w", encoding="utf-8") as handle:
+        videos = {split: [r.to_dict() for r in results] for split, results in checked.items()}
+        json.dump({"decoder": cfg.DATA.DECODER, "summaries": summaries, "videos": videos}, handle,
+                  indent=1)
+    print(f"report: {report}")
+    return 1 if any(summary["failed"] for summary in summaries) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
