@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
@@ -91,6 +93,30 @@ def make_index_video(path: Any, num_frames: int, fps: float, size: int = 64,
         frames[i, :, : size // 2] = INDEX_BASE + INDEX_STEP * (i % INDEX_LEVELS)
         frames[i, :, size // 2:] = INDEX_BASE + INDEX_STEP * (i // INDEX_LEVELS)
     write_mp4(str(path), frames, fps, timestamps=timestamps)
+    return Path(path)
+
+
+# Writes 20 frames of grey level 10 * i with codec argv[3] to argv[2]; see encode_levels_video.
+# It runs in a fresh interpreter: once decord is loaded (as in a test session), PyAV's VP9 encoder
+# fails to open (decord ships its own FFmpeg libraries; decoding is not affected). synthetic.py
+# needs only numpy and PyAV, so it is loaded by path, without importing torch.
+ENCODE_LEVELS = """
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("synthetic", sys.argv[1])
+synthetic = sys.modules["synthetic"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(synthetic)
+frames = np.repeat(np.arange(20, dtype=np.uint8) * 10, 64 * 96 * 3).reshape(20, 64, 96, 3)
+synthetic.write_mp4(sys.argv[2], frames, 10, crf=10, codec=sys.argv[3])
+"""
+
+
+def encode_levels_video(path: Any, codec: str) -> Path:
+    """A 10 fps video of 20 uniform grey frames (level ``10 * i``) encoded with ``codec``, e.g.
+    ``libvpx-vp9`` into ``.webm`` or ``libsvtav1`` into ``.mkv``."""
+    synthetic = REPO_ROOT / "resformer_video" / "datasets" / "synthetic.py"
+    subprocess.run([sys.executable, "-c", ENCODE_LEVELS, str(synthetic), str(path), codec], check=True,
+                   capture_output=True)
     return Path(path)
 
 

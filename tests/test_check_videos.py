@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO_ROOT, SYNTH_SIZE
+from conftest import LOADABLE_BACKENDS, REPO_ROOT, SYNTH_SIZE, encode_levels_video
 
 CHECK_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "check_videos.py"))["main"]
 
@@ -42,6 +42,26 @@ def test_check_reports_bad_videos_and_fails(mixed_dataset, capsys, workers):
     for video in (videos[0], videos[3]):
         assert video["ok"] and video["num_frames"] > 10 and video["height"] == video["width"] == SYNTH_SIZE
     assert "video file not found" in videos[2]["error"]
+
+
+@pytest.mark.skipif("decord" not in LOADABLE_BACKENDS, reason="decord is not installed here")
+@pytest.mark.parametrize("fallback, ok", [("pyav", True), ("", False)])
+def test_check_reads_av1_with_the_fallback_decoder(tmp_path, capsys, fallback, ok):
+    """decord cannot decode AV1: with DATA.DECODER_FALLBACK pyav (the default) the video is read,
+    as training would read it, and the report says by which decoder; without it, it fails."""
+    encode_levels_video(tmp_path / "av1.mkv", "libsvtav1")
+    (tmp_path / "train.csv").write_text("av1.mkv 0\n")
+    report = tmp_path / "report.json"
+    code = CHECK_MAIN(["--splits", "train", "--report", str(report), "NUM_GPUS", "0",
+                       "DATA.PATH_TO_DATA_DIR", str(tmp_path), "DATA.PATH_PREFIX", str(tmp_path),
+                       "DATA.DECODER", "decord", "DATA.DECODER_FALLBACK", fallback])
+    capsys.readouterr()
+    (video,) = json.loads(report.read_text())["videos"]["train"]
+    assert (code, video["ok"]) == ((0, True) if ok else (1, False))
+    if ok:
+        assert video["backend"] == "pyav" and video["num_frames"] == 20
+    else:
+        assert "DATA.DECODER pyav or torchcodec" in video["error"]
 
 
 def test_check_of_a_missing_list_is_a_one_line_error(tmp_path, capsys):

@@ -51,6 +51,7 @@ def test_paper_recipe_in_resformer_b_config():
     (["SOLVER.LRS", "[1.0, 0.1]"], "SOLVER.LRS"),
     (["TRAIN.GLOBAL_BATCH_SIZE", "12"], "TRAIN.GLOBAL_BATCH_SIZE"),
     (["DIST_TIMEOUT_MIN", "0"], "DIST_TIMEOUT_MIN"),
+    (["DATA.DECODER_FALLBACK", "opencv"], "DATA.DECODER_FALLBACK"),
     (["NUM_GPUS", "0", "DIST_BACKEND", "nccl"], "DIST_BACKEND"),
 ])
 def test_invalid_values_name_the_key(opts, key):

@@ -2,16 +2,15 @@
 
 import importlib
 import os
-import subprocess
-import sys
 
 import av
 import numpy as np
 import pytest
 import torch
 
-from conftest import LOADABLE_BACKENDS, REPO_ROOT, decode_frame_index, make_index_video
+from conftest import LOADABLE_BACKENDS, decode_frame_index, encode_levels_video, make_index_video
 from resformer_video.datasets import BACKENDS, DecoderUnavailableError, VideoDecodeError, open_video
+from resformer_video.datasets.decoders import read_video
 from resformer_video.datasets.synthetic import write_mp4
 
 
@@ -124,30 +123,12 @@ def test_rotated_phone_video_comes_out_upright(rotation, tmp_path):
             assert (frame - torch.from_numpy(stored[1]).float()).abs().mean() > 40.0, backend
 
 
-# Writes 20 frames of grey level 10 * i with codec argv[3] to argv[2]. It runs in a fresh
-# interpreter: once decord is loaded (as in this test session), PyAV's VP9 encoder fails to open
-# (decord ships its own FFmpeg libraries; decoding is not affected). synthetic.py needs only numpy
-# and PyAV, so it is loaded by path, without importing torch.
-ENCODE_LEVELS = """
-import importlib.util, sys
-import numpy as np
-spec = importlib.util.spec_from_file_location("synthetic", sys.argv[1])
-synthetic = sys.modules["synthetic"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(synthetic)
-frames = np.repeat(np.arange(20, dtype=np.uint8) * 10, 64 * 96 * 3).reshape(20, 64, 96, 3)
-synthetic.write_mp4(sys.argv[2], frames, 10, crf=10, codec=sys.argv[3])
-"""
-
-
 @pytest.mark.parametrize("name, codec", [("vp9.webm", "libvpx-vp9"), ("av1.mkv", "libsvtav1")])
 def test_webm_and_mkv_downloads(name, codec, tmp_path):
     """VP9 WebM and AV1 Matroska (what video downloads often are; they store no frame count):
     every backend that has the codec reads the right frames; decord, whose FFmpeg has no AV1
     decoder, fails with an error that names the decoders that can."""
-    path = str(tmp_path / name)
-    synthetic = REPO_ROOT / "resformer_video" / "datasets" / "synthetic.py"
-    subprocess.run([sys.executable, "-c", ENCODE_LEVELS, str(synthetic), path, codec], check=True,
-                   capture_output=True)
+    path = str(encode_levels_video(tmp_path / name, codec))
     for backend in LOADABLE_BACKENDS:
         try:
             reader = open_video(path, backend)
@@ -160,6 +141,10 @@ def test_webm_and_mkv_downloads(name, codec, tmp_path):
             shown = reader.get_frames([0, 10, 19, 5])[:, 16:48, 16:80].float().mean(dim=(1, 2, 3))
         expected = torch.tensor([0.0, 100.0, 190.0, 50.0])
         assert torch.allclose(shown, expected, atol=4.0), (backend, shown)
+    # DATA.DECODER_FALLBACK: a file the first backend cannot read goes to the next.
+    chain = [b for b in ("decord", "pyav") if b in LOADABLE_BACKENDS]
+    expected_backend = "pyav" if codec == "libsvtav1" else chain[0]
+    assert read_video(path, chain, lambda reader: reader.backend) == expected_backend
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)

@@ -5,10 +5,11 @@ Example (flags first, then KEY VALUE config overrides):
     python tools/check_videos.py --cfg configs/k400_resformer_b.yaml --workers 8 \
         DATA.PATH_TO_DATA_DIR /data/k400
 
-Each video is opened with DATA.DECODER and its first, middle and last frames are decoded. Prints
+Each video is read as training reads it (DATA.DECODER, then DATA.DECODER_FALLBACK) and its first,
+middle and last frames are decoded; the report says which decoder read it. Prints
 a summary per split and the failures, writes a JSON report (every video's frames, fps, size or
 error) and exits with 1 when a video failed, 2 on a bad config or list. Training would skip and
-count such videos; this finds them up front (and says which decoder to try, e.g. for AV1).
+count such videos; this finds them up front.
 """
 
 import argparse
@@ -21,7 +22,8 @@ from typing import List, Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.datasets.check import VideoCheck, check_videos, split_paths, summarize  # noqa: E402
+from resformer_video.datasets.check import (VideoCheck, check_videos, config_backends,  # noqa: E402
+                                            split_paths, summarize)
 from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
 from resformer_video.datasets.lists import SPLITS, DatasetListError  # noqa: E402
 from resformer_video.utils.parser import build_parser  # noqa: E402
@@ -51,11 +53,11 @@ def _splits(text: str) -> List[str]:
     return splits
 
 
-def check_split(paths: List[str], backend: str, workers: int, split: str) -> List[VideoCheck]:
+def check_split(paths: List[str], backends: Sequence[str], workers: int, split: str) -> List[VideoCheck]:
     """Check ``paths``, printing progress to stderr about every 5%."""
     results: List[VideoCheck] = []
     step, start = max(1, len(paths) // 20), time.perf_counter()
-    for result in check_videos(paths, backend, workers):
+    for result in check_videos(paths, backends, workers):
         results.append(result)
         if len(results) % step == 0 or len(results) == len(paths):
             failed = sum(not r.ok for r in results)
@@ -69,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         cfg = load_config(args.cfg_file, args.opts)
         lists = {split: split_paths(cfg, split) for split in args.splits}
-        checked = {split: check_split(paths, cfg.DATA.DECODER, args.workers, split)
+        checked = {split: check_split(paths, config_backends(cfg), args.workers, split)
                    for split, paths in lists.items()}
     except (ConfigError, DatasetListError, DecoderUnavailableError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -86,8 +88,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
     with open(report, "w", encoding="utf-8") as handle:
         videos = {split: [r.to_dict() for r in results] for split, results in checked.items()}
-        json.dump({"decoder": cfg.DATA.DECODER, "summaries": summaries, "videos": videos}, handle,
-                  indent=1)
+        json.dump({"decoders": list(config_backends(cfg)), "summaries": summaries, "videos": videos},
+                  handle, indent=1)
     print(f"report: {report}")
     return 1 if any(summary["failed"] for summary in summaries) else 0
 

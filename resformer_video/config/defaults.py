@@ -81,6 +81,9 @@ _C.DATA.LAYOUT = "csv"
 _C.DATA.CLASS_NAMES_FILE = ""
 # Video decoder: decord, torchcodec or pyav.
 _C.DATA.DECODER = "decord"
+# Backend tried when DATA.DECODER cannot open or decode a video (decord has no AV1 decoder, for
+# one): "" (none), "decord", "torchcodec" or "pyav". A video fails only when both fail.
+_C.DATA.DECODER_FALLBACK = "pyav"
 # Frames per clip.
 _C.DATA.NUM_FRAMES = 8
 # Distance between sampled frames, in frames of TARGET_FPS video.

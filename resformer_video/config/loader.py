@@ -143,6 +143,7 @@ def _check_size(key: str, size: int, patch: int) -> None:
 def _validate_data(cfg: CfgNode) -> None:
     patch = cfg.MODEL.PATCH_SIZE
     _choice(cfg, "DATA.DECODER", DECODERS)
+    _choice(cfg, "DATA.DECODER_FALLBACK", ("",) + tuple(DECODERS))
     _choice(cfg, "DATA.LAYOUT", LAYOUTS)
     _choice(cfg, "DATA.TRAIN_CROP_MODE", CROP_MODES)
     _at_least(cfg, "DATA.NUM_FRAMES", 1)

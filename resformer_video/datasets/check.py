@@ -1,30 +1,32 @@
 """Check that every video of a dataset decodes, before a long training run finds out.
 
-:func:`check_video` opens one file with the configured backend and decodes its first, middle and
-last frames (grid indices, as training reads them); :func:`check_videos` does that for many files
-in worker processes, yielding each result as it is ready. ``tools/check_videos.py`` runs it over
-the splits of a config and writes a report.
+:func:`check_video` reads one file as training does - ``DATA.DECODER``, then
+``DATA.DECODER_FALLBACK`` - and decodes its first, middle and last frames; :func:`check_videos`
+does that for many files in worker processes, yielding each result in input order.
+``tools/check_videos.py`` runs it over the splits of a config and writes a report.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from yacs.config import CfgNode
 
-from resformer_video.datasets.decoders import VideoDecodeError, import_backend, open_video
+from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, decoder_chain,
+                                               import_backend, read_video)
 from resformer_video.datasets.lists import load_split
 
 
 @dataclass
 class VideoCheck:
-    """What one file gave: its metadata when it decodes, else the one-line error."""
+    """What one file gave: the backend that read it and its metadata, else the one-line error."""
 
     path: str
     ok: bool
     error: str = ""
+    backend: str = ""
     num_frames: int = 0
     fps: float = 0.0
     duration_s: float = 0.0
@@ -35,31 +37,34 @@ class VideoCheck:
         return asdict(self)
 
 
-def check_video(path: str, backend: str = "decord") -> VideoCheck:
-    """Open ``path`` with ``backend`` and decode its first, middle and last frames."""
+def check_video(path: str, backends: Sequence[str] = ("decord",)) -> VideoCheck:
+    """Read ``path`` with the first of ``backends`` that can, decoding its first, middle and last
+    frames."""
+    def probe(reader: VideoReader) -> VideoCheck:
+        last = reader.num_frames - 1
+        frames = reader.get_frames([0, last // 2, last])
+        return VideoCheck(path, True, "", reader.backend, reader.num_frames, reader.fps,
+                          reader.duration, int(frames.shape[1]), int(frames.shape[2]))
+
     try:
-        with open_video(path, backend) as reader:
-            last = reader.num_frames - 1
-            frames = reader.get_frames([0, last // 2, last])
-            return VideoCheck(path, True, "", reader.num_frames, reader.fps, reader.duration,
-                              int(frames.shape[1]), int(frames.shape[2]))
+        return read_video(path, backends, probe)
     except VideoDecodeError as err:
         return VideoCheck(path, False, str(err))
 
 
-def _check_one(job: Tuple[str, str]) -> VideoCheck:
+def _check_one(job: Tuple[str, Tuple[str, ...]]) -> VideoCheck:
     return check_video(*job)
 
 
-def check_videos(paths: Iterable[str], backend: str = "decord",
+def check_videos(paths: Iterable[str], backends: Sequence[str] = ("decord",),
                  workers: int = 0) -> Iterator[VideoCheck]:
     """:func:`check_video` of every path, in input order, with ``workers`` processes (0: here).
 
     Raises:
-        DecoderUnavailableError: the backend's package cannot be imported (before any file is read).
+        DecoderUnavailableError: a backend's package cannot be imported (before any file is read).
     """
-    jobs = [(path, backend) for path in paths]
-    if jobs:  # fail once, clearly, if the backend itself is missing
+    jobs = [(path, tuple(backends)) for path in paths]
+    for backend in backends if jobs else ():  # fail once, clearly, if a backend is missing
         import_backend(backend)
     if workers <= 0:
         yield from map(_check_one, jobs)
@@ -67,6 +72,11 @@ def check_videos(paths: Iterable[str], backend: str = "decord",
     context = multiprocessing.get_context("spawn")  # decoders are not fork-safe
     with context.Pool(workers) as pool:
         yield from pool.imap(_check_one, jobs, chunksize=4)
+
+
+def config_backends(cfg: CfgNode) -> Tuple[str, ...]:
+    """``DATA.DECODER`` then ``DATA.DECODER_FALLBACK``, as the dataset tries them."""
+    return decoder_chain(cfg.DATA.DECODER, cfg.DATA.DECODER_FALLBACK)
 
 
 def split_paths(cfg: CfgNode, split: str) -> List[str]:

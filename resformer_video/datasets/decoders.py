@@ -18,15 +18,18 @@ one exception type whatever the backend.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
 
 BACKENDS = ("decord", "torchcodec", "pyav")
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
 _INSTALL_HINTS = {
     "decord": "pip install decord",
     "torchcodec": "pip install torchcodec; it also needs a system FFmpeg (4 to 7), e.g. apt-get install ffmpeg",
@@ -59,6 +62,8 @@ def import_backend(backend: str):
 
 class VideoReader(ABC):
     """A video file opened for random frame access. Subclasses implement :meth:`_read`."""
+
+    backend = ""  # the backend's name in BACKENDS
 
     def __init__(self, path: str, fps: float, num_frames: int) -> None:
         if num_frames <= 0 or not fps or fps <= 0:
@@ -119,6 +124,8 @@ class DecordReader(VideoReader):
     """decord ``VideoReader`` (one thread; key-frame seeking inside ``get_batch``). Grid indices are
     mapped to decord's frame indices through its per-frame timestamps."""
 
+    backend = "decord"
+
     def __init__(self, path: str) -> None:
         decord = import_backend("decord")
         self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
@@ -142,6 +149,8 @@ class DecordReader(VideoReader):
 class TorchCodecReader(VideoReader):
     """torchcodec ``VideoDecoder`` in exact seek mode (frame times from a full packet scan); grid
     indices are read with ``get_frames_played_at`` their grid times."""
+
+    backend = "torchcodec"
 
     def __init__(self, path: str) -> None:
         decoders = import_backend("torchcodec")
@@ -178,6 +187,8 @@ class PyAVReader(VideoReader):
     """PyAV demuxer + decoder: seek to the key frame before the first wanted frame, decode forward to
     the last one; grid index ``i`` gets the frame on screen at ``(i + 0.5) / fps`` (the last frame
     that starts at or before it)."""
+
+    backend = "pyav"
 
     def __init__(self, path: str) -> None:
         av = import_backend("pyav")
@@ -262,6 +273,34 @@ _READERS = {"decord": DecordReader, "torchcodec": TorchCodecReader, "pyav": PyAV
 # decord's bundled FFmpeg has no AV1 decoder; it then reports the file as having no video stream.
 _OPEN_HINTS = {"decord": "; if the file is AV1 or another codec decord's FFmpeg lacks, "
                          "set DATA.DECODER pyav or torchcodec"}
+
+
+def decoder_chain(decoder: str, fallback: str = "") -> Tuple[str, ...]:
+    """The backends to try in order: ``DATA.DECODER``, then ``DATA.DECODER_FALLBACK`` if set and
+    different."""
+    return tuple(dict.fromkeys(name for name in (decoder, fallback) if name))
+
+
+def read_video(path: str, backends: Sequence[str], read: Callable[[VideoReader], T]) -> T:
+    """``read(reader)`` with the first of ``backends`` that opens and decodes ``path``.
+
+    A backend that fails (decord on AV1, say) hands the file to the next; when none succeeds the
+    first backend's :class:`VideoDecodeError` is raised (it names the file).
+    """
+    errors: List[VideoDecodeError] = []
+    for backend in backends:
+        try:
+            with open_video(path, backend) as reader:
+                result = read(reader)
+        except VideoDecodeError as err:
+            errors.append(err)
+            continue
+        if errors:
+            logger.debug("%s: read with %s after %s failed (%s)", path, backend, backends[0], errors[0])
+        return result
+    if not errors:
+        raise ValueError("read_video needs at least one backend")
+    raise errors[0]
 
 
 def open_video(path: str, backend: str = "decord") -> VideoReader:

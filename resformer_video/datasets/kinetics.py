@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from resformer_video.datasets.decoders import VideoDecodeError, open_video
+from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, decoder_chain,
+                                               import_backend, read_video)
 from resformer_video.datasets.lists import SPLITS, load_split
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.datasets.transforms import build_test_transform, build_train_transform
@@ -60,7 +61,9 @@ class VideoDataset(Dataset):
         self.split = split
         self.paths, self.labels, self.class_names = videos.paths, videos.labels, videos.class_names
         self.num_videos = len(self.paths)
-        self.backend = cfg.DATA.DECODER
+        self.backends = decoder_chain(cfg.DATA.DECODER, cfg.DATA.DECODER_FALLBACK)
+        for backend in self.backends:  # a missing decoder package fails here, not mid-epoch
+            import_backend(backend)
         self.num_frames = cfg.DATA.NUM_FRAMES
         self.sampling_rate = cfg.DATA.SAMPLING_RATE
         self.target_fps = cfg.DATA.TARGET_FPS
@@ -124,10 +127,12 @@ class VideoDataset(Dataset):
         key = (path, clip_idx, num_clips)
         if clip_idx >= 0 and self._cache[0] == key:
             return self._cache[1]
-        with open_video(path, self.backend) as reader:
+        def read_clip(reader: VideoReader) -> torch.Tensor:
             indices = sample_clip_indices(reader.num_frames, reader.fps, self.num_frames,
                                           self.sampling_rate, self.target_fps, clip_idx, num_clips)
-            frames = reader.get_frames(indices)
+            return reader.get_frames(indices)
+
+        frames = read_video(path, self.backends, read_clip)
         if clip_idx >= 0:
             self._cache = (key, frames)
         return frames

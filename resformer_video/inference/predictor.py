@@ -26,8 +26,8 @@ from torch import nn
 from yacs.config import CfgNode
 
 from resformer_video.config import load_config
-from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, import_backend,
-                                               open_video)
+from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, decoder_chain,
+                                               import_backend, read_video)
 from resformer_video.datasets.lists import find_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.datasets.transforms import TestTransform, build_test_transform
@@ -183,19 +183,23 @@ class VideoPredictor:
         Raises:
             VideoDecodeError: the video cannot be opened or decoded (the message names it).
         """
-        with open_video(path, self.cfg.DATA.DECODER) as reader:
-            window = max(1, int(round(self.window_s * reader.fps)))
-            stride = max(1, int(round(self.stride_s * reader.fps)))
-            windows = []
-            for start in window_starts(reader.num_frames, window, stride):
-                length = min(window, reader.num_frames - start)
-                probs = self.clip_probs(self.window_views(reader, start, length)).mean(dim=0)
-                windows.append(WindowPrediction(start / reader.fps, (start + length) / reader.fps,
-                                                top_k(probs, self.class_names, k), probs))
-            probs = torch.stack([w.probs for w in windows]).mean(dim=0)
-            return VideoPrediction(path, reader.duration, reader.fps, self.views_per_window,
-                                   self.transform.size, windows, top_k(probs, self.class_names, k),
-                                   probs)
+        backends = decoder_chain(self.cfg.DATA.DECODER, self.cfg.DATA.DECODER_FALLBACK)
+        return read_video(path, backends, lambda reader: self._predict_reader(reader, path, k))
+
+    def _predict_reader(self, reader: VideoReader, path: str, k: int) -> VideoPrediction:
+        """:meth:`predict` on an open video."""
+        window = max(1, int(round(self.window_s * reader.fps)))
+        stride = max(1, int(round(self.stride_s * reader.fps)))
+        windows = []
+        for start in window_starts(reader.num_frames, window, stride):
+            length = min(window, reader.num_frames - start)
+            probs = self.clip_probs(self.window_views(reader, start, length)).mean(dim=0)
+            windows.append(WindowPrediction(start / reader.fps, (start + length) / reader.fps,
+                                            top_k(probs, self.class_names, k), probs))
+        probs = torch.stack([w.probs for w in windows]).mean(dim=0)
+        return VideoPrediction(path, reader.duration, reader.fps, self.views_per_window,
+                               self.transform.size, windows, top_k(probs, self.class_names, k),
+                               probs)
 
     def predict_many(self, paths: Sequence[str], k: int = 5
                      ) -> Iterator[Tuple[str, Optional[VideoPrediction], Optional[str]]]:
@@ -279,7 +283,8 @@ def build_predictor(checkpoint: str, cfg_file: Optional[str] = None, opts: Seque
     """
     state = load_checkpoint_file(checkpoint)
     cfg = load_predict_config(state, checkpoint, cfg_file, opts)
-    import_backend(cfg.DATA.DECODER)  # fail once, before any video, when the decoder is missing
+    for backend in decoder_chain(cfg.DATA.DECODER, cfg.DATA.DECODER_FALLBACK):
+        import_backend(backend)  # fail once, before any video, when a decoder is missing
     model = load_trained_model(cfg, state, checkpoint)
     names = resolve_class_names(cfg, state)
     target = torch.device(device) if device else default_device(cfg)
