@@ -57,6 +57,17 @@ def test_predict_json_gives_class_names_and_probabilities(tiny_checkpoint, synth
         assert result["views_per_window"] == 6 and len(result["windows"]) == 1
 
 
+def test_a_folder_stands_for_its_video_files(tiny_checkpoint, synthetic_data_dir, tmp_path, capsys):
+    path, _, _ = tiny_checkpoint
+    folder = synthetic_data_dir / "videos" / "moving_up"
+    expected = sorted(str(p) for p in folder.glob("*.mp4"))
+    code = PREDICT_MAIN(["--checkpoint", str(path), str(folder), "--json", "--device", "cpu"])
+    assert code == 0 and [r["video"] for r in json.loads(capsys.readouterr().out)] == expected
+    (tmp_path / "notes.txt").write_text("no videos here")
+    assert PREDICT_MAIN(["--checkpoint", str(path), str(tmp_path), "--device", "cpu"]) == 2
+    assert "no video files" in capsys.readouterr().err
+
+
 def test_corrupt_video_is_reported_and_the_others_predicted(tiny_checkpoint, synthetic_data_dir,
                                                             tmp_path, capsys):
     path, _, names = tiny_checkpoint

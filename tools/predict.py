@@ -18,14 +18,15 @@ from typing import List, Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
-from resformer_video.datasets.lists import DatasetListError  # noqa: E402
+from resformer_video.datasets.lists import VIDEO_EXTENSIONS, DatasetListError  # noqa: E402
 from resformer_video.inference.predictor import (DEFAULT_WINDOW_S, PRECISIONS,  # noqa: E402
                                                  build_predictor, format_prediction)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    parser.add_argument("videos", nargs="+", metavar="VIDEO",
+                        help="video files, or folders (their video files, sorted, not recursive)")
     parser.add_argument("--checkpoint", required=True, help="training checkpoint (.pyth)")
     parser.add_argument("--cfg", dest="cfg_file", default=None,
                         help="YAML config (default: the config saved in the checkpoint)")
@@ -56,8 +57,24 @@ def config_overrides(args: argparse.Namespace) -> List[str]:
     return opts
 
 
+def expand_folders(paths: Sequence[str]) -> List[str]:
+    """``paths`` with each folder replaced by its video files (by extension, sorted)."""
+    out: List[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if n.lower().endswith(VIDEO_EXTENSIONS))
+            out += [os.path.join(path, name) for name in names]
+        else:
+            out.append(path)
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    args.videos = expand_folders(args.videos)
+    if not args.videos:
+        print("error: no video files found in the given folders", file=sys.stderr)
+        return 2
     try:
         predictor = build_predictor(args.checkpoint, args.cfg_file, config_overrides(args),
                                     args.device, args.window, args.stride, args.precision)
