@@ -67,6 +67,28 @@ def test_export_tool_writes_a_checked_torchscript_file(tmp_path, capsys):
     assert loaded(torch.randn(1, 3, FRAMES, SIZE, SIZE)).shape == (1, cfg.MODEL.NUM_CLASSES)
 
 
+def test_dynamic_resolution_onnx_serves_other_sizes(tmp_path, capsys):
+    """One ONNX file, exported at 32x32, matches eager at 64x16 and 48x80 too (the positional
+    embeddings are computed from the token grid inside the graph); the tool checks two sizes."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install .[export])")
+    cfg = make_cfg(DATA__NUM_FRAMES=FRAMES)
+    ckpt = tmp_path / "tiny.pyth"
+    model = _random_model(3)
+    save_checkpoint(str(ckpt), model, epoch=1, cfg_text=cfg.dump())
+    out = tmp_path / "tiny.onnx"
+    main = runpy.run_path(str(REPO / "tools" / "export.py"))["main"]
+    code = main(["--checkpoint", str(ckpt), "--format", "onnx", "--frames", str(FRAMES),
+                 "--resolution", str(SIZE), "--output", str(out), "--dynamic-resolution"])
+    stdout = capsys.readouterr().out
+    assert code == 0 and "dynamic resolution: True" in stdout
+    assert [line.endswith(": ok") for line in stdout.splitlines() if "exported - eager" in line] == [True, True]
+    result = export.ExportResult(str(out), "onnx", "onnx-dynamo", True, True)
+    check = verify_export(model, result, FRAMES, 48, tolerance=1e-4, batch=1, width=80)
+    assert check.ok and (check.height, check.width) == (48, 80)
+    with pytest.raises(ValueError, match="--dynamic-resolution"):
+        export_model(model, "torchscript", FRAMES, SIZE, str(tmp_path / "x.pt"), dynamic_resolution=True)
+
+
 def test_onnx_falls_back_to_the_legacy_exporter(tmp_path, monkeypatch, caplog):
     """When the dynamo exporter fails, the legacy one writes a file that matches eager, and says so."""
     def broken_dynamo(*args, **kwargs):

@@ -5,8 +5,10 @@ Example:
     python tools/export.py --cfg configs/k400_resformer_b.yaml --checkpoint ckpt.pyth \
         --format onnx --frames 8 --resolution 224 --output resformer_b.onnx
 
-The exported graph maps clips ``(B, 3, T, S, S)`` (normalised pixels) to logits ``(B, K)``. It is
-run on a random clip and compared with the eager model; the exit code is 1 when the largest
+The exported graph maps clips ``(B, 3, T, S, S)`` (normalised pixels) to logits ``(B, K)``; with
+``--dynamic-resolution`` (ONNX) clips of any height and width that are multiples of the patch size,
+so one file serves every test resolution. It is run on a random clip (and, when dynamic, on a
+second, non-square size) and compared with the eager model; the exit code is 1 when the largest
 absolute difference is above ``--tolerance``.
 """
 
@@ -39,6 +41,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--verify-batch", type=int, default=3,
                         help="clips in the check (the export example has 2, so 3 checks dynamic batch)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
+    parser.add_argument("--dynamic-resolution", action="store_true",
+                        help="ONNX: keep height and width dynamic (any multiple of the patch size)")
     parser.add_argument("--set", dest="opts", nargs=2, action="append", default=[],
                         metavar=("KEY", "VALUE"), help="config override, repeatable")
     return parser.parse_args(argv)
@@ -61,13 +65,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{cfg.MODEL.PATCH_SIZE} and --frames {frames} >= 1", file=sys.stderr)
         return 2
     path = args.output or default_export_path(cfg.OUTPUT_DIR, cfg.MODEL.ARCH, args.format, frames, size)
-    result = export_model(model, args.format, frames, size, path, args.opset)
-    check = verify_export(model, result, frames, size, args.tolerance, args.verify_batch)
-    print(f"wrote {result.path} ({result.exporter}, clips (B, 3, {frames}, {size}, {size}) -> "
-          f"logits (B, {cfg.MODEL.NUM_CLASSES}), dynamic batch: {result.dynamic_batch})")
-    print(f"max |exported - eager| = {check.max_abs_diff:.3g} on {check.batch} random clip(s) with "
-          f"{check.runtime} (tolerance {check.tolerance:g}): {'ok' if check.ok else 'FAILED'}")
-    return 0 if check.ok else 1
+    patch = cfg.MODEL.PATCH_SIZE
+    try:
+        result = export_model(model, args.format, frames, size, path, args.opset,
+                              args.dynamic_resolution, patch)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    spatial = "H, W" if result.dynamic_resolution else f"{size}, {size}"
+    print(f"wrote {result.path} ({result.exporter}, clips (B, 3, {frames}, {spatial}) -> "
+          f"logits (B, {cfg.MODEL.NUM_CLASSES}), dynamic batch: {result.dynamic_batch}, "
+          f"dynamic resolution: {result.dynamic_resolution})")
+    # When dynamic, also a non-square size away from the export one.
+    shapes = [(size, size)] + ([(size + 2 * patch, max(patch, size - 2 * patch))]
+                               if result.dynamic_resolution else [])
+    checks = [verify_export(model, result, frames, h, args.tolerance, args.verify_batch, width=w)
+              for h, w in shapes]
+    for check in checks:
+        print(f"max |exported - eager| = {check.max_abs_diff:.3g} on {check.batch} random clip(s) "
+              f"of {check.height}x{check.width} with {check.runtime} (tolerance {check.tolerance:g}): "
+              f"{'ok' if check.ok else 'FAILED'}")
+    return 0 if all(check.ok for check in checks) else 1
 
 
 if __name__ == "__main__":

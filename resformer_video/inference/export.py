@@ -5,7 +5,10 @@ given at export (the positional embedding is computed for that token grid). Torc
 ``torch.jit.trace``; ONNX uses ``torch.onnx.export`` with the ``torch.export``-based (dynamo)
 exporter, which translates ``scaled_dot_product_attention``, falling back to the legacy
 TorchScript-based exporter if that fails. Both keep the batch dimension dynamic where the exporter
-allows it (:attr:`ExportResult.dynamic_batch`).
+allows it (:attr:`ExportResult.dynamic_batch`). With ``dynamic_resolution`` the ONNX graph also
+takes any height and width that are multiples of the patch size - ResFormer's positional
+embeddings are computed from the token grid inside the graph - so one file serves every test
+resolution; only the dynamo exporter can do that, so there is no fallback then.
 
 :func:`verify_export` runs the exported file on a fresh random clip - TorchScript with
 ``torch.jit.load``, ONNX with onnxruntime when installed, else ``onnx.reference.ReferenceEvaluator``
@@ -21,7 +24,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -41,6 +44,7 @@ class ExportResult:
     fmt: str
     exporter: str  # "jit.trace", "onnx-dynamo" or "onnx-legacy"
     dynamic_batch: bool
+    dynamic_resolution: bool = False
 
 
 @dataclass
@@ -49,6 +53,8 @@ class VerifyResult:
     tolerance: float
     runtime: str  # "torch.jit", "onnxruntime" or "onnx.reference"
     batch: int
+    height: int = 0
+    width: int = 0
 
     @property
     def ok(self) -> bool:
@@ -60,10 +66,11 @@ def default_export_path(output_dir: str, arch: str, fmt: str, frames: int, size:
     return os.path.join(output_dir, "export", f"{arch}_{frames}x{size}{_EXTENSIONS[fmt]}")
 
 
-def example_clip(batch: int, frames: int, size: int, seed: int) -> torch.Tensor:
-    """A reproducible standard-normal clip ``(batch, 3, frames, size, size)`` (normalised pixels)."""
+def example_clip(batch: int, frames: int, size: int, seed: int,
+                 width: Optional[int] = None) -> torch.Tensor:
+    """A reproducible standard-normal clip ``(batch, 3, frames, size, width or size)``."""
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, 3, frames, size, size, generator=generator)
+    return torch.randn(batch, 3, frames, size, width or size, generator=generator)
 
 
 def cpu_eval_copy(model: nn.Module) -> nn.Module:
@@ -72,17 +79,25 @@ def cpu_eval_copy(model: nn.Module) -> nn.Module:
 
 
 def export_model(model: nn.Module, fmt: str, frames: int, size: int, path: str,
-                 opset: int = DEFAULT_OPSET) -> ExportResult:
+                 opset: int = DEFAULT_OPSET, dynamic_resolution: bool = False,
+                 patch_size: int = 16) -> ExportResult:
     """Write a CPU float32 eval-mode copy of ``model`` for clips ``(B, 3, frames, size, size)``
-    (``model`` itself is left where and as it is)."""
+    (``model`` itself is left where and as it is); with ``dynamic_resolution`` (ONNX only) for
+    clips ``(B, 3, frames, H, W)`` with ``H``, ``W`` multiples of ``patch_size``."""
     if fmt not in FORMATS:
         raise ValueError(f"--format: must be one of {list(FORMATS)}, got {fmt!r}")
+    if dynamic_resolution and fmt != "onnx":
+        raise ValueError("--dynamic-resolution: only the ONNX exporter keeps height and width "
+                         "dynamic; use --format onnx")
     model = cpu_eval_copy(model)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     example = example_clip(2, frames, size, seed=0)
     if fmt == "torchscript":
         return _export_torchscript(model, example, path)
+    if dynamic_resolution:
+        _onnx_dynamo(model, example, path, opset, patch_size)
+        return ExportResult(path, "onnx", "onnx-dynamo", dynamic_batch=True, dynamic_resolution=True)
     return _export_onnx(model, example, path, opset)
 
 
@@ -109,14 +124,20 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: str, opset: int)
     return ExportResult(path, "onnx", "onnx-legacy", dynamic_batch=True)
 
 
-def _onnx_dynamo(model: nn.Module, example: torch.Tensor, path: str, opset: int) -> None:
+def _onnx_dynamo(model: nn.Module, example: torch.Tensor, path: str, opset: int,
+                 patch_size: Optional[int] = None) -> None:
+    """The dynamo export: batch dynamic, and height and width too when ``patch_size`` is given."""
     batch = torch.export.Dim("batch", min=1, max=1024)
+    dims = {0: batch}
+    if patch_size:  # multiples of the patch, up to 64 patches (1024 px at 16) a side
+        dims[3] = patch_size * torch.export.Dim("patches_h", min=1, max=64)
+        dims[4] = patch_size * torch.export.Dim("patches_w", min=1, max=64)
     progress = io.StringIO()  # the exporter prints its progress; keep it for the debug log
     with contextlib.redirect_stdout(progress), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, (example,), None, dynamo=True, opset_version=opset,
                                     input_names=["clip"], output_names=["logits"],
-                                    dynamic_shapes=({0: batch},), verbose=False)
+                                    dynamic_shapes=(dims,), verbose=False)
     logger.debug("%s", progress.getvalue())
     program.save(path, external_data=False)
 
@@ -156,12 +177,12 @@ def _onnx_runner(path: str) -> Tuple[Callable[[np.ndarray], np.ndarray], str]:
 
 def verify_export(model: nn.Module, result: ExportResult, frames: int, size: int,
                   tolerance: float = DEFAULT_TOLERANCE, batch: int = 3,
-                  seed: int = 1) -> VerifyResult:
+                  seed: int = 1, width: Optional[int] = None) -> VerifyResult:
     """Largest absolute logit difference between the exported file and eager ``model`` on a random
-    clip ``(batch, 3, frames, size, size)`` other than the export example (which has batch 2, so
-    the default batch 3 also checks that the batch dimension is dynamic)."""
+    clip ``(batch, 3, frames, size, width or size)`` other than the export example (which has
+    batch 2, so the default batch 3 also checks that the batch dimension is dynamic)."""
     model = cpu_eval_copy(model)
-    clip = example_clip(batch, frames, size, seed)
+    clip = example_clip(batch, frames, size, seed, width)
     run, runtime = load_runner(result.path, result.fmt)
     with torch.no_grad():
         expected = model(clip).numpy()
@@ -169,4 +190,4 @@ def verify_export(model: nn.Module, result: ExportResult, frames: int, size: int
     if got.shape != expected.shape:
         raise ValueError(f"{result.path}: output shape {got.shape} differs from eager {expected.shape}")
     diff = float(np.abs(got.astype(np.float64) - expected.astype(np.float64)).max())
-    return VerifyResult(diff, tolerance, runtime, batch)
+    return VerifyResult(diff, tolerance, runtime, batch, int(clip.shape[3]), int(clip.shape[4]))
