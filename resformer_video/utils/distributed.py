@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import timedelta
-from typing import Any, Callable, List, TypeVar
+from typing import Any, Callable, List, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -55,17 +55,26 @@ def check_device(cfg: CfgNode) -> None:
     if cfg.NUM_GPUS > 0 and not torch.cuda.is_available():
         raise ConfigError("NUM_GPUS", f"is {cfg.NUM_GPUS} but CUDA is not available "
                                       "(set NUM_GPUS 0 to run on CPU)")
-    if cfg.NUM_GPUS > 0 and get_local_rank() >= torch.cuda.device_count():
+    if cfg.NUM_GPUS > 0 and gpu_index() is None:
         raise ConfigError("NUM_GPUS", f"local rank {get_local_rank()} has no GPU "
                                       f"({torch.cuda.device_count()} visible)")
     if cfg.NUM_GPUS > 0 and cfg.TRAIN.MIXED_PRECISION == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("TRAIN.MIXED_PRECISION", "bf16 is not supported by this GPU; use fp16 or none")
 
 
+def gpu_index() -> Optional[int]:
+    """This process's GPU: ``LOCAL_RANK``, or 0 when the launcher shows each process only its own
+    GPU (``CUDA_VISIBLE_DEVICES`` per task, as some SLURM setups do); None when there is none."""
+    count, local_rank = torch.cuda.device_count(), get_local_rank()
+    if local_rank < count:
+        return local_rank
+    return 0 if count == 1 else None
+
+
 def get_device(cfg: CfgNode) -> torch.device:
-    """This process's device: ``cuda:LOCAL_RANK`` when ``NUM_GPUS > 0``, else the CPU."""
+    """This process's device: ``cuda:`` :func:`gpu_index` when ``NUM_GPUS > 0``, else the CPU."""
     if cfg.NUM_GPUS > 0:
-        return torch.device("cuda", get_local_rank())
+        return torch.device("cuda", gpu_index())
     return torch.device("cpu")
 
 
@@ -80,7 +89,7 @@ def init_distributed(cfg: CfgNode) -> None:
     """Open the default process group when launched by torchrun with ``WORLD_SIZE > 1``."""
     check_device(cfg)
     if cfg.NUM_GPUS > 0:
-        torch.cuda.set_device(get_local_rank())
+        torch.cuda.set_device(get_device(cfg))
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     if world_size > 1 and not is_dist():
         dist.init_process_group(backend=backend_for(cfg), init_method="env://",
