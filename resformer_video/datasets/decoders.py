@@ -120,6 +120,13 @@ def frames_shown_at(starts: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.clip(found, 0, len(starts) - 1)
 
 
+def _usable(starts: np.ndarray) -> Optional[np.ndarray]:
+    """``starts`` if they order the frames in time, else None (then frame ``i`` is taken to start
+    at ``i / fps``, i.e. grid index ``i`` is frame ``i``)."""
+    ordered = len(starts) > 1 and bool(np.all(np.diff(starts) >= 0)) and starts[-1] > starts[0]
+    return starts if ordered else None
+
+
 class DecordReader(VideoReader):
     """decord ``VideoReader`` (one thread; key-frame seeking inside ``get_batch``). Grid indices are
     mapped to decord's frame indices through its per-frame timestamps."""
@@ -132,10 +139,7 @@ class DecordReader(VideoReader):
         num_frames = len(self._vr)
         super().__init__(path, self._vr.get_avg_fps(), num_frames)
         starts = np.asarray(self._vr.get_frame_timestamp(list(range(num_frames))), dtype=np.float64)
-        starts = starts.reshape(num_frames, -1)[:, 0]
-        # Without usable timestamps (none, or out of order) frame i is taken to start at i / fps.
-        self._starts = starts if num_frames > 1 and np.all(np.diff(starts) >= 0) and starts[-1] > starts[0] \
-            else None
+        self._starts = _usable(starts.reshape(num_frames, -1)[:, 0])
 
     def _read(self, indices: np.ndarray) -> torch.Tensor:
         if self._starts is not None:
