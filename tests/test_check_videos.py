@@ -44,6 +44,14 @@ def test_check_reports_bad_videos_and_fails(mixed_dataset, capsys, workers):
     assert "video file not found" in videos[2]["error"]
 
 
+def test_check_of_test_reads_the_list_test_split_names(mixed_dataset, capsys):
+    """As the test dataset does: ``--splits test`` checks TEST.SPLIT's list (here train.csv)."""
+    code = CHECK_MAIN(["--splits", "test", "--report", str(mixed_dataset / "r.json"), "NUM_GPUS", "0",
+                       "MODEL.NUM_CLASSES", "4", "DATA.PATH_TO_DATA_DIR", str(mixed_dataset),
+                       "DATA.PATH_PREFIX", str(mixed_dataset), "TEST.SPLIT", "train"])
+    assert code == 1 and "test: 2 of 4 videos decode, 2 failed" in capsys.readouterr().out
+
+
 @pytest.mark.skipif("decord" not in LOADABLE_BACKENDS, reason="decord is not installed here")
 @pytest.mark.parametrize("fallback, ok", [("pyav", True), ("", False)])
 def test_check_reads_av1_with_the_fallback_decoder(tmp_path, capsys, fallback, ok):

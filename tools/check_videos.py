@@ -22,8 +22,8 @@ from typing import List, Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.datasets.check import (VideoCheck, check_videos, config_backends,  # noqa: E402
-                                            split_paths, summarize)
+from resformer_video.datasets.check import VideoCheck, check_videos, summarize  # noqa: E402
+from resformer_video.datasets.kinetics import config_decoders, split_videos  # noqa: E402
 from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
 from resformer_video.datasets.lists import SPLITS, DatasetListError  # noqa: E402
 from resformer_video.utils.parser import build_parser  # noqa: E402
@@ -70,8 +70,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_config(args.cfg_file, args.opts)
-        lists = {split: split_paths(cfg, split) for split in args.splits}
-        checked = {split: check_split(paths, config_backends(cfg), args.workers, split)
+        lists = {split: split_videos(cfg, split).paths for split in args.splits}
+        checked = {split: check_split(paths, config_decoders(cfg), args.workers, split)
                    for split, paths in lists.items()}
     except (ConfigError, DatasetListError, DecoderUnavailableError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -88,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
     with open(report, "w", encoding="utf-8") as handle:
         videos = {split: [r.to_dict() for r in results] for split, results in checked.items()}
-        json.dump({"decoders": list(config_backends(cfg)), "summaries": summaries, "videos": videos},
+        json.dump({"decoders": list(config_decoders(cfg)), "summaries": summaries, "videos": videos},
                   handle, indent=1)
     print(f"report: {report}")
     return 1 if any(summary["failed"] for summary in summaries) else 0

@@ -3,20 +3,17 @@
 :func:`check_video` reads one file as training does - ``DATA.DECODER``, then
 ``DATA.DECODER_FALLBACK`` - and decodes its first, middle and last frames; :func:`check_videos`
 does that for many files in worker processes, yielding each result in input order.
-``tools/check_videos.py`` runs it over the splits of a config and writes a report.
+``tools/check_videos.py`` runs it over the lists the datasets of a config read
+(:func:`~resformer_video.datasets.kinetics.split_videos`) and writes a report.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
-from yacs.config import CfgNode
-
-from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, decoder_chain,
-                                               import_backend, read_video)
-from resformer_video.datasets.lists import load_split
+from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, import_backend, read_video
 
 
 @dataclass
@@ -72,21 +69,6 @@ def check_videos(paths: Iterable[str], backends: Sequence[str] = ("decord",),
     context = multiprocessing.get_context("spawn")  # decoders are not fork-safe
     with context.Pool(workers) as pool:
         yield from pool.imap(_check_one, jobs, chunksize=4)
-
-
-def config_backends(cfg: CfgNode) -> Tuple[str, ...]:
-    """``DATA.DECODER`` then ``DATA.DECODER_FALLBACK``, as the dataset tries them."""
-    return decoder_chain(cfg.DATA.DECODER, cfg.DATA.DECODER_FALLBACK)
-
-
-def split_paths(cfg: CfgNode, split: str) -> List[str]:
-    """The video paths of ``split``'s list as the dataset reads it (``DATA.*`` keys).
-
-    Raises:
-        DatasetListError: a missing or malformed list (names ``file:line``).
-    """
-    return load_split(cfg.DATA.PATH_TO_DATA_DIR, split, cfg.DATA.LAYOUT, cfg.DATA.PATH_PREFIX,
-                      cfg.DATA.CLASS_NAMES_FILE, cfg.MODEL.NUM_CLASSES).paths
 
 
 def summarize(results: Iterable[VideoCheck], split: Optional[str] = None) -> Dict[str, Any]:

@@ -22,10 +22,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from yacs.config import CfgNode
 
 from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, decoder_chain,
                                                import_backend, read_video)
-from resformer_video.datasets.lists import SPLITS, load_split
+from resformer_video.datasets.lists import SPLITS, VideoList, load_split
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.datasets.transforms import build_test_transform, build_train_transform
 
@@ -37,6 +38,23 @@ PATH_CHECK_SAMPLE = 32
 
 class DatasetFailureError(RuntimeError):
     """Too many videos of a split cannot be read (wrong ``DATA.PATH_PREFIX``, broken files)."""
+
+
+def split_videos(cfg: CfgNode, split: str) -> VideoList:
+    """The list a ``split`` dataset reads: ``TEST.SPLIT``'s for ``test`` (multi-view testing of
+    any list), the split's own otherwise, with the ``DATA.*`` layout, prefix and class names.
+
+    Raises:
+        DatasetListError: a missing or malformed list (names ``file:line``).
+    """
+    list_split = cfg.TEST.SPLIT if split == "test" else split
+    return load_split(cfg.DATA.PATH_TO_DATA_DIR, list_split, cfg.DATA.LAYOUT, cfg.DATA.PATH_PREFIX,
+                      cfg.DATA.CLASS_NAMES_FILE, cfg.MODEL.NUM_CLASSES)
+
+
+def config_decoders(cfg: CfgNode) -> Tuple[str, ...]:
+    """``DATA.DECODER`` then ``DATA.DECODER_FALLBACK``: the backends every reader tries in order."""
+    return decoder_chain(cfg.DATA.DECODER, cfg.DATA.DECODER_FALLBACK)
 
 
 class VideoDataset(Dataset):
@@ -55,13 +73,11 @@ class VideoDataset(Dataset):
     def __init__(self, cfg, split: str, test_size: Optional[int] = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-        list_split = cfg.TEST.SPLIT if split == "test" else split  # multi-view testing of any list
-        videos = load_split(cfg.DATA.PATH_TO_DATA_DIR, list_split, cfg.DATA.LAYOUT, cfg.DATA.PATH_PREFIX,
-                            cfg.DATA.CLASS_NAMES_FILE, cfg.MODEL.NUM_CLASSES)
+        videos = split_videos(cfg, split)
         self.split = split
         self.paths, self.labels, self.class_names = videos.paths, videos.labels, videos.class_names
         self.num_videos = len(self.paths)
-        self.backends = decoder_chain(cfg.DATA.DECODER, cfg.DATA.DECODER_FALLBACK)
+        self.backends = config_decoders(cfg)
         for backend in self.backends:  # a missing decoder package fails here, not mid-epoch
             import_backend(backend)
         self.num_frames = cfg.DATA.NUM_FRAMES

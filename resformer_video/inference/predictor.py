@@ -26,8 +26,8 @@ from torch import nn
 from yacs.config import CfgNode
 
 from resformer_video.config import load_config
-from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, decoder_chain,
-                                               import_backend, read_video)
+from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, import_backend, read_video
+from resformer_video.datasets.kinetics import config_decoders
 from resformer_video.datasets.lists import find_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.datasets.transforms import TestTransform, build_test_transform
@@ -183,7 +183,7 @@ class VideoPredictor:
         Raises:
             VideoDecodeError: the video cannot be opened or decoded (the message names it).
         """
-        backends = decoder_chain(self.cfg.DATA.DECODER, self.cfg.DATA.DECODER_FALLBACK)
+        backends = config_decoders(self.cfg)
         return read_video(path, backends, lambda reader: self._predict_reader(reader, path, k))
 
     def _predict_reader(self, reader: VideoReader, path: str, k: int) -> VideoPrediction:
@@ -283,7 +283,7 @@ def build_predictor(checkpoint: str, cfg_file: Optional[str] = None, opts: Seque
     """
     state = load_checkpoint_file(checkpoint)
     cfg = load_predict_config(state, checkpoint, cfg_file, opts)
-    for backend in decoder_chain(cfg.DATA.DECODER, cfg.DATA.DECODER_FALLBACK):
+    for backend in config_decoders(cfg):
         import_backend(backend)  # fail once, before any video, when a decoder is missing
     model = load_trained_model(cfg, state, checkpoint)
     names = resolve_class_names(cfg, state)
