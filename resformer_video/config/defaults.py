@@ -99,7 +99,7 @@ _C.DATA.TRAIN_CROP_MODE = "jitter"
 _C.DATA.TRAIN_RRC_AREA = [0.08, 1.0]
 # Training crop sizes, largest first; more than one gives multi-resolution replicated clips.
 _C.DATA.TRAIN_CROP_SIZES = [224]
-# Test short-side size and crop size (any size from 64 to 1024).
+# Test short-side size and crop size (a multiple of MODEL.PATCH_SIZE, at most 1024).
 _C.DATA.TEST_CROP_SIZE = 224
 # Per-channel mean for normalisation (of pixel values in [0, 1]).
 _C.DATA.MEAN = [0.45, 0.45, 0.45]
@@ -217,10 +217,31 @@ _C.TEST.NUM_ENSEMBLE_VIEWS = 1
 _C.TEST.NUM_SPATIAL_CROPS = 3
 # Checkpoint to test; "" uses the last one in OUTPUT_DIR/checkpoints.
 _C.TEST.CHECKPOINT_FILE_PATH = ""
-# Test resolutions to sweep in one run; [] tests at DATA.TEST_CROP_SIZE only.
+# Test resolutions to sweep in one run (multiples of MODEL.PATCH_SIZE); [] tests at DATA.TEST_CROP_SIZE only.
 _C.TEST.RESOLUTIONS = []
 # Write per-video predictions into the results JSON.
 _C.TEST.SAVE_PREDICTIONS = False
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic motion dataset (tools/demo.py and tools/study.py generate it into
+# DATA.PATH_TO_DATA_DIR when that folder has no lists yet; see datasets/synthetic.py)
+# ---------------------------------------------------------------------------------------------
+_C.SYNTHETIC = CfgNode()
+# Motion classes, in label order (names from datasets/synthetic.py MOTIONS); [] takes the first
+# MODEL.NUM_CLASSES of MOTIONS. Their number must equal MODEL.NUM_CLASSES.
+_C.SYNTHETIC.CLASSES = []
+# Videos per class (split 60/20/20 into train/val/test).
+_C.SYNTHETIC.VIDEOS_PER_CLASS = 250
+# Seed of the generator: content, frame rates and the split are a function of it (byte-identical files).
+_C.SYNTHETIC.SEED = 0
+# Frame width and height of the generated videos, in pixels (even).
+_C.SYNTHETIC.VIDEO_SIZE = 64
+# Length of each video in seconds, [min, max].
+_C.SYNTHETIC.DURATION = [1.0, 1.4]
+# Range (0-255 levels) of the random colour texture behind the moving shape (higher is harder).
+_C.SYNTHETIC.BACKGROUND_CONTRAST = 40.0
+# Sprite size as a fraction of the frame, [min, max] (a wide range makes test resolution matter).
+_C.SYNTHETIC.SPRITE_SCALE = [0.28, 0.42]
 
 # ---------------------------------------------------------------------------------------------
 # TensorBoard

@@ -28,7 +28,7 @@ OPTIMIZERS = ("sgd", "adamw")
 LR_POLICIES = ("steps_with_relative_lrs", "cosine")
 DIST_BACKENDS = ("", "nccl", "gloo")
 TEST_SPLITS = ("test", "val", "train")
-MIN_TEST_SIZE, MAX_TEST_SIZE = 64, 1024
+MAX_TEST_SIZE = 1024
 
 
 class ConfigError(ValueError):
@@ -106,6 +106,7 @@ def validate_config(cfg: CfgNode) -> None:
     _validate_train(cfg)
     _validate_solver(cfg)
     _validate_test(cfg)
+    _validate_synthetic(cfg)
 
 
 def _validate_run(cfg: CfgNode) -> None:
@@ -175,8 +176,8 @@ def _validate_data(cfg: CfgNode) -> None:
 
 
 def _check_test_size(key: str, size: int, patch: int) -> None:
-    _require(MIN_TEST_SIZE <= size <= MAX_TEST_SIZE, key,
-             f"must be in [{MIN_TEST_SIZE}, {MAX_TEST_SIZE}], got {size}")
+    _require(patch <= size <= MAX_TEST_SIZE, key,
+             f"must be in [MODEL.PATCH_SIZE {patch}, {MAX_TEST_SIZE}], got {size}")
     _check_size(key, size, patch)
 
 
@@ -222,6 +223,26 @@ def _validate_test(cfg: CfgNode) -> None:
     if cfg.TEST.CHECKPOINT_FILE_PATH:
         _require(os.path.isfile(cfg.TEST.CHECKPOINT_FILE_PATH), "TEST.CHECKPOINT_FILE_PATH",
                  f"file not found: {cfg.TEST.CHECKPOINT_FILE_PATH}")
+
+
+def _validate_synthetic(cfg: CfgNode) -> None:
+    from resformer_video.datasets.synthetic import MOTIONS  # the data package imports this module
+
+    classes = list(cfg.SYNTHETIC.CLASSES)
+    unknown = [name for name in classes if name not in MOTIONS]
+    _require(not unknown, "SYNTHETIC.CLASSES", f"unknown motion(s) {unknown}; choose from {list(MOTIONS)}")
+    _require(len(set(classes)) == len(classes), "SYNTHETIC.CLASSES", f"has duplicates: {classes}")
+    _require(not classes or len(classes) == cfg.MODEL.NUM_CLASSES, "SYNTHETIC.CLASSES",
+             f"has {len(classes)} classes but MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}")
+    _at_least(cfg, "SYNTHETIC.VIDEOS_PER_CLASS", 3)
+    size = cfg.SYNTHETIC.VIDEO_SIZE
+    _require(size >= 16 and size % 2 == 0, "SYNTHETIC.VIDEO_SIZE", f"must be an even number >= 16, got {size}")
+    for key, high in (("SYNTHETIC.DURATION", float("inf")), ("SYNTHETIC.SPRITE_SCALE", 1.0)):
+        low_high = list(_get(cfg, key))
+        _require(len(low_high) == 2 and 0 < low_high[0] <= low_high[1] <= high, key,
+                 f"must be [min, max] with 0 < min <= max{' <= 1' if high == 1.0 else ''}, got {low_high}")
+    contrast = cfg.SYNTHETIC.BACKGROUND_CONTRAST
+    _require(0 <= contrast <= 255, "SYNTHETIC.BACKGROUND_CONTRAST", f"must be in [0, 255], got {contrast}")
 
 
 def check_data_dir(cfg: CfgNode) -> None:

@@ -6,7 +6,7 @@ from resformer_video.datasets.kinetics import DatasetFailureError, VideoDataset,
 from resformer_video.datasets.lists import DatasetListError, load_split, read_class_names, read_video_list
 from resformer_video.datasets.loader import ShardSampler, build_dataset, build_loader
 from resformer_video.datasets.sampling import sample_clip_indices
-from resformer_video.datasets.synthetic import MOTIONS, make_synthetic_dataset
+from resformer_video.datasets.synthetic import MOTIONS, ensure_synthetic_dataset, make_synthetic_dataset
 from resformer_video.datasets.transforms import (MultiResolutionTransform, TestTransform, TrainTransform,
                                                  build_test_transform, build_train_transform)
 
@@ -14,6 +14,6 @@ __all__ = [
     "BACKENDS", "DatasetFailureError", "DatasetListError", "DecoderUnavailableError", "MOTIONS",
     "MultiResolutionTransform", "ShardSampler", "TestTransform", "TrainTransform", "VideoDataset",
     "VideoDecodeError", "VideoReader", "build_dataset", "build_loader", "build_test_transform",
-    "build_train_transform", "collate_clips", "load_split", "make_synthetic_dataset", "open_video",
+    "build_train_transform", "collate_clips", "load_split", "ensure_synthetic_dataset", "make_synthetic_dataset", "open_video",
     "read_class_names", "read_video_list", "sample_clip_indices",
 ]

@@ -18,17 +18,23 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
 
 MOTIONS = ("moving_left", "moving_right", "moving_up", "moving_down",
            "rotating_clockwise", "rotating_counterclockwise", "growing", "shrinking")
 DEFAULT_FPS = (12, 15, 24, 25, 30)
 TEXTURE_RES = 32
 DEFAULT_BACKGROUND_CONTRAST = 200.0
+DEFAULT_SPRITE_SCALE = (0.28, 0.42)
+DATASET_FILES = ("train.csv", "val.csv", "test.csv", "classnames.json")
 
 
 @dataclass(frozen=True)
@@ -127,16 +133,18 @@ def _render_frame(background: np.ndarray, texture: np.ndarray, mask: np.ndarray,
 
 
 def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: int,
-                 fps: float, background_contrast: float = DEFAULT_BACKGROUND_CONTRAST) -> np.ndarray:
+                 fps: float, background_contrast: float = DEFAULT_BACKGROUND_CONTRAST,
+                 sprite_scale: Tuple[float, float] = DEFAULT_SPRITE_SCALE) -> np.ndarray:
     """uint8 ``(num_frames, size, size, 3)`` frames of one random video of ``motion``.
 
     ``background_contrast`` is the range (0-255 levels) of the smooth random colour texture behind
-    the sprite; 0 gives a flat random colour (plus pixel noise), which is far easier to learn from."""
+    the sprite; 0 gives a flat random colour (plus pixel noise), which is far easier to learn from.
+    ``sprite_scale`` is the ``(min, max)`` sprite size as a fraction of ``size``."""
     background = (_smooth_noise(rng, size, int(rng.integers(3, 8))) * background_contrast
                   + rng.uniform(0, 40, (1, 1, 3)))
     background += rng.normal(0, 15, background.shape)
     texture, mask = _make_sprite(rng)
-    base = rng.uniform(0.28, 0.42) * size
+    base = rng.uniform(*sprite_scale) * size
     params = _sample_motion(rng, motion, size, num_frames / fps, base)
     noise_level = rng.uniform(2, 8)
     frames = [
@@ -233,11 +241,13 @@ def make_synthetic_dataset(out_dir: str, num_classes: int = 4, videos_per_class:
                            size: int = 96, duration: Sequence[float] = (2.0, 4.0),
                            fps_choices: Sequence[float] = DEFAULT_FPS, num_frames: int = 0,
                            val_fraction: float = 0.2, test_fraction: float = 0.2,
-                           background_contrast: float = DEFAULT_BACKGROUND_CONTRAST) -> Dict[str, List[Tuple[str, int]]]:
+                           background_contrast: float = DEFAULT_BACKGROUND_CONTRAST,
+                           classes: Sequence[str] = (),
+                           sprite_scale: Tuple[float, float] = DEFAULT_SPRITE_SCALE) -> Dict[str, List[Tuple[str, int]]]:
     """Write a synthetic motion dataset to ``out_dir`` (see the module docstring for the layout).
 
     Args:
-        num_classes: 1 to 8 motion classes (in the order of :data:`MOTIONS`).
+        num_classes: 1 to 8 motion classes (the first of :data:`MOTIONS`), unless ``classes`` is given.
         videos_per_class: videos per class, split into train / val / test by the fractions
             (at least one val and one test video per class).
         seed: everything (content, frame rates, split) is a function of the seed.
@@ -247,12 +257,17 @@ def make_synthetic_dataset(out_dir: str, num_classes: int = 4, videos_per_class:
         num_frames: fixed frame count per video (0: from ``duration`` and the frame rate).
         background_contrast: range in 0-255 levels of the smooth colour texture of the background
             (0: a flat random colour plus noise; lower is easier to learn from scratch).
+        classes: motion names from :data:`MOTIONS`, in label order (overrides ``num_classes``).
+        sprite_scale: ``(min, max)`` size of the moving shape as a fraction of ``size``.
 
     Returns:
         ``{"train": [(relative_path, label), ...], "val": [...], "test": [...]}``.
     """
-    if not 1 <= num_classes <= len(MOTIONS):
+    if not classes and not 1 <= num_classes <= len(MOTIONS):
         raise ValueError(f"num_classes must be in [1, {len(MOTIONS)}], got {num_classes}")
+    classes = list(classes) or list(MOTIONS[:num_classes])
+    if any(name not in MOTIONS for name in classes):
+        raise ValueError(f"classes must be names from {list(MOTIONS)}, got {classes}")
     if not 0 <= background_contrast <= 255:
         raise ValueError(f"background_contrast must be in [0, 255], got {background_contrast}")
     if size < 16 or size % 2:
@@ -260,18 +275,39 @@ def make_synthetic_dataset(out_dir: str, num_classes: int = 4, videos_per_class:
     n_val, n_test = _split_counts(videos_per_class, val_fraction, test_fraction)
     rng = np.random.default_rng(seed)
     splits: Dict[str, List[Tuple[str, int]]] = {"train": [], "val": [], "test": []}
-    for label, motion in enumerate(MOTIONS[:num_classes]):
+    for label, motion in enumerate(classes):
         order = rng.permutation(videos_per_class)
         for k in range(videos_per_class):
             fps = float(rng.choice(fps_choices))
             frames = num_frames or max(2, int(round(rng.uniform(*duration) * fps)))
             rel = f"videos/{motion}/{motion}_{k:03d}.mp4"
-            write_mp4(os.path.join(out_dir, rel), render_video(rng, motion, size, frames, fps, background_contrast), fps)
+            write_mp4(os.path.join(out_dir, rel), render_video(rng, motion, size, frames, fps, background_contrast, sprite_scale),
+                      fps)
             split = "test" if order[k] < n_test else "val" if order[k] < n_test + n_val else "train"
             splits[split].append((rel, label))
     for split, items in splits.items():
         with open(os.path.join(out_dir, f"{split}.csv"), "w", encoding="utf-8") as handle:
             handle.writelines(f"{rel} {label}\n" for rel, label in items)
     with open(os.path.join(out_dir, "classnames.json"), "w", encoding="utf-8") as handle:
-        json.dump({name: i for i, name in enumerate(MOTIONS[:num_classes])}, handle, indent=1)
+        json.dump({name: i for i, name in enumerate(classes)}, handle, indent=1)
     return splits
+
+
+def ensure_synthetic_dataset(cfg: "CfgNode", log: Callable[[str], None] = print) -> bool:
+    """Generate the dataset that ``cfg.SYNTHETIC`` describes into ``DATA.PATH_TO_DATA_DIR`` unless
+    that folder already has its lists (:data:`DATASET_FILES`). Returns True when it generated.
+
+    The classes are ``SYNTHETIC.CLASSES`` or the first ``MODEL.NUM_CLASSES`` of :data:`MOTIONS`."""
+    data_dir, syn = cfg.DATA.PATH_TO_DATA_DIR, cfg.SYNTHETIC
+    if all(os.path.isfile(os.path.join(data_dir, name)) for name in DATASET_FILES):
+        log(f"using the dataset in {data_dir}")
+        return False
+    classes = list(syn.CLASSES) or list(MOTIONS[:cfg.MODEL.NUM_CLASSES])
+    start = time.time()
+    log(f"generating {len(classes)} classes x {syn.VIDEOS_PER_CLASS} videos in {data_dir} ...")
+    make_synthetic_dataset(data_dir, videos_per_class=syn.VIDEOS_PER_CLASS, seed=syn.SEED,
+                           size=syn.VIDEO_SIZE, duration=tuple(syn.DURATION),
+                           background_contrast=syn.BACKGROUND_CONTRAST, classes=classes,
+                           sprite_scale=tuple(syn.SPRITE_SCALE))
+    log(f"dataset ready in {time.time() - start:.0f} s")
+    return True
