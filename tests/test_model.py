@@ -105,7 +105,7 @@ def test_identical_frames_give_single_frame_logits(attention_type):
     over equal tokens returns their value; the per-frame class tokens average to the same one).
     Joint attention has no such identity: one class token faces T copies of every patch."""
     torch.manual_seed(0)
-    model = tiny(attention_type=attention_type)
+    model = tiny(attention_type=attention_type, temporal_embed="none")
     randomize_zero_init(model)
     frame = torch.randn(2, 3, 1, 48, 64)
     with torch.no_grad():
@@ -122,6 +122,22 @@ def test_training_after_inference_mode_evaluation():
     model.train()
     model(clip).sum().backward()
     assert model.gpe.proj.weight.grad is not None
+
+
+def test_frame_order_is_seen_from_initialisation_only_with_a_temporal_embedding():
+    """Reversing a clip leaves the logits of a divided model without a temporal embedding unchanged
+    (it is blind to order); the default, freshly initialised model (random temporal table, first
+    temporal_fc not zero) tells a clip from its reverse before any training."""
+    torch.manual_seed(0)
+    clip = torch.randn(2, 3, 4, 32, 32)
+    reverse = clip.flip(2)
+    blind = tiny(temporal_embed="none")
+    randomize_zero_init(blind)
+    fresh = tiny()
+    with torch.no_grad():
+        torch.testing.assert_close(blind(clip), blind(reverse), atol=1e-5, rtol=1e-5)
+        gap = (fresh(clip) - fresh(reverse)).abs().max()
+    assert gap > 1e-4
 
 
 def test_identical_frames_differ_with_a_temporal_embedding():
@@ -200,9 +216,10 @@ def test_explicit_attention_equals_sdpa(attention_type):
 
 
 def test_space_only_treats_frames_independently():
-    """space_only = the mean of the per-frame class tokens, so frame order does not matter."""
+    """space_only = the mean of the per-frame class tokens, so (without a temporal embedding)
+    frame order does not matter."""
     torch.manual_seed(0)
-    model = tiny(attention_type="space_only")
+    model = tiny(attention_type="space_only", temporal_embed="none")
     clip = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(model(clip.flip(2)), model(clip), atol=1e-5, rtol=1e-5)

@@ -44,8 +44,9 @@ _C.MODEL.PATCH_SIZE = 16
 _C.MODEL.ATTENTION_TYPE = "divided_space_time"
 # Positional embedding: global_local (ResFormer GPE + LPE), global (GPE only), learned, none.
 _C.MODEL.POS_EMBED = "global_local"
-# Temporal embedding: none (positions are spatial only) or learned (as in TimeSformer).
-_C.MODEL.TEMPORAL_EMBED = "none"
+# Temporal embedding: learned (a table of DATA.NUM_FRAMES, as in TimeSformer) or none (positions
+# spatial only; divided attention is then blind to frame order: reversed clips give the same logits).
+_C.MODEL.TEMPORAL_EMBED = "learned"
 # Stochastic depth rate of the last block (linearly increasing from 0).
 _C.MODEL.DROP_PATH_RATE = 0.1
 # Dropout before the classifier head.

@@ -1,7 +1,8 @@
 """A synthetic motion-classification video dataset (real H.264 .mp4 files) for demos and tests.
 
 Each class is a kind of motion of a textured shape over a noisy textured background: moving left,
-right, up or down, rotating clockwise or counter-clockwise, growing or shrinking. Shape, texture,
+right, up or down, rotating clockwise or counter-clockwise, growing or shrinking, or scrolling left,
+right, up or down on a torus (the shape leaves one edge and re-enters at the opposite one). Shape, texture,
 colours, size, speed, start position, frame rate and length are random per video, and every
 single frame of one class could come from any other class, so the label is only visible in the
 motion (a model must use time). Output is deterministic for a seed.
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from yacs.config import CfgNode
 
 MOTIONS = ("moving_left", "moving_right", "moving_up", "moving_down",
-           "rotating_clockwise", "rotating_counterclockwise", "growing", "shrinking")
+           "rotating_clockwise", "rotating_counterclockwise", "growing", "shrinking",
+           "scrolling_left", "scrolling_right", "scrolling_up", "scrolling_down")
 DEFAULT_FPS = (12, 15, 24, 25, 30)
 TEXTURE_RES = 32
 DEFAULT_BACKGROUND_CONTRAST = 200.0
@@ -48,6 +50,7 @@ class Motion:
     angular_speed: float
     scale0: float
     scale_rate: float  # log-scale per second
+    wrap: bool = False  # the frame is a torus: the shape leaves one edge and re-enters at the other
 
     def at(self, t: float) -> Tuple[float, float, float, float]:
         x = self.centre0[0] + self.velocity[0] * t
@@ -91,6 +94,14 @@ def _sample_motion(rng: np.random.Generator, motion: str, size: int, duration: f
     centre = tuple(rng.uniform(margin, size - margin, 2))
     zero = (0.0, 0.0)
     angle0 = rng.uniform(0, 2 * np.pi)
+    if motion.startswith("scrolling_"):
+        # Uniform start anywhere on the torus: every frame (and every set of frames without their
+        # order) has the same distribution for all four directions.
+        speed = rng.uniform(0.3, 0.55) * size / duration
+        direction = {"scrolling_left": (-1, 0), "scrolling_right": (1, 0), "scrolling_up": (0, -1),
+                     "scrolling_down": (0, 1)}[motion]
+        return Motion(tuple(rng.uniform(0, size, 2)), (direction[0] * speed, direction[1] * speed),
+                      angle0, 0.0, 1.0, 0.0, wrap=True)
     if motion.startswith("moving_"):
         travel = rng.uniform(0.3, 0.55) * size
         axis = 0 if motion in ("moving_left", "moving_right") else 1
@@ -112,15 +123,19 @@ def _sample_motion(rng: np.random.Generator, motion: str, size: int, duration: f
 
 
 def _render_frame(background: np.ndarray, texture: np.ndarray, mask: np.ndarray, base: float,
-                  pose: Tuple[float, float, float, float], noise: np.ndarray) -> np.ndarray:
+                  pose: Tuple[float, float, float, float], noise: np.ndarray,
+                  wrap: bool = False) -> np.ndarray:
     """Composite the sprite at ``pose`` (x, y, angle, scale) onto ``background``: uint8 ``(S, S, 3)``.
 
     Pixels are mapped back into sprite coordinates (inverse rotation and scale, nearest texel).
-    The angle is clockwise on screen (image y points down)."""
+    The angle is clockwise on screen (image y points down). ``wrap`` draws on a torus (offsets
+    taken modulo the frame size)."""
     size = background.shape[0]
     x, y, angle, scale = pose
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     dx, dy = xx - x, yy - y
+    if wrap:
+        dx, dy = (dx + size / 2) % size - size / 2, (dy + size / 2) % size - size / 2
     cos, sin = np.cos(angle), np.sin(angle)
     u = (cos * dx + sin * dy) / (base * scale)  # inverse rotation, sprite units in [-0.5, 0.5]
     v = (-sin * dx + cos * dy) / (base * scale)
@@ -149,7 +164,7 @@ def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: i
     noise_level = rng.uniform(2, 8)
     frames = [
         _render_frame(background, texture, mask, base, params.at(i / fps),
-                      rng.normal(0, noise_level, background.shape))
+                      rng.normal(0, noise_level, background.shape), params.wrap)
         for i in range(num_frames)
     ]
     return np.stack(frames)
@@ -190,6 +205,9 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = _CODEC_OPTIONS[codec](crf, fps) if codec in _CODEC_OPTIONS else {}
+        # One encoder thread, set on the context itself (PyAV defaults to automatic slice threading):
+        # the same frames then give byte-identical files in every process and on any core count.
+        stream.codec_context.thread_count = 1
         if timestamps is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         for i, array in enumerate(frames):

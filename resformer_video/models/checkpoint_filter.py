@@ -180,6 +180,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Modul
     _convert_patch_embed(out, target)
     _resize_embeddings(out, model, notes)
     _add_temporal_attention(out, target, notes)
+    _add_zero_time_embed(out, target, notes)
     _drop_mismatched_head(out, target, notes, dropped)
     _check_shapes(out, target)
     return out
@@ -244,6 +245,14 @@ def _add_temporal_attention(state_dict: StateDict, target: StateDict, notes: Lis
     if initialised:
         notes.append(f"temporal attention of {initialised} blocks initialised from spatial attention "
                      "(temporal_fc = 0)")
+
+
+def _add_zero_time_embed(state_dict: StateDict, target: StateDict, notes: List[str]) -> None:
+    """An image checkpoint has no temporal table: start from zeros, as TimeSformer, so that the
+    video model begins as the image model (the random init is for training from scratch)."""
+    if "time_embed" in target and "time_embed" not in state_dict:
+        state_dict["time_embed"] = torch.zeros_like(target["time_embed"])
+        notes.append("time_embed initialised to zeros (the checkpoint has no temporal table)")
 
 
 def _drop_mismatched_head(state_dict: StateDict, target: StateDict, notes: List[str],

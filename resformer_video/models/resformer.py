@@ -120,7 +120,8 @@ class VideoResFormer(nn.Module):
         num_frames: frames of a ``learned`` temporal table.
         attention_type: ``divided_space_time``, ``joint_space_time`` or ``space_only``.
         pos_embed: ``global_local`` (GPE + LPE), ``global`` (GPE), ``learned`` (table) or ``none``.
-        temporal_embed: ``none`` or ``learned`` (table of ``num_frames``, as TimeSformer).
+        temporal_embed: ``learned`` (table of ``num_frames``, as TimeSformer) or ``none`` (then
+            divided attention cannot tell the order of frames).
         drop_rate, attn_drop_rate, drop_path_rate: dropouts and the last block's stochastic depth.
         head_dropout: dropout before the classifier.
         attn_impl: ``sdpa`` or ``explicit`` (MSA kernels).
@@ -132,7 +133,7 @@ class VideoResFormer(nn.Module):
                  patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768, depth: int = 12,
                  num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True, num_frames: int = 8,
                  attention_type: str = "divided_space_time", pos_embed: str = "global_local",
-                 temporal_embed: str = "none", drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
+                 temporal_embed: str = "learned", drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.1, head_dropout: float = 0.0, attn_impl: str = "sdpa",
                  spatial_attention: str = "msa", emsa_sr_ratio: int = 2, emsa_head_conv: bool = True,
                  emsa_instance_norm: bool = True) -> None:
@@ -194,17 +195,27 @@ class VideoResFormer(nn.Module):
         """The one place weights are initialised (timm style).
 
         Linear layers: truncated normal (std 0.02), zero bias; LayerNorms: ones and zeros; class
-        token and learned position table: truncated normal (0.02); temporal table: zeros;
-        ``temporal_fc`` and the LPE conv: zeros (each block starts as its image counterpart);
+        token, learned position table and temporal table: truncated normal (0.02);
+        ``temporal_fc`` of every block but the first (as TimeSformer) and the LPE conv: zeros;
         EMSA: reduction conv picks the centre token, head-mixing conv is the identity. Patch and
         GPE convolutions keep PyTorch's default initialisation, as in timm and ResFormer.
+
+        The temporal table is random, not zero as in TimeSformer: divided attention is otherwise
+        symmetric in the frames at the start (reversing a clip leaves the logits unchanged), the
+        table's gradient is nearly the same for every frame, and training from scratch sits at a
+        plateau that cannot tell a motion from its reverse (docs/RESULTS.md). Loading an image or
+        TimeSformer checkpoint overwrites or keeps these small values; it changes nothing there.
         """
         trunc_normal_(self.cls_token, std=0.02)
         if hasattr(self, "pos_embed"):
             trunc_normal_(self.pos_embed, std=0.02)
         if hasattr(self, "time_embed"):
-            nn.init.zeros_(self.time_embed)
+            trunc_normal_(self.time_embed, std=0.02)
         self.apply(_init_module)
+        if self.attention_type == "divided_space_time" and len(self.blocks):
+            first = self.blocks[0].temporal_fc
+            trunc_normal_(first.weight, std=0.02)  # TimeSformer zeroes it in later blocks only
+            nn.init.zeros_(first.bias)
 
     @torch.jit.ignore
     def no_weight_decay(self) -> Set[str]:
