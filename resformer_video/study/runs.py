@@ -4,7 +4,8 @@ A run lives in ``OUT/runs/<variant>/seed<seed>`` (its ``OUTPUT_DIR``). It first 
 effective config there (``study_cfg.yaml``); a later invocation with a different config for the
 same folder is refused rather than mixing results. A run whose ``test_results.json`` holds every
 test size is finished and skipped; an interrupted one continues from its last checkpoint
-(``TRAIN.AUTO_RESUME``). After a run, ``study_run.json`` records its wall time.
+(``TRAIN.AUTO_RESUME``). After a run, ``study_run.json`` records its wall time in this invocation
+and the epoch it started from (> 0 for a resumed run, whose earlier time is not counted).
 """
 
 from __future__ import annotations
