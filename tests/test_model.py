@@ -296,6 +296,17 @@ def test_count_flops_matches_analytic_count():
     assert count_flops(model, 3, 48, 64) == analytic_macs(3, 48, 64, dim=32, depth=2, classes=7)
 
 
+@pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time", "space_only"])
+def test_count_flops_counts_sdpa_as_the_explicit_attention(attention_type):
+    """fvcore counts the explicit path's matmuls itself but SDPA only through our handle: the two
+    must agree for every attention layout (without the handle SDPA would count as 0)."""
+    from resformer_video.models import count_flops
+
+    counts = [count_flops(tiny(attention_type=attention_type, attn_impl=impl, depth=1), 2, 48, 48)
+              for impl in ("sdpa", "explicit")]
+    assert counts[0] == counts[1]
+
+
 def test_model_info_tool_prints_one_line_per_resolution(capsys):
     import importlib.util
     from pathlib import Path

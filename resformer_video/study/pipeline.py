@@ -1,0 +1,92 @@
+"""``run_study``: plan the runs, check the out folder, make the data, run, and write the report."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List
+
+from yacs.config import CfgNode
+
+from resformer_video.config import ConfigError
+from resformer_video.datasets import ensure_synthetic_dataset
+from resformer_video.study.report import machine_info, summarize, variant_gflops, write_outputs
+from resformer_video.study.runs import (Log, Run, check_stored_config, execute_runs, finished_results,
+                                        plan_runs, read_run_record, tested_sizes)
+
+
+def parse_seeds(text: str) -> List[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; anything else raises ValueError naming ``--seeds``."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: expected comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: expected distinct comma-separated integers, got {text!r}")
+    return seeds
+
+
+def _check_protocol(base: CfgNode) -> None:
+    if base.TEST.SPLIT != "test":
+        raise ConfigError("TEST.SPLIT", f"is {base.TEST.SPLIT!r}: the study reports the held-out "
+                          "test split; set it to test")
+
+
+def _gflops_per_variant(runs: List[Run]) -> Dict[str, Dict[int, float]]:
+    """Forward GFLOPs per clip of each variant at its test and training sizes (counted once per
+    distinct model: variants that differ only in training recipe share the count)."""
+    out: Dict[str, Dict[int, float]] = {}
+    counted: Dict[str, Dict[int, float]] = {}
+    sizes = sorted({int(s) for run in runs
+                    for s in tested_sizes(run.cfg) + list(run.cfg.DATA.TRAIN_CROP_SIZES)})
+    for run in runs:
+        model_key = f"{run.cfg.MODEL.dump()}{run.cfg.DATA.NUM_FRAMES} {run.cfg.DATA.TRAIN_CROP_SIZES[0]}"
+        if model_key not in counted:
+            counted[model_key] = variant_gflops(run.cfg, sizes)
+        out[run.variant] = counted[model_key]
+    return out
+
+
+def _run_row(run: Run) -> Dict[str, Any]:
+    results = finished_results(run) or {}
+    record = read_run_record(run)
+    return {"variant": run.variant, "seed": run.seed, "run_dir": run.run_dir,
+            "wall_s": record.get("wall_s"), "start_epoch": record.get("start_epoch"),
+            "results": {size: {"top1": m["top1"], "top5": m["top5"]} for size, m in results.items()},
+            "num_test_videos": max((m["num_videos"] for m in results.values()), default=0)}
+
+
+def run_study(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str,
+              command: str = "", log: Log = print) -> Dict[str, Any]:
+    """Train and test every (variant, seed) run under ``out_dir/runs`` (finished runs are skipped,
+    interrupted ones continue) and write ``study.json``, ``study.md`` and ``study.png`` to
+    ``out_dir``. Returns the study dict (the content of ``study.json``).
+
+    Raises:
+        ConfigError: a variant cannot be made from ``base`` (e.g. scale-consistency weight 0).
+        StudyConfigMismatch: a run folder in ``out_dir`` was made with another config.
+    """
+    start = time.time()
+    _check_protocol(base)
+    runs = plan_runs(base, variants, seeds, out_dir)
+    for run in runs:
+        check_stored_config(run)
+    ensure_synthetic_dataset(base, log=log)
+    gflops = _gflops_per_variant(runs)
+    train_gflops = {run.variant: sum(gflops[run.variant][int(s)] for s in run.cfg.DATA.TRAIN_CROP_SIZES)
+                    for run in runs}
+    execute_runs(runs, train_gflops, log=log)
+    rows = [_run_row(run) for run in runs]
+    sizes = tested_sizes(base)
+    study = summarize(rows, {run.variant: [int(s) for s in run.cfg.DATA.TRAIN_CROP_SIZES] for run in runs},
+                      sizes)
+    study.update({
+        "gflops": {name: {str(s): round(g[s], 6) for s in sizes} for name, g in gflops.items()},
+        "chance": 100.0 / base.MODEL.NUM_CLASSES, "seeds": seeds, "frames": base.DATA.NUM_FRAMES,
+        "views": f"{base.TEST.NUM_ENSEMBLE_VIEWS} clip(s) x {base.TEST.NUM_SPATIAL_CROPS} crop(s)",
+        "num_test_videos": max(row["num_test_videos"] for row in rows),
+        "runs": rows, "command": command, "machine": machine_info(),
+        "wall_time_s": round(time.time() - start, 1),
+    })
+    paths = write_outputs(study, out_dir)
+    log("wrote " + ", ".join(paths))
+    return study

@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""The resolution study: the ResFormer paper's Table 4 on any dataset, reproduced in shape.
+
+    python tools/study.py --cfg configs/study_synthetic.yaml [--variants A,B,...] [--seeds 0,1,2]
+                          [--out DIR] [KEY VALUE ...]
+
+Generates the synthetic dataset the config's ``SYNTHETIC`` node describes (when
+``DATA.PATH_TO_DATA_DIR`` has no lists yet), trains every variant (timesformer, resformer_single,
+resformer_multi, resformer_multi_sc, space_only; see resformer_video/study/variants.py) with every
+seed on that data, tests each run's final checkpoint at every ``TEST.RESOLUTIONS`` size, and writes
+``DIR/study.json``, ``DIR/study.md`` and ``DIR/study.png`` (``DIR`` defaults to ``OUTPUT_DIR``), each
+run's own outputs under ``DIR/runs/<variant>/seed<seed>``. Rerun with the same ``--out`` to skip
+finished runs and continue an interrupted one.
+"""
+
+import os
+import shlex
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from resformer_video.config import ConfigError, load_config  # noqa: E402
+from resformer_video.study import StudyConfigMismatch, parse_seeds, parse_variants, run_study  # noqa: E402
+from resformer_video.utils.parser import build_parser  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = build_parser("Train and test every study variant with every seed; write the table and plot.")
+    parser.add_argument("--variants", default="", help="comma-separated variants (default: all)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    parser.add_argument("--out", default="", help="study folder (default: the config's OUTPUT_DIR)")
+    args = parser.parse_args(argv)
+    try:
+        variants, seeds = parse_variants(args.variants), parse_seeds(args.seeds)
+    except ValueError as err:
+        parser.error(str(err))
+    command = shlex.join(["python", "tools/study.py"] + list(sys.argv[1:] if argv is None else argv))
+    try:
+        cfg = load_config(args.cfg_file, args.opts)
+        run_study(cfg, variants, seeds, args.out or cfg.OUTPUT_DIR, command=command)
+    except (ConfigError, FileNotFoundError, StudyConfigMismatch) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
