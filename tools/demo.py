@@ -1,89 +1,68 @@
 #!/usr/bin/env python
-"""The demo: generate a small motion dataset, train a tiny ResFormer on CPU, test it at several sizes.
+"""The demo: the point of the library in one command, on CPU.
 
-    python tools/demo.py [--cfg configs/demo_synthetic.yaml] [--videos-per-class N] [KEY VALUE ...]
+    python tools/demo.py [--cfg configs/demo_synthetic.yaml] [KEY VALUE ...]
 
-It writes the dataset to ``DATA.PATH_TO_DATA_DIR`` (reused when already there), trains with
-multi-resolution training and the scale-consistency loss (the same ``train`` / ``test`` as
-``tools/run_net.py``), and prints video-level top-1/top-5 at every ``TEST.RESOLUTIONS`` size next
-to chance. Logs, checkpoints and results go to ``OUTPUT_DIR`` (default ``./output/demo``).
+Generates a small synthetic motion dataset (``SYNTHETIC`` in the config; real H.264 files), then
+trains two models on the same data with the same budget, as two variants of the resolution study
+(``tools/study.py``): ``timesformer`` (TimeSformer's recipe: learned position table, one training
+size) and ``resformer_multi_sc`` (the full method: GPE + LPE, multi-resolution training and the
+scale-consistency loss). Both are tested at every ``TEST.RESOLUTIONS`` size and printed side by side
+next to chance. Everything goes to ``OUTPUT_DIR`` (default ``./output/demo``): the study table,
+plot and JSON, and each run's logs, checkpoints and test results. Rerunning skips finished runs.
 """
 
 import os
+import shlex
 import sys
 import time
+from typing import Any, Dict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
-from yacs.config import CfgNode  # noqa: E402
 
 from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.datasets import make_synthetic_dataset  # noqa: E402
-from resformer_video.engine import test, train  # noqa: E402
-from resformer_video.engine.evaluate import cfg_with  # noqa: E402
-from resformer_video.utils.checkpoint import get_checkpoint_path  # noqa: E402
-from resformer_video.utils.distributed import launch  # noqa: E402
+from resformer_video.study import StudyConfigMismatch, run_study  # noqa: E402
 from resformer_video.utils.parser import build_parser  # noqa: E402
 
 DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "configs", "demo_synthetic.yaml")
-DATA_FILES = ("train.csv", "val.csv", "test.csv", "classnames.json")
-DURATION = (1.0, 1.4)  # seconds per generated video: a training clip spans nearly all of it
-# Range (0-255 levels) of the random colour texture behind the moving shape. The library default
-# (200) is too cluttered for a tiny ViT to learn from scratch in a few CPU minutes (it stays at
-# chance); at 40 the background is still a random noisy texture but the shape stands out.
-BACKGROUND_CONTRAST = 40.0
+VARIANTS = ("timesformer", "resformer_multi_sc")
+LABELS = {"timesformer": "TimeSformer", "resformer_multi_sc": "ResFormer"}
 
 
-def ensure_dataset(cfg: CfgNode, videos_per_class: int, size: int, seed: int,
-                   background_contrast: float = BACKGROUND_CONTRAST) -> None:
-    """Generate the motion dataset into ``DATA.PATH_TO_DATA_DIR`` unless it is already complete."""
-    data_dir = cfg.DATA.PATH_TO_DATA_DIR
-    if all(os.path.isfile(os.path.join(data_dir, f)) for f in DATA_FILES):
-        print(f"using the dataset in {data_dir}")
-        return
-    start = time.time()
-    print(f"generating {cfg.MODEL.NUM_CLASSES} classes x {videos_per_class} videos in {data_dir} ...")
-    make_synthetic_dataset(data_dir, num_classes=cfg.MODEL.NUM_CLASSES,
-                           videos_per_class=videos_per_class, seed=seed, size=size,
-                           duration=DURATION, background_contrast=background_contrast)
-    print(f"dataset ready in {time.time() - start:.0f} s")
-
-
-def print_summary(report: dict, num_classes: int, seconds: float) -> None:
-    chance = 100.0 / num_classes
-    print(f"\nvideo-level accuracy on {report['results'][next(iter(report['results']))]['num_videos']}"
-          f" test videos ({report['views']}), chance top-1 {chance:.1f}%:")
-    print(f"{'test size':>10} {'top-1':>8} {'top-5':>8}")
-    for size, metrics in report["results"].items():
-        print(f"{size:>10} {metrics['top1']:>7.1f}% {metrics['top5']:>7.1f}%")
-    print(f"\ntrained at {'/'.join(str(s) for s in report['train_sizes'])} px; total time "
-          f"{seconds / 60:.1f} min")
+def side_by_side(study: Dict[str, Any]) -> str:
+    """The demo's table: one row per test size, video-level top-1 of each variant, chance."""
+    variants = study["variants"]
+    header = f"{'test size':>10}" + "".join(f"{LABELS[name]:>13}" for name in VARIANTS) + f"{'GFLOPs':>9}"
+    lines = [header]
+    for size in variants[VARIANTS[0]]["test"]:
+        cells = "".join(f"{variants[name]['test'][size]['top1']:>12.1f}%" for name in VARIANTS)
+        lines.append(f"{size:>10}{cells}{study['gflops'][VARIANTS[1]][size]:>9.3f}")
+    trained = ", ".join(f"{LABELS[name]} at {'/'.join(map(str, variants[name]['train_sizes']))}"
+                        for name in VARIANTS)
+    lines.append(f"\nvideo-level top-1 on {study['num_test_videos']} test videos ({study['views']}); "
+                 f"chance {study['chance']:.1f}%; trained: {trained} px")
+    return "\n".join(lines)
 
 
 def main() -> int:
-    parser = build_parser("Train and test a tiny ResFormer on a generated motion dataset (CPU).")
-    parser.add_argument("--videos-per-class", type=int, default=250,
-                        help="videos per class in the generated dataset (60/20/20 train/val/test)")
-    parser.add_argument("--video-size", type=int, default=64, help="generated frame size (pixels)")
-    parser.add_argument("--background-contrast", type=float, default=BACKGROUND_CONTRAST,
-                        help="range (0-255) of the generated background texture; higher is harder")
+    parser = build_parser("Train TimeSformer's recipe and ResFormer's on a generated motion dataset "
+                          "(CPU) and compare them at several test resolutions.")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
     start = time.time()
     torch.set_num_threads(args.threads)
+    command = shlex.join(["python", "tools/demo.py"] + sys.argv[1:])
     try:
         cfg = load_config(args.cfg_file or DEFAULT_CFG, args.opts)
-        ensure_dataset(cfg, args.videos_per_class, args.video_size, cfg.RNG_SEED,
-                       args.background_contrast)
-        launch(cfg, train)
-        final = get_checkpoint_path(cfg.OUTPUT_DIR, cfg.SOLVER.MAX_EPOCH)
-        report = launch(cfg_with(cfg, "TEST.CHECKPOINT_FILE_PATH", final), test)
-    except (ConfigError, FileNotFoundError) as err:
+        study = run_study(cfg, list(VARIANTS), [cfg.RNG_SEED], cfg.OUTPUT_DIR, command=command)
+    except (ConfigError, FileNotFoundError, StudyConfigMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print_summary(report, cfg.MODEL.NUM_CLASSES, time.time() - start)
+    print("\n" + side_by_side(study))
+    print(f"total time {(time.time() - start) / 60:.1f} min; table, plot and runs in {cfg.OUTPUT_DIR}")
     return 0
 
 

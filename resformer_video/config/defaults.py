@@ -31,7 +31,8 @@ _C.LOG_PERIOD = 10
 # Model
 # ---------------------------------------------------------------------------------------------
 _C.MODEL = CfgNode()
-# Architecture (ARCH_SPECS in models/build.py): resformer_tiny (192 wide, 3 heads), resformer_small
+# Architecture (ARCH_SPECS in models/build.py): resformer_micro (128 wide, 2 heads; for CPU
+# studies from scratch), resformer_tiny (192 wide, 3 heads), resformer_small
 # (384, 6), resformer_base (768, 12).
 _C.MODEL.ARCH = "resformer_base"
 # Number of output classes.

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 RESULTS_JSON = "test_results.json"
 RESULTS_TABLE = "test_results.md"
 RESULTS_PLOT = "test_accuracy_vs_resolution.png"
-ARCH_NAMES = {"resformer_tiny": "Ti", "resformer_small": "S", "resformer_base": "B"}
+ARCH_NAMES = {"resformer_micro": "Mi", "resformer_tiny": "Ti", "resformer_small": "S", "resformer_base": "B"}
 
 
 @torch.no_grad()

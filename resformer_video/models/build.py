@@ -12,6 +12,7 @@ from resformer_video.models.timesformer_reference import TimeSformerReference
 
 # Architecture -> (width, heads, depth).
 ARCH_SPECS: Dict[str, Tuple[int, int, int]] = {
+    "resformer_micro": (128, 2, 12),  # for CPU studies and demos trained from scratch
     "resformer_tiny": (192, 3, 12),
     "resformer_small": (384, 6, 12),
     "resformer_base": (768, 12, 12),
