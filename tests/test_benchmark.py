@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from conftest import make_cfg
-from resformer_video.inference.benchmark import (BenchmarkOptions, BenchmarkRow, StepBreakdown,
-                                                 breakdown_from_profile, check_targets,
-                                                 format_report, peak_tflops_for, run_benchmark)
-from resformer_video.inference.timing import PeakMemoryMeter, time_calls
+from resformer_video.benchmark import (BenchmarkOptions, BenchmarkRow, StepBreakdown,
+                                       breakdown_from_profile, check_targets, format_report,
+                                       peak_tflops_for, run_benchmark)
+from resformer_video.benchmark.timing import PeakMemoryMeter, time_calls
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -142,3 +142,41 @@ def test_benchmark_tool_writes_json_and_rejects_late_flags(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--device", "cpu", *small, "--batch", "1"])
     assert "flags must come before" in capsys.readouterr().err
+
+
+def test_cpu_bf16_targets_from_rows():
+    """bf16 sdpa against TimeSformer's model in fp32 (>= 2.2x) and multi- vs single-size step time
+    (<= 1.9x)."""
+    multi = _row("sdpa", "bf16", 1.0)
+    multi.sizes, multi.median_ms = [224, 160, 128], 2.0
+    rows = [_row("sdpa", "bf16", 2.5), _row("timesformer", "fp32", 1.0), multi]
+    targets = check_targets(rows, CPU)
+    assert [(t["name"], t["bound"], t["met"]) for t in targets] == [
+        ("cpu train: bf16 sdpa / fp32 timesformer speed-up", ">=", True),
+        ("cpu bf16 train: multi-resolution / single-size step time", "<=", False)]
+    assert targets[1]["value"] == pytest.approx(2.0)
+
+
+def test_paired_bf16_run_times_fp32_baselines_and_the_multi_resolution_step():
+    """At a tiny size (bf16 may be emulated here: slow but correct)."""
+    cfg = make_cfg(DATA__NUM_FRAMES=2, MODEL__DEPTH=1)
+    report = run_benchmark(cfg, BenchmarkOptions(batch=1, device="cpu", mode="paired", warmup=0,
+                                                 repeats=2, train_sizes=[32, 16], precision="bf16",
+                                                 attn_impls=("sdpa", "timesformer")))
+    paired = report.paired
+    assert list(paired["times_ms"]) == ["sdpa", "timesformer", "timesformer fp32", "sdpa 32+16"]
+    assert all(len(times) == 2 for times in paired["times_ms"].values())
+    assert paired["multi_ratio"] == pytest.approx(
+        float(np.median([m / s for m, s in zip(paired["times_ms"]["sdpa 32+16"],
+                                               paired["times_ms"]["sdpa"])])))
+    assert [t["name"] for t in report.targets] == [
+        "cpu train: bf16 sdpa / fp32 timesformer speed-up (paired)",
+        "cpu bf16 train: multi-resolution / single-size step time (paired)"]
+    assert "paired multi-resolution (sdpa 32+16)" in format_report(report)
+
+
+def test_benchmark_tool_names_the_flag_in_option_errors(capsys):
+    main = runpy.run_path(str(REPO / "tools" / "benchmark.py"))["main"]
+    code = main(["--device", "cpu", "--precision", "fp16", "--mode", "infer", "MODEL.DEPTH", "1"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: --precision: precision fp16: fp16 autocast is for CUDA")

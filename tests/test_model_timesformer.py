@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
+from resformer_video.benchmark.timesformer_reference import TimeSformerReference
 from resformer_video.models import VideoResFormer, load_pretrained
-from resformer_video.models.timesformer_reference import TimeSformerReference
 
 DIM, HEADS, DEPTH, IMG, PATCH, FRAMES, CLASSES = 48, 3, 2, 64, 16, 8, 5
 

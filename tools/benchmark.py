@@ -23,9 +23,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.inference.benchmark import (MODES, PRECISIONS, STEP_VARIANTS,  # noqa: E402
-                                                 BenchmarkOptions, format_report, run_benchmark)
+from resformer_video.benchmark import (MODES, PRECISIONS, STEP_VARIANTS,  # noqa: E402
+                                       BenchmarkOptionError, BenchmarkOptions, format_report,
+                                       run_benchmark)
 from resformer_video.utils.parser import build_parser  # noqa: E402
+
+# The command-line flag of each BenchmarkOptions field, for error messages.
+FLAGS = {"batch": "--batch", "precision": "--precision", "device": "--device", "mode": "--mode",
+         "train_sizes": "--train-sizes", "resolutions": "--resolutions", "attn_impls": "--attn",
+         "warmup": "--warmup", "repeats": "--repeats", "paired_repeats": "--paired-repeats"}
 
 
 def _str_list(text: str) -> List[str]:
@@ -43,7 +49,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = build_parser(__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=None, help="clips per step (default TRAIN.BATCH_SIZE)")
     parser.add_argument("--precision", default=None, choices=PRECISIONS,
-                        help="default: TRAIN.MIXED_PRECISION on cuda (none = fp32), fp32 on cpu")
+                        help="default: TRAIN.MIXED_PRECISION where it runs natively on the "
+                             "device (bf16: a GPU with bf16, a CPU with AVX512-BF16 or AMX), else "
+                             "fp32; bf16 on another CPU runs emulated (slow), with a warning")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         choices=("cpu", "cuda"))
     parser.add_argument("--mode", default="all", choices=MODES)
@@ -91,6 +99,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         cfg = load_config(args.cfg_file, args.opts)
         report = run_benchmark(cfg, options)
+    except BenchmarkOptionError as err:
+        print(f"error: {FLAGS.get(err.option, err.option)}: {err.message}", file=sys.stderr)
+        return 2
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

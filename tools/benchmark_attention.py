@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from resformer_video.benchmark.timing import time_calls  # noqa: E402
 from resformer_video.config import load_config  # noqa: E402
-from resformer_video.inference.timing import time_calls  # noqa: E402
 from resformer_video.models import build_model, count_flops, count_parameters  # noqa: E402
 from resformer_video.utils.parser import build_parser  # noqa: E402
 

@@ -19,8 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
 from resformer_video.datasets.lists import VIDEO_EXTENSIONS, DatasetListError  # noqa: E402
-from resformer_video.inference.predictor import (DEFAULT_WINDOW_S, PRECISIONS,  # noqa: E402
+from resformer_video.inference.predictor import (DEFAULT_WINDOW_S,  # noqa: E402
                                                  build_predictor, format_prediction)
+from resformer_video.utils.precision import PRECISIONS  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -41,8 +42,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="largest distance between window starts in seconds (default: --window)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if NUM_GPUS > 0)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="autocast of the forward (default: bf16 on CUDA, fp32 on CPU; "
-                             "fp16 is CUDA only)")
+                        help="autocast of the forward (default: bf16 where it is native - a GPU "
+                             "with bf16, a CPU with AVX512-BF16 or AMX -, else fp32; fp16 is "
+                             "CUDA only)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON list")
     args = parser.parse_args(argv)
     if args.topk < 1:

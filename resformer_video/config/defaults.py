@@ -158,8 +158,12 @@ _C.TRAIN.AUTO_RESUME = True
 _C.TRAIN.BACKWARD_PER_RESOLUTION = False
 # Label smoothing of the cross-entropy.
 _C.TRAIN.LABEL_SMOOTHING = 0.0
-# Mixed precision on GPU: none, bf16 or fp16 (fp16 uses a gradient scaler).
-_C.TRAIN.MIXED_PRECISION = "none"
+# Precision of training, validation and testing: fp32, bf16 (autocast; a GPU with bf16 or a CPU
+# with native bf16: AVX512-BF16 or AMX) or fp16 (autocast + gradient scaler; CUDA only). "none" is
+# accepted as the old name of fp32.
+_C.TRAIN.MIXED_PRECISION = "fp32"
+# Where TRAIN.MIXED_PRECISION bf16 cannot run natively, run fp32 (with a warning) instead of stopping.
+_C.TRAIN.PRECISION_FALLBACK = False
 # Compile the model with torch.compile.
 _C.TRAIN.COMPILE = False
 

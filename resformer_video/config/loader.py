@@ -17,11 +17,11 @@ from resformer_video.models.attention import ATTN_IMPLS
 from resformer_video.models.build import ARCH_SPECS
 from resformer_video.models.resformer import (ATTENTION_TYPES, POS_EMBEDS, SPATIAL_ATTENTIONS,
                                               TEMPORAL_EMBEDS)
+from resformer_video.utils.precision import CONFIG_PRECISIONS
 
 ARCHS = tuple(ARCH_SPECS)
 LAYOUTS = ("csv", "folders")
 CROP_MODES = ("jitter", "random_resized_crop")
-PRECISIONS = ("none", "bf16", "fp16")
 SC_TARGETS = ("cls_token", "logits")
 SC_LOSSES = ("l2", "smooth_l1", "kl")
 OPTIMIZERS = ("sgd", "adamw")
@@ -191,7 +191,7 @@ def _validate_train(cfg: CfgNode) -> None:
     _at_least(cfg, "TRAIN.CHECKPOINT_PERIOD", 1)
     _require(0.0 <= cfg.TRAIN.LABEL_SMOOTHING < 1.0, "TRAIN.LABEL_SMOOTHING",
              f"must be in [0, 1), got {cfg.TRAIN.LABEL_SMOOTHING}")
-    _choice(cfg, "TRAIN.MIXED_PRECISION", PRECISIONS)
+    _choice(cfg, "TRAIN.MIXED_PRECISION", CONFIG_PRECISIONS)
     _at_least(cfg, "SCALE_CONSISTENCY.WEIGHT", 0.0)
     _choice(cfg, "SCALE_CONSISTENCY.TARGET", SC_TARGETS)
     _choice(cfg, "SCALE_CONSISTENCY.LOSS", SC_LOSSES)

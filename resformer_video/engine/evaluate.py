@@ -24,12 +24,12 @@ from yacs.config import CfgNode
 
 from resformer_video.config import ConfigError, check_data_dir
 from resformer_video.datasets import build_loader
-from resformer_video.engine.precision import amp_dtype, autocast
 from resformer_video.models import build_model, load_pretrained
 from resformer_video.utils import checkpoint as cu
 from resformer_video.utils import distributed as du
 from resformer_video.utils.logging import setup_logging
 from resformer_video.utils.meters import ViewPredictions
+from resformer_video.utils.precision import autocast, config_autocast_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -199,10 +199,10 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
     setup_logging(cfg.OUTPUT_DIR)
     check_data_dir(cfg)
     device = du.get_device(cfg)
+    dtype = config_autocast_dtype(cfg, device)
     model = build_model(cfg).to(device)
     weights = load_test_weights(cfg, model)
     logger.info("testing weights from %s", weights["path"])
-    dtype = amp_dtype(cfg, device)
     sizes = list(cfg.TEST.RESOLUTIONS) or [cfg.DATA.TEST_CROP_SIZE]
     views = f"{cfg.TEST.NUM_ENSEMBLE_VIEWS} clip(s) x {cfg.TEST.NUM_SPATIAL_CROPS} crop(s)"
     metrics: Dict[int, Dict[str, float]] = {}

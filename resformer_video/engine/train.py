@@ -27,12 +27,12 @@ from resformer_video.datasets import build_loader
 from resformer_video.engine.evaluate import evaluate_clips
 from resformer_video.engine.losses import MultiResolutionLoss, parts_to_floats
 from resformer_video.engine.optimizer import build_optimizer, get_lr_at_epoch, set_lr
-from resformer_video.engine.precision import amp_dtype, autocast, make_grad_scaler
 from resformer_video.models import build_model, count_parameters
 from resformer_video.utils import checkpoint as cu
 from resformer_video.utils import distributed as du
 from resformer_video.utils.logging import StatsWriter, setup_logging
 from resformer_video.utils.meters import TrainMeter
+from resformer_video.utils.precision import autocast, config_autocast_dtype, make_grad_scaler
 
 logger = logging.getLogger(__name__)
 
@@ -265,15 +265,25 @@ def _save(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str]) -
     du.barrier()
 
 
-def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device) -> TrainState:
-    """Optimiser, scaler, loss and wrappers for ``model`` (already on ``device``)."""
-    dtype = amp_dtype(cfg, device)
+def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device,
+                      dtype: Optional[torch.dtype] = None,
+                      accum_steps: Optional[int] = None) -> TrainState:
+    """Optimiser, scaler, loss and wrappers for ``model`` (already on ``device``).
+
+    Args:
+        dtype: the autocast dtype (None: float32; :func:`train` passes ``TRAIN.MIXED_PRECISION``
+            resolved for the device by :func:`config_autocast_dtype`).
+        accum_steps: micro-batches per optimiser step (default: :func:`accumulation_steps` of
+            ``TRAIN.GLOBAL_BATCH_SIZE`` over the processes).
+    """
+    if accum_steps is None:
+        accum_steps = accumulation_steps(cfg, du.get_world_size())
     optimizer = build_optimizer(model, cfg)
     net, ddp = wrap_model(model, cfg, device)
     return TrainState(model=model, net=net, ddp=ddp, optimizer=optimizer,
                       scaler=make_grad_scaler(device, dtype),
                       criterion=MultiResolutionLoss.from_cfg(cfg), device=device, dtype=dtype,
-                      accum_steps=accumulation_steps(cfg, du.get_world_size()),
+                      accum_steps=accum_steps,
                       backward_per_resolution=cfg.TRAIN.BACKWARD_PER_RESOLUTION,
                       clip_grad_norm=cfg.SOLVER.CLIP_GRAD_NORM)
 
@@ -283,6 +293,7 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
     setup_logging(cfg.OUTPUT_DIR)
     check_data_dir(cfg)
     device = du.get_device(cfg)
+    dtype = config_autocast_dtype(cfg, device)
     set_seed(cfg.RNG_SEED + du.get_rank())
     logger.info("config:\n%s", cfg.dump())
     model = build_model(cfg).to(device)
@@ -293,7 +304,7 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
     logger.info("train: %d videos, %d iterations per epoch; val: %s videos",
                 train_loader.dataset.num_videos, len(train_loader),
                 val_loader.dataset.num_videos if val_loader is not None else "no")
-    state = build_train_state(cfg, model, device)
+    state = build_train_state(cfg, model, device, dtype)
     start_epoch = _resume(cfg, model, state.optimizer, state.scaler)
     logger.info("%d micro-batch(es) of %d clips per optimiser step on %d process(es)",
                 state.accum_steps, cfg.TRAIN.BATCH_SIZE, du.get_world_size())

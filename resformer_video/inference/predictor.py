@@ -8,8 +8,9 @@ predicted like the test mode: ``TEST.NUM_ENSEMBLE_VIEWS`` temporal clips (TimeSf
 :class:`TestTransform` at ``DATA.TEST_CROP_SIZE``; its probabilities are the mean of the views'
 softmax. The whole-video probabilities are the mean over windows.
 
-The forward runs under autocast at ``precision`` (``fp32``: none; default ``bf16`` on CUDA, ``fp32``
-on CPU); the softmax is always taken in float32.
+The forward runs under autocast at ``precision`` (``fp32``: none; default: ``bf16`` where it is
+native - a GPU with bf16, a CPU with AVX512-BF16 or AMX -, else ``fp32``; see
+:mod:`resformer_video.utils.precision`); the softmax is always taken in float32.
 """
 
 from __future__ import annotations
@@ -31,12 +32,11 @@ from resformer_video.datasets.kinetics import config_decoders
 from resformer_video.datasets.lists import find_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.datasets.transforms import TestTransform, build_test_transform
-from resformer_video.engine.precision import DTYPES, autocast
 from resformer_video.models import build_model
 from resformer_video.utils.checkpoint import load_checkpoint_file
+from resformer_video.utils.precision import autocast, autocast_dtype, check_precision, default_precision
 
 DEFAULT_WINDOW_S = 10.0
-PRECISIONS = ("fp32", "bf16", "fp16")
 # Config keys that name files only needed for training or testing; predict loads its checkpoint.
 _PREDICT_OVERRIDES = ("MODEL.PRETRAINED", "", "TEST.CHECKPOINT_FILE_PATH", "")
 
@@ -95,28 +95,6 @@ def window_starts(num_frames: int, window_frames: int, stride_frames: int) -> Li
     return [int(round(x)) for x in np.linspace(0, last, count)]
 
 
-def default_precision(device: torch.device) -> str:
-    """``bf16`` on CUDA (``fp16`` where the GPU lacks bfloat16), ``fp32`` elsewhere."""
-    if device.type != "cuda":
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
-def precision_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype of ``precision`` on ``device`` (None for ``fp32``).
-
-    Raises:
-        ValueError: an unknown precision, or ``fp16`` on CPU.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    if precision == "fp16" and device.type == "cpu":
-        raise ValueError("precision fp16 is not supported on CPU; use fp32 or bf16")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError("precision bf16 is not supported by this GPU; use fp16 or fp32")
-    return DTYPES.get(precision)
-
-
 def top_k(probs: torch.Tensor, class_names: Sequence[str], k: int) -> List[ClassScore]:
     """The ``k`` most probable classes of ``probs`` ``(K,)``, most probable first."""
     values, indices = probs.topk(min(k, probs.numel()))
@@ -134,7 +112,8 @@ class VideoPredictor:
         window_s: window length in seconds; ``stride_s`` the largest distance between window
             starts (default: ``window_s``, i.e. windows overlap only to end at the video's end).
         precision: ``fp32``, ``bf16`` or ``fp16`` autocast of the forward (default:
-            :func:`default_precision` of ``device``).
+            :func:`default_precision` of ``device``; bf16 asked for on a CPU without native bf16
+            runs, slowly, with a warning).
     """
 
     def __init__(self, model: nn.Module, cfg: CfgNode, class_names: Sequence[str],
@@ -142,8 +121,9 @@ class VideoPredictor:
                  stride_s: Optional[float] = None, precision: Optional[str] = None) -> None:
         if window_s <= 0 or (stride_s is not None and stride_s <= 0):
             raise ValueError(f"window and stride must be > 0 s, got {window_s} and {stride_s}")
-        self.precision = precision or default_precision(device)
-        self.amp_dtype = precision_dtype(self.precision, device)
+        self.precision = check_precision(precision or default_precision(device), device,
+                                         allow_emulated=True)
+        self.amp_dtype = autocast_dtype(self.precision)
         self.model = model.to(device).eval()
         self.cfg = cfg
         self.class_names = list(class_names)

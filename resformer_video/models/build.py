@@ -8,7 +8,6 @@ from yacs.config import CfgNode
 
 from resformer_video.models.checkpoint_filter import load_pretrained
 from resformer_video.models.resformer import VideoResFormer
-from resformer_video.models.timesformer_reference import TimeSformerReference
 
 # Architecture -> (width, heads, depth).
 ARCH_SPECS: Dict[str, Tuple[int, int, int]] = {
@@ -20,8 +19,9 @@ ARCH_SPECS: Dict[str, Tuple[int, int, int]] = {
 MLP_RATIO = 4.0
 
 
-def _common_kwargs(cfg: CfgNode) -> Dict[str, Any]:
-    """Constructor arguments that :class:`VideoResFormer` and :class:`TimeSformerReference` share."""
+def shared_model_kwargs(cfg: CfgNode) -> Dict[str, Any]:
+    """Constructor arguments that :class:`VideoResFormer` and TimeSformer's model
+    (:class:`~resformer_video.benchmark.timesformer_reference.TimeSformerReference`) share."""
     if cfg.MODEL.ARCH not in ARCH_SPECS:
         raise ValueError(f"MODEL.ARCH: must be one of {list(ARCH_SPECS)}, got {cfg.MODEL.ARCH!r}")
     width, heads, depth = ARCH_SPECS[cfg.MODEL.ARCH]
@@ -39,7 +39,7 @@ def build_model(cfg: CfgNode) -> VideoResFormer:
     """
     emsa = cfg.MODEL.EMSA
     model = VideoResFormer(
-        **_common_kwargs(cfg),
+        **shared_model_kwargs(cfg),
         pos_embed=cfg.MODEL.POS_EMBED,
         temporal_embed=cfg.MODEL.TEMPORAL_EMBED,
         head_dropout=cfg.MODEL.DROPOUT,
@@ -55,10 +55,3 @@ def build_model(cfg: CfgNode) -> VideoResFormer:
         load_pretrained(model, cfg.MODEL.PRETRAINED)
     return model
 
-
-def build_timesformer_reference(cfg: CfgNode) -> TimeSformerReference:
-    """TimeSformer's own model (:class:`TimeSformerReference`, randomly initialised, on CPU) at the
-    width, depth, frames, training size, attention type and stochastic depth of ``cfg``: the
-    baseline of ``tools/benchmark.py``. It has TimeSformer's learned position tables whatever
-    ``MODEL.POS_EMBED`` says; ``configs/k400_timesformer_b.yaml`` makes our model its equal."""
-    return TimeSformerReference(**_common_kwargs(cfg))

@@ -58,8 +58,6 @@ def check_device(cfg: CfgNode) -> None:
     if cfg.NUM_GPUS > 0 and gpu_index() is None:
         raise ConfigError("NUM_GPUS", f"local rank {get_local_rank()} has no GPU "
                                       f"({torch.cuda.device_count()} visible)")
-    if cfg.NUM_GPUS > 0 and cfg.TRAIN.MIXED_PRECISION == "bf16" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("TRAIN.MIXED_PRECISION", "bf16 is not supported by this GPU; use fp16 or none")
 
 
 def gpu_index() -> Optional[int]:
