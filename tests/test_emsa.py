@@ -136,3 +136,56 @@ def test_msa_checkpoint_loads_into_emsa_model(tmp_path):
     torch.testing.assert_close(emsa.blocks[1].attn.head_conv.weight.flatten(1), torch.eye(4))
     with torch.no_grad():
         assert torch.isfinite(emsa(torch.randn(1, 3, 2, 64, 64))).all()
+
+
+def fused_pair(**kwargs):
+    """EMSA models without head conv / instance norm: sdpa and explicit kernels, same weights."""
+    args = dict(spatial_attention="emsa", emsa_sr_ratio=2, emsa_head_conv=False, emsa_instance_norm=False)
+    args.update(kwargs)
+    sdpa, explicit = tiny(attn_impl="sdpa", **args), tiny(attn_impl="explicit", **args)
+    randomize(sdpa)
+    explicit.load_state_dict(sdpa.state_dict())
+    return sdpa, explicit
+
+
+@pytest.mark.parametrize("pos_embed", ["global_local", "global"])
+def test_fused_emsa_sdpa_matches_explicit_path(pos_embed, monkeypatch):
+    """Spatial-reduction attention (no head conv, no IN) through SDPA == explicit softmax(QK'^T)V'."""
+    torch.manual_seed(0)
+    sdpa, explicit = fused_pair(pos_embed=pos_embed)
+    assert sdpa.blocks[0].attn.fused and sdpa.blocks[0].attn.attn_impl == "sdpa"
+    clip = torch.randn(2, 3, 3, 112, 144)  # 7x9 patches: odd grid, reduced to 4x5
+    with torch.no_grad():
+        torch.testing.assert_close(sdpa(clip), explicit(clip), atol=1e-5, rtol=1e-5)
+    calls = []
+    kernel = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda q, k, v, **kw: calls.append(k.shape) or kernel(q, k, v, **kw))
+    with torch.no_grad():
+        sdpa.blocks[0].attn(torch.randn(2, 1 + 7 * 9, 32), (1, 7, 9))
+    assert calls == [torch.Size([2, 4, 1 + 4 * 5, 8])]  # keys: class token + reduced 4x5 grid
+
+
+def test_fused_emsa_gradients_match_explicit_path():
+    torch.manual_seed(0)
+    sdpa, explicit = fused_pair()
+    clip = torch.randn(2, 3, 2, 64, 80)
+    for model in (sdpa, explicit):
+        model.train()
+        model(clip).logsumexp(dim=1).sum().backward()
+    for (name, a), (_, b) in zip(sdpa.named_parameters(), explicit.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_emsa_with_head_conv_or_instance_norm_ignores_sdpa():
+    """The maps must exist for the head conv / IN: the same output whatever attn_impl says."""
+    torch.manual_seed(0)
+    sdpa = tiny(spatial_attention="emsa", attn_impl="sdpa", emsa_head_conv=True, emsa_instance_norm=False)
+    randomize(sdpa)
+    explicit = tiny(spatial_attention="emsa", attn_impl="explicit", emsa_head_conv=True,
+                    emsa_instance_norm=False)
+    explicit.load_state_dict(sdpa.state_dict())
+    assert not sdpa.blocks[0].attn.fused
+    clip = torch.randn(1, 3, 2, 64, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(sdpa(clip), explicit(clip))

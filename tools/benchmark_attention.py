@@ -2,25 +2,32 @@
 """Inference speed and memory of MSA vs EMSA spatial attention, on CPU.
 
 Variants: ``msa`` (fused ``scaled_dot_product_attention``), ``msa-explicit`` (``MODEL.ATTN_IMPL
-explicit``: softmax(QK^T)V with the attention maps materialised, as EMSA must) and ``emsa``. Every
+explicit``: softmax(QK^T)V with the attention maps materialised), ``emsa`` (ResT's EMSA with head
+conv and instance norm: explicit maps) and ``emsa-fused`` (``MODEL.EMSA.HEAD_CONV False``,
+``MODEL.EMSA.INSTANCE_NORM False``: spatial-reduction attention on the fused kernel). Every
 (architecture, variant, size) combination runs in its own subprocess, batch 1, ``DATA.NUM_FRAMES``
 frames: one warm-up forward (a combination whose warm-up takes longer than ``--max-seconds`` is
-skipped and reported as such), then ``--repeats`` timed forwards. Reported: parameters, GFLOPs
+skipped and reported as such), then ``--repeats`` timed forwards; with ``--paired`` the variants of
+one (architecture, size) share a subprocess and run in turn, ``--repeats`` rounds, so that load
+from other processes hits them alike (the speed-up column is the median over rounds of the
+per-round ratio to ``msa``). Reported: parameters, GFLOPs
 (multiply-adds, fvcore), latency (median), clips/s, and the peak live heap during one forward above
 the heap before it (glibc ``mallinfo2`` in-use + mmapped bytes, sampled before and after every
 module's forward): the activations' peak, without what the allocator keeps cached. Prints a
 Markdown table::
 
     python tools/benchmark_attention.py --archs resformer_tiny resformer_base \\
-        --sizes 224 288 384 448 --repeats 3
+        --sizes 224 288 384 448 --repeats 3 [--paired] [KEY VALUE ...]
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
@@ -28,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+from yacs.config import CfgNode  # noqa: E402
 
 from resformer_video.benchmark.timing import time_calls  # noqa: E402
 from resformer_video.config import load_config  # noqa: E402
@@ -37,7 +45,10 @@ from resformer_video.utils.parser import build_parser  # noqa: E402
 VARIANTS = {
     "msa": ["MODEL.SPATIAL_ATTENTION", "msa", "MODEL.ATTN_IMPL", "sdpa"],
     "msa-explicit": ["MODEL.SPATIAL_ATTENTION", "msa", "MODEL.ATTN_IMPL", "explicit"],
-    "emsa": ["MODEL.SPATIAL_ATTENTION", "emsa"],
+    "emsa": ["MODEL.SPATIAL_ATTENTION", "emsa", "MODEL.EMSA.HEAD_CONV", "True",
+             "MODEL.EMSA.INSTANCE_NORM", "True"],
+    "emsa-fused": ["MODEL.SPATIAL_ATTENTION", "emsa", "MODEL.ATTN_IMPL", "sdpa", "MODEL.EMSA.HEAD_CONV", "False",
+                   "MODEL.EMSA.INSTANCE_NORM", "False"],
 }
 
 
@@ -77,52 +88,83 @@ def peak_forward_heap(model: nn.Module, clip: torch.Tensor) -> float:
     return max(0, peak[0] - before)
 
 
-def measure(cfg, size: int, repeats: int, max_seconds: float) -> Dict[str, object]:
-    """Latency, heap peak and FLOPs of the model of ``cfg`` on one ``size`` clip (batch 1)."""
-    model = build_model(cfg).eval()
-    clip = torch.randn(1, 3, cfg.DATA.NUM_FRAMES, size, size)
-    row: Dict[str, object] = {"params_m": count_parameters(model) / 1e6}
-    cpu = torch.device("cpu")
+def forward_seconds(model: nn.Module, clip: torch.Tensor, clock: str) -> float:
+    """Seconds of one forward: wall clock, or this process's CPU time (``cpu``: insensitive to
+    other processes taking the cores, exact for one thread)."""
+    if clock == "wall":
+        return time_calls(lambda: model(clip), torch.device("cpu"), warmup=0, repeats=1).median_ms / 1000.0
+    start = time.process_time()
+    model(clip)
+    return time.process_time() - start
 
-    def forward() -> None:
-        model(clip)
 
+def measure_in_turn(cfgs: Dict[str, CfgNode], size: int, rounds: int, max_seconds: float,
+                    clock: str = "wall") -> Dict[str, Dict[str, object]]:
+    """Latency per round, heap peak and FLOPs of each variant's model on one ``size`` clip (batch 1).
+
+    The variants' forwards run in turn, ``rounds`` times, so that load from other processes hits
+    them alike; a variant whose warm-up forward takes longer than ``max_seconds`` is skipped.
+    """
+    rows: Dict[str, Dict[str, object]] = {}
+    models = {}
+    frames = next(iter(cfgs.values())).DATA.NUM_FRAMES
+    clip = torch.randn(1, 3, frames, size, size)
     with torch.inference_mode():
-        warmup_s = time_calls(forward, cpu, warmup=0, repeats=1).max_ms / 1000.0
-        if warmup_s > max_seconds:
-            row["skipped"] = f"warm-up forward took {warmup_s:.0f} s > {max_seconds:.0f} s"
-            return row
-        timing = time_calls(forward, cpu, warmup=0, repeats=repeats)
-        row["heap_mb"] = peak_forward_heap(model, clip) / 2**20
-    row["latency_s"] = timing.median_ms / 1000.0
-    row["gflops"] = count_flops(model, cfg.DATA.NUM_FRAMES, size, size) / 1e9
-    return row
+        for variant, cfg in cfgs.items():
+            model = build_model(cfg).eval()
+            rows[variant] = {"params_m": count_parameters(model) / 1e6, "rounds_s": []}
+            warmup_s = forward_seconds(model, clip, clock)
+            if warmup_s > max_seconds:
+                rows[variant]["skipped"] = f"warm-up forward took {warmup_s:.0f} s > {max_seconds:.0f} s"
+            else:
+                models[variant] = model
+        for _ in range(rounds):
+            for variant, model in models.items():
+                rows[variant]["rounds_s"].append(forward_seconds(model, clip, clock))
+        for variant, model in models.items():
+            rows[variant]["heap_mb"] = peak_forward_heap(model, clip) / 2**20
+    for variant in models:
+        rows[variant]["latency_s"] = statistics.median(rows[variant]["rounds_s"])
+        rows[variant]["gflops"] = count_flops(models[variant], frames, size, size) / 1e9
+    return rows
 
 
 def run_child(spec: Dict[str, object]) -> None:
     torch.set_num_threads(int(spec["threads"]))
-    cfg = load_config(spec["cfg_file"], spec["opts"])
-    print(json.dumps(measure(cfg, int(spec["size"]), int(spec["repeats"]), float(spec["max_seconds"]))))
+    cfgs = {variant: load_config(spec["cfg_file"], opts) for variant, opts in spec["variants"].items()}
+    print(json.dumps(measure_in_turn(cfgs, int(spec["size"]), int(spec["repeats"]),
+                                     float(spec["max_seconds"]), spec["clock"])))
 
 
-def run_combination(spec: Dict[str, object], timeout: float) -> Dict[str, object]:
-    """Run one combination in a fresh subprocess; its row of results."""
+def run_combination(spec: Dict[str, object], timeout: float) -> Dict[str, Dict[str, object]]:
+    """Run the variants of one (architecture, size) in a fresh subprocess; their rows of results."""
     cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"skipped": f"timed out after {timeout:.0f} s"}
+        return {variant: {"skipped": f"timed out after {timeout:.0f} s"} for variant in spec["variants"]}
     if proc.returncode:
-        return {"skipped": f"failed: {proc.stderr.strip().splitlines()[-1:]}"}
+        reason = f"failed: {proc.stderr.strip().splitlines()[-1:]}"
+        return {variant: {"skipped": reason} for variant in spec["variants"]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def format_row(arch: str, variant: str, frames: int, size: int, row: Dict[str, object]) -> str:
+def speedup(row: Dict[str, object], reference: Optional[Dict[str, object]]) -> str:
+    """Median over rounds of ``reference time / row time`` (paired when run in turn)."""
+    if reference is None or "latency_s" not in row or "latency_s" not in reference:
+        return "-"
+    ratios = [ref / own for ref, own in zip(reference["rounds_s"], row["rounds_s"])]
+    return f"{statistics.median(ratios):.2f}"
+
+
+def format_row(arch: str, variant: str, frames: int, size: int, row: Dict[str, object],
+               reference: Optional[Dict[str, object]]) -> str:
     head = f"| {arch} | {variant} | {frames}x{size} | {row.get('params_m', 0):.2f} |"
     if "skipped" in row:
-        return f"{head} - | skipped: {row['skipped']} | - | - |"
-    return (f"{head} {row['gflops']:.1f} | {row['latency_s']:.2f} | {1 / row['latency_s']:.2f} | "
-            f"{row['heap_mb']:.0f} |")
+        return f"{head} - | skipped: {row['skipped']} | - | - | - | - |"
+    rounds = ", ".join(f"{t:.2f}" for t in row["rounds_s"])
+    return (f"{head} {row['gflops']:.1f} | {row['latency_s']:.2f} | {rounds} | {1 / row['latency_s']:.2f} | "
+            f"{speedup(row, reference)} | {row['heap_mb']:.0f} |")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -133,23 +175,33 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--archs", nargs="+", default=["resformer_tiny", "resformer_base"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 288, 384, 448])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed forwards (rounds) per variant")
+    parser.add_argument("--paired", action="store_true",
+                        help="run the variants of each size in one process, in turn every round")
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="skip a combination whose warm-up forward takes longer")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: time forwards by the process's CPU time (use with --threads 1 "
+                             "on a machine shared with other jobs)")
     args = parser.parse_args(argv)
     frames = load_config(args.cfg_file, args.opts).DATA.NUM_FRAMES  # fails early on a bad config
-    print("| arch | spatial attention | frames x size | params (M) | GFLOPs | latency (s) | clips/s "
-          "| peak forward heap (MB) |")
-    print("|---|---|---|---|---|---|---|---|", flush=True)
+    print("| arch | spatial attention | frames x size | params (M) | GFLOPs | latency (s) | rounds (s) "
+          "| clips/s | speed vs msa | peak forward heap (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    groups = [args.variants] if args.paired else [[variant] for variant in args.variants]
     for arch in args.archs:
         for size in args.sizes:
+            rows: Dict[str, Dict[str, object]] = {}
+            for group in groups:
+                variants = {v: list(args.opts or []) + ["MODEL.ARCH", arch] + VARIANTS[v] for v in group}
+                spec = {"cfg_file": args.cfg_file, "variants": variants, "size": size,
+                        "repeats": args.repeats, "max_seconds": args.max_seconds, "threads": args.threads,
+                        "clock": args.clock}
+                timeout = len(group) * args.max_seconds * (args.repeats + 4) + 120
+                rows.update(run_combination(spec, timeout=timeout))
             for variant in args.variants:
-                opts = list(args.opts or []) + ["MODEL.ARCH", arch] + VARIANTS[variant]
-                spec = {"cfg_file": args.cfg_file, "opts": opts, "size": size, "repeats": args.repeats,
-                        "max_seconds": args.max_seconds, "threads": args.threads}
-                row = run_combination(spec, timeout=args.max_seconds * (args.repeats + 4) + 120)
-                print(format_row(arch, variant, frames, size, row), flush=True)
+                print(format_row(arch, variant, frames, size, rows[variant], rows.get("msa")), flush=True)
 
 
 if __name__ == "__main__":

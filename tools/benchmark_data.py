@@ -1,22 +1,30 @@
 #!/usr/bin/env python
 """Data-pipeline throughput: decoded-and-augmented training clips per second.
 
-For each dataset (the synthetic set, generated into a temporary folder, and ../shared/realclips
-through a temporary list), each decoder backend, single- and multi-resolution crops and 0 and N
-loader workers, iterate the training loader and print a Markdown table of clips/s (steady state:
-the first batch, which includes worker start-up, is not timed).
+For each dataset (the synthetic set, generated into a temporary folder; ../shared/realclips
+through a temporary list; ``kinetics``: one generated Kinetics-like file - 10 s, 340x256, 30 fps
+H.264, a key frame every 250 frames - listed 16 times), each decoder backend, single- and
+multi-resolution crops, each ``--repeats`` value (``DATA.NUM_REPEATED_SAMPLES``: samples per
+decode) and 0 and N loader workers, iterate the training loader and print a Markdown table of
+clips/s (steady state: the first batch, which includes worker start-up, is not timed) and, with 0
+workers, **clips per core-second**: clips over the CPU time the process used (all its threads,
+e.g. PyAV's), which does not depend on what else runs on the machine. A GPU backend
+(``torchcodec_cuda``) is skipped, with a note, where CUDA is not available.
 
-Example:
+Examples:
     python tools/benchmark_data.py --workers 2 --clips 64
+    python tools/benchmark_data.py --datasets kinetics --num-frames 8 --sampling-rate 32 \
+        --workers 0 --repeats 1 2 4 --sizes multi --clips 32
 """
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -28,6 +36,7 @@ from resformer_video.datasets import BACKENDS, build_loader, make_synthetic_data
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REALCLIPS = REPO_ROOT.parent / "shared" / "realclips"
 SIZE_SETS = {"single [224]": [224], "multi [224, 160, 128]": [224, 160, 128]}
+KINETICS_LIKE = dict(seconds=10, width=340, height=256, fps=30, gop=250)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,7 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--datasets", nargs="+", default=["synthetic", "realclips"],
-                        choices=["synthetic", "realclips"])
+                        choices=["synthetic", "realclips", "kinetics"])
+    parser.add_argument("--repeats", type=int, nargs="+", default=[1],
+                        help="DATA.NUM_REPEATED_SAMPLES values (each must divide --batch)")
+    parser.add_argument("--sizes", nargs="+", default=["single", "multi"], choices=["single", "multi"])
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--sampling-rate", type=int, default=8)
     parser.add_argument("--rand-augment", action="store_true", help="add RandAugment m9 mstd0.5")
@@ -61,31 +73,82 @@ def prepare_realclips(root: str) -> Dict[str, object]:
     return {"dir": root, "prefix": "", "classes": len(clips)}
 
 
-def make_cfg(data: Dict[str, object], backend: str, sizes: List[int], workers: int, args):
+def write_kinetics_like(path: str, seconds: int, width: int, height: int, fps: int, gop: int) -> None:
+    """An H.264 file encoded as Kinetics' usually are: ``width x height``, ``fps``, a key frame
+    every ``gop`` frames; a textured scene panning with some noise, so P-frames carry real work."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (height // 4, 2 * width // 4, 3), dtype=np.uint8)
+    texture = texture.repeat(4, axis=0).repeat(4, axis=1)
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "crf": "23"}
+        for i in range(seconds * fps):
+            shift = (3 * i) % width
+            frame = texture[:, shift:shift + width].copy()
+            frame[rng.integers(0, height, 64), rng.integers(0, width, 64)] = 255
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def prepare_kinetics(root: str) -> Dict[str, object]:
+    """A train list of one generated Kinetics-like file (``KINETICS_LIKE``), 16 times."""
+    path = os.path.join(root, "kinetics_like.mp4")
+    write_kinetics_like(path, **KINETICS_LIKE)
+    with open(os.path.join(root, "train.csv"), "w", encoding="utf-8") as handle:
+        handle.writelines(f"{path} {i % 2}\n" for i in range(16))
+    return {"dir": root, "prefix": "", "classes": 2}
+
+
+PREPARE = {"synthetic": prepare_synthetic, "realclips": prepare_realclips, "kinetics": prepare_kinetics}
+
+
+def make_cfg(data: Dict[str, object], backend: str, sizes: List[int], workers: int, args, repeats: int = 1):
     opts = ["DATA.PATH_TO_DATA_DIR", data["dir"], "DATA.PATH_PREFIX", data["prefix"],
             "MODEL.NUM_CLASSES", data["classes"], "DATA.DECODER", backend, "DATA.TRAIN_CROP_SIZES", sizes,
             "DATA.NUM_FRAMES", args.num_frames, "DATA.SAMPLING_RATE", args.sampling_rate,
             "AUG.RAND_AUGMENT", args.rand_augment, "DATA_LOADER.NUM_WORKERS", workers,
             "DATA_LOADER.PIN_MEMORY", False, "DATA_LOADER.PERSISTENT_WORKERS", True,
-            "TRAIN.BATCH_SIZE", args.batch, "NUM_GPUS", 0]
+            "TRAIN.BATCH_SIZE", args.batch, "NUM_GPUS", 0, "DATA.NUM_REPEATED_SAMPLES", repeats,
+            "DATA.DECODER_FALLBACK", ""]
     return load_config(None, opts)
 
 
-def clips_per_second(cfg, clips: int) -> float:
-    """Steady-state training clips/s of ``build_loader(cfg, "train")`` over ``clips`` clips."""
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children, all threads."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def clips_per_second(cfg, clips: int) -> Tuple[float, float]:
+    """Steady-state training clips/s of ``build_loader(cfg, "train")`` over ``clips`` clips, and
+    clips per CPU-second of this process (meaningful with 0 workers)."""
     loader = build_loader(cfg, "train")
-    seen, epoch, start = 0, 0, None
+    seen, epoch, start, start_cpu = 0, 0, None, 0.0
     while seen < clips:
         loader.sampler.set_epoch(epoch)
         for batch in loader:
             if start is None:  # first batch: worker start-up and warm-up, not timed
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), cpu_seconds()
                 continue
             seen += batch["label"].shape[0]
             if seen >= clips:
                 break
         epoch += 1
-    return seen / (time.perf_counter() - start)
+    return seen / (time.perf_counter() - start), seen / max(cpu_seconds() - start_cpu, 1e-9)
+
+
+def measure_row(data: Dict[str, object], backend: str, sizes: List[int], repeats: int, args) -> str:
+    """One table row: clips/s with 0 and N workers and clips per core-second (0 workers)."""
+    if backend.endswith("_cuda") and not torch.cuda.is_available():
+        return "skipped: no CUDA device | - | - |"
+    rate, per_core = clips_per_second(make_cfg(data, backend, sizes, 0, args, repeats), args.clips)
+    workers = (f"{clips_per_second(make_cfg(data, backend, sizes, args.workers, args, repeats), args.clips)[0]:.1f}"
+               if args.workers else "-")
+    return f"{rate:.1f} | {workers} | {per_core:.1f} |"
 
 
 def main(argv=None) -> None:
@@ -96,17 +159,20 @@ def main(argv=None) -> None:
         for name in args.datasets:
             root = os.path.join(tmp, name)
             os.makedirs(root)
-            data = prepare_synthetic(root) if name == "synthetic" else prepare_realclips(root)
+            data = PREPARE[name](root)
             for backend in args.backends:
                 for label, sizes in SIZE_SETS.items():
-                    rates = [clips_per_second(make_cfg(data, backend, sizes, w, args), args.clips)
-                             for w in (0, args.workers)]
-                    rows.append(f"| {name} | {backend} | {label} | {rates[0]:.1f} | {rates[1]:.1f} |")
-                    print(rows[-1], flush=True)
+                    if label.split()[0] not in args.sizes:
+                        continue
+                    for repeats in args.repeats:
+                        rows.append(f"| {name} | {backend} | {label} | {repeats} | "
+                                    f"{measure_row(data, backend, sizes, repeats, args)}")
+                        print(rows[-1], flush=True)
     print(f"\n{os.cpu_count()} CPUs, torch threads {args.threads}, {args.num_frames} frames at sampling "
           f"rate {args.sampling_rate}, batch {args.batch}, RandAugment {args.rand_augment}\n")
-    print(f"| data | decoder | crop sizes | clips/s, 0 workers | clips/s, {args.workers} workers |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"| data | decoder | crop sizes | samples per decode | clips/s, 0 workers | "
+          f"clips/s, {args.workers} workers | clips per core-second |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
 
 

@@ -58,13 +58,15 @@ _C.MODEL.GRAD_CHECKPOINT = False
 _C.MODEL.PRETRAINED = ""
 # Attention kernel: sdpa (torch scaled_dot_product_attention) or explicit (softmax(QK^T)V, for benchmarks).
 _C.MODEL.ATTN_IMPL = "sdpa"
-# Spatial attention: msa (standard multi-head) or emsa (ResT efficient multi-head attention).
+# Spatial attention: msa (standard multi-head) or emsa (ResT efficient multi-head attention). For
+# high resolutions choose emsa with HEAD_CONV and INSTANCE_NORM False (fused kernel; docs/PERFORMANCE.md).
 _C.MODEL.SPATIAL_ATTENTION = "msa"
 
 _C.MODEL.EMSA = CfgNode()
 # Spatial reduction ratio s of keys and values (1 = no reduction).
 _C.MODEL.EMSA.SR_RATIO = 2
-# Mix heads with a 1x1 convolution over the attention logits before the softmax.
+# Mix heads with a 1x1 convolution over the attention logits before the softmax (needs the maps:
+# no fused kernel; with INSTANCE_NORM also False, EMSA runs on MODEL.ATTN_IMPL's kernel).
 _C.MODEL.EMSA.HEAD_CONV = True
 # Instance-normalise each head's attention map after the softmax.
 _C.MODEL.EMSA.INSTANCE_NORM = True
@@ -81,11 +83,17 @@ _C.DATA.PATH_PREFIX = ""
 _C.DATA.LAYOUT = "csv"
 # Class-names file (JSON {"name": id} or one name per line); "" looks for classnames.json / classes.txt in PATH_TO_DATA_DIR.
 _C.DATA.CLASS_NAMES_FILE = ""
-# Video decoder: decord, torchcodec or pyav.
+# Video decoder: decord, torchcodec, pyav or torchcodec_cuda (NVDEC on the GPU; a file it cannot
+# read goes to CPU torchcodec, then to DECODER_FALLBACK).
 _C.DATA.DECODER = "decord"
 # Backend tried when DATA.DECODER cannot open or decode a video (decord has no AV1 decoder, for
 # one): "" (none), "decord", "torchcodec" or "pyav". A video fails only when both fail.
 _C.DATA.DECODER_FALLBACK = "pyav"
+# Training samples per decode (repeated sampling, PySlowFast NUM_REPEATED_SAMPLES / DeiT repeated
+# augmentation): one decode gives this many clips at different temporal offsets within two clip spans,
+# each augmented independently. TRAIN.BATCH_SIZE (samples) must be a multiple of it; an epoch keeps its
+# samples and iterations and decodes 1/N of the videos, each video once every N epochs. 1 = off.
+_C.DATA.NUM_REPEATED_SAMPLES = 1
 # Frames per clip.
 _C.DATA.NUM_FRAMES = 8
 # Distance between sampled frames, in frames of TARGET_FPS video.

@@ -184,6 +184,10 @@ def _check_test_size(key: str, size: int, patch: int) -> None:
 def _validate_train(cfg: CfgNode) -> None:
     _at_least(cfg, "TRAIN.BATCH_SIZE", 1)
     _at_least(cfg, "TRAIN.GLOBAL_BATCH_SIZE", 0)
+    _at_least(cfg, "DATA.NUM_REPEATED_SAMPLES", 1)
+    repeats = cfg.DATA.NUM_REPEATED_SAMPLES
+    _require(cfg.TRAIN.BATCH_SIZE % repeats == 0, "DATA.NUM_REPEATED_SAMPLES",
+             f"{repeats} does not divide TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} (a batch is whole decodes)")
     global_bs = cfg.TRAIN.GLOBAL_BATCH_SIZE
     _require(global_bs == 0 or global_bs % cfg.TRAIN.BATCH_SIZE == 0, "TRAIN.GLOBAL_BATCH_SIZE",
              f"must be a multiple of TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE}, got {global_bs}")

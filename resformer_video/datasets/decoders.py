@@ -1,5 +1,9 @@
 """One small video-reading interface over three backends: decord, torchcodec and PyAV.
 
+torchcodec also decodes on the GPU: backend ``torchcodec_cuda`` (NVDEC, ``device="cuda"``; the
+frames are copied back to the CPU for the augmentation). A file it cannot read (a codec or profile
+NVDEC lacks) is read by CPU torchcodec, then by ``DATA.DECODER_FALLBACK``: see :func:`decoder_chain`.
+
 ``open_video(path, backend)`` returns a :class:`VideoReader` with ``fps``, ``num_frames``,
 ``duration`` and ``get_frames(indices) -> uint8 (T, H, W, 3)``. Only the requested frames are
 decoded (each backend seeks to the nearest key frame). Readers are context managers and release
@@ -27,7 +31,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 import numpy as np
 import torch
 
-BACKENDS = ("decord", "torchcodec", "pyav")
+BACKENDS = ("decord", "torchcodec", "pyav", "torchcodec_cuda")
+# A GPU backend's CPU counterpart, tried next for a file the GPU decoder cannot read.
+_CPU_BACKENDS = {"torchcodec_cuda": "torchcodec"}
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 _INSTALL_HINTS = {
@@ -35,7 +41,9 @@ _INSTALL_HINTS = {
     "torchcodec": "pip install torchcodec; it also needs a system FFmpeg (4 to 7), e.g. apt-get install ffmpeg",
     "pyav": "pip install av",
 }
-_MODULES = {"decord": "decord", "torchcodec": "torchcodec.decoders", "pyav": "av"}
+_INSTALL_HINTS["torchcodec_cuda"] = _INSTALL_HINTS["torchcodec"] + " (a CUDA build of torchcodec)"
+_MODULES = {"decord": "decord", "torchcodec": "torchcodec.decoders", "pyav": "av",
+            "torchcodec_cuda": "torchcodec.decoders"}
 
 
 class VideoDecodeError(RuntimeError):
@@ -52,12 +60,16 @@ def import_backend(backend: str):
     if backend not in BACKENDS:
         raise ValueError(f"DATA.DECODER: unknown video backend {backend!r}, expected one of {list(BACKENDS)}")
     try:
-        return importlib.import_module(_MODULES[backend])
+        module = importlib.import_module(_MODULES[backend])
     except Exception as err:  # torchcodec raises RuntimeError/OSError when FFmpeg libraries are missing
         raise DecoderUnavailableError(
             f"DATA.DECODER={backend}: the '{_MODULES[backend].split('.')[0]}' package cannot be loaded "
             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
             f"install it with: {_INSTALL_HINTS[backend]}") from err
+    if backend in _CPU_BACKENDS and not torch.cuda.is_available():
+        raise DecoderUnavailableError(f"DATA.DECODER={backend} decodes on a CUDA GPU and none is "
+                                      f"available; use {_CPU_BACKENDS[backend]}")
+    return module
 
 
 class VideoReader(ABC):
@@ -155,11 +167,12 @@ class TorchCodecReader(VideoReader):
     indices are read with ``get_frames_played_at`` their grid times."""
 
     backend = "torchcodec"
+    device = "cpu"
 
     def __init__(self, path: str) -> None:
-        decoders = import_backend("torchcodec")
+        decoders = import_backend(self.backend)
         self._dec = decoders.VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=1,
-                                          seek_mode="exact")
+                                          seek_mode="exact", device=self.device)
         meta = self._dec.metadata
         frames = meta.num_frames or 0
         # The average rate as FFmpeg's header gives it (frames / stream duration), which decord and
@@ -185,6 +198,17 @@ class TorchCodecReader(VideoReader):
 
     def close(self) -> None:
         self._dec = None
+
+
+class TorchCodecCudaReader(TorchCodecReader):
+    """:class:`TorchCodecReader` decoding on the current CUDA device (NVDEC); frames come back on
+    the CPU."""
+
+    backend = "torchcodec_cuda"
+    device = "cuda"
+
+    def _read(self, indices: np.ndarray) -> torch.Tensor:
+        return super()._read(indices).cpu()
 
 
 class PyAVReader(VideoReader):
@@ -273,16 +297,19 @@ class PyAVReader(VideoReader):
             container.close()
 
 
-_READERS = {"decord": DecordReader, "torchcodec": TorchCodecReader, "pyav": PyAVReader}
+_READERS = {"decord": DecordReader, "torchcodec": TorchCodecReader, "pyav": PyAVReader,
+            "torchcodec_cuda": TorchCodecCudaReader}
 # decord's bundled FFmpeg has no AV1 decoder; it then reports the file as having no video stream.
 _OPEN_HINTS = {"decord": "; if the file is AV1 or another codec decord's FFmpeg lacks, "
                          "set DATA.DECODER pyav or torchcodec"}
 
 
 def decoder_chain(decoder: str, fallback: str = "") -> Tuple[str, ...]:
-    """The backends to try in order: ``DATA.DECODER``, then ``DATA.DECODER_FALLBACK`` if set and
-    different."""
-    return tuple(dict.fromkeys(name for name in (decoder, fallback) if name))
+    """The backends to try in order: ``DATA.DECODER``, its CPU counterpart for a GPU decoder
+    (``torchcodec_cuda`` -> ``torchcodec``: per file, NVDEC failing falls back to CPU decoding), then
+    ``DATA.DECODER_FALLBACK`` if set and different."""
+    names = (decoder, _CPU_BACKENDS.get(decoder, ""), fallback)
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def read_video(path: str, backends: Sequence[str], read: Callable[[VideoReader], T]) -> T:
@@ -308,7 +335,7 @@ def read_video(path: str, backends: Sequence[str], read: Callable[[VideoReader],
 
 
 def open_video(path: str, backend: str = "decord") -> VideoReader:
-    """Open ``path`` with ``backend`` (``decord``, ``torchcodec`` or ``pyav``).
+    """Open ``path`` with ``backend`` (``decord``, ``torchcodec``, ``pyav`` or ``torchcodec_cuda``).
 
     Raises:
         DecoderUnavailableError: the backend's package cannot be imported (names the package).

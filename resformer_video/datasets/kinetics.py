@@ -5,7 +5,10 @@ Each item is a dict (see docs/ARCHITECTURE.md "Data"):
 first; val/test: one), ``label``, ``video_idx``, ``view_idx``, ``valid`` and ``failed`` (paths).
 
 - ``train``: one random clip per video; a video that fails to decode is replaced by a random other
-  one (at most ``DATA.MAX_DECODE_RETRIES`` times), logged once and listed in ``failed``.
+  one (at most ``DATA.MAX_DECODE_RETRIES`` times), logged once and listed in ``failed``. With
+  ``DATA.NUM_REPEATED_SAMPLES R > 1`` an item is a list of ``R`` such dicts from one decode of the
+  video (``R`` clips at different temporal offsets, each augmented independently; the first
+  carries ``failed``); :func:`collate_clips` flattens them.
 - ``val``: the centre clip and centre crop of every video at ``DATA.TEST_CROP_SIZE``.
 - ``test``: the ``TEST.SPLIT`` list (``test.csv`` by default) with
   ``TEST.NUM_ENSEMBLE_VIEWS x TEST.NUM_SPATIAL_CROPS`` views per video; item
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,7 +30,7 @@ from yacs.config import CfgNode
 from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, decoder_chain,
                                                import_backend, read_video)
 from resformer_video.datasets.lists import SPLITS, VideoList, load_split
-from resformer_video.datasets.sampling import sample_clip_indices
+from resformer_video.datasets.sampling import sample_clip_indices, sample_repeated_clip_indices
 from resformer_video.datasets.transforms import build_test_transform, build_train_transform
 
 logger = logging.getLogger(__name__)
@@ -88,6 +91,7 @@ class VideoDataset(Dataset):
         self.num_temporal = cfg.TEST.NUM_ENSEMBLE_VIEWS if split == "test" else 1
         self.num_spatial = cfg.TEST.NUM_SPATIAL_CROPS if split == "test" else 1
         self.num_views = self.num_temporal * self.num_spatial
+        self.num_repeats = cfg.DATA.NUM_REPEATED_SAMPLES if split == "train" else 1
         self._cfg = cfg
         self.train_transform = build_train_transform(cfg) if split == "train" else None
         self.test_transform = build_test_transform(cfg, test_size) if split != "train" else None
@@ -153,26 +157,42 @@ class VideoDataset(Dataset):
             self._cache = (key, frames)
         return frames
 
+    def _decode_repeated(self, path: str) -> List[torch.Tensor]:
+        """``num_repeats`` random training clips, uint8 ``(T, H, W, 3)`` each, from one decode call
+        (the union of their frames, in order)."""
+        def read_clips(reader: VideoReader) -> List[torch.Tensor]:
+            indices = sample_repeated_clip_indices(reader.num_frames, reader.fps, self.num_frames,
+                                                   self.sampling_rate, self.target_fps, self.num_repeats)
+            unique, inverse = np.unique(indices, return_inverse=True)
+            frames = reader.get_frames(unique)
+            return [frames[torch.from_numpy(row)] for row in inverse.reshape(indices.shape)]
+
+        return read_video(path, self.backends, read_clips)
+
     # ------------------------------------------------------------------ items
-    def __getitem__(self, index: int) -> Dict[str, Any]:
+    def __getitem__(self, index: int) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
         if self.split == "train":
             return self._train_item(index)
         return self._test_item(index)
 
-    def _train_item(self, index: int) -> Dict[str, Any]:
+    def _train_item(self, index: int) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
         failed: List[str] = []
         video_idx = index
         for _ in range(self.max_retries + 1):
             path = self.paths[video_idx]
             self._tried += 1
             try:
-                frames = self._decode(path, -1, 1)
+                if self.num_repeats == 1:
+                    return self._item(self.train_transform(self._decode(path, -1, 1)), video_idx, 0,
+                                      True, failed)
+                clips = self._decode_repeated(path)
             except VideoDecodeError as err:
                 failed.append(path)
                 self._record_failure(path, err)
                 video_idx = int(torch.randint(self.num_videos, ()).item())
                 continue
-            return self._item(self.train_transform(frames), video_idx, 0, True, failed)
+            return [self._item(self.train_transform(clip), video_idx, 0, True, failed if i == 0 else [])
+                    for i, clip in enumerate(clips)]
         raise DatasetFailureError(
             f"train: video {index} and {self.max_retries} random replacements all failed to decode "
             f"(DATA.MAX_DECODE_RETRIES={self.max_retries}); failed: {', '.join(failed[:3])}")
@@ -198,10 +218,11 @@ class VideoDataset(Dataset):
                 "view_idx": view_idx, "valid": valid, "failed": failed}
 
 
-def collate_clips(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
+def collate_clips(samples: List[Union[Dict[str, Any], List[Dict[str, Any]]]]) -> Dict[str, Any]:
     """Stack items into a batch: ``clips`` a list (largest first) of ``(B, 3, T, H_i, W_i)``;
     ``label``, ``video_idx``, ``view_idx`` ``(B,)`` long; ``valid`` ``(B,)`` bool; ``failed`` a list
-    of B lists of paths."""
+    of B lists of paths. Items that are lists (repeated samples) are flattened first."""
+    samples = [s for item in samples for s in (item if isinstance(item, list) else [item])]
     num_res = len(samples[0]["clips"])
     clips = [torch.stack([s["clips"][r] for s in samples]) for r in range(num_res)]
     batch: Dict[str, Any] = {"clips": clips}

@@ -3,7 +3,11 @@
 ``build_loader(cfg, split)`` always gives ``loader.sampler.set_epoch(epoch)``:
 - ``train``: a ``DistributedSampler`` (``num_replicas`` = world size, 1 when torch.distributed is
   not initialised) that shuffles with ``cfg.RNG_SEED + epoch``, so the order is reproducible and
-  resumable; the last incomplete batch is dropped.
+  resumable; the last incomplete batch is dropped. With ``DATA.NUM_REPEATED_SAMPLES R > 1``,
+  :class:`RepeatedSampleSampler` instead: each item is one decode giving ``R`` samples, a batch is
+  ``TRAIN.BATCH_SIZE / R`` items (``TRAIN.BATCH_SIZE`` samples), and an epoch decodes a different
+  ``1 / R`` of the videos, so it still has as many samples (and iterations) as without repeats and
+  every video is seen ``R`` times in every ``R`` consecutive epochs: once per epoch on average.
 - ``val`` / ``test``: :class:`ShardSampler`, a contiguous shard per rank in order, without the
   padding duplicates of ``DistributedSampler`` (so each view is counted once; consecutive views
   of a video stay in one worker, which lets the spatial crops of a clip share one decode).
@@ -12,7 +16,7 @@
 from __future__ import annotations
 
 import random
-from typing import Iterator
+from typing import Iterator, List
 
 import numpy as np
 import torch
@@ -46,6 +50,44 @@ class ShardSampler(Sampler[int]):
         return self.stop - self.start
 
 
+class RepeatedSampleSampler(Sampler[int]):
+    """Video indices for repeated sampling, ``ceil(n / repeats)`` per epoch over all ranks.
+
+    Epochs ``c * repeats`` to ``(c + 1) * repeats - 1`` share one permutation of the ``n`` videos
+    (seeded with ``seed + c``) and take its ``repeats`` near-equal contiguous parts in turn, so every
+    video is decoded exactly once in those epochs. An epoch's part is padded (with its own first
+    indices) to a multiple of ``world_size`` and dealt out like ``DistributedSampler``:
+    rank ``r`` takes positions ``r, r + world_size, ...``.
+    """
+
+    def __init__(self, num_videos: int, repeats: int, rank: int = 0, world_size: int = 1,
+                 seed: int = 0) -> None:
+        self.num_videos, self.repeats = num_videos, repeats
+        self.rank, self.world_size, self.seed = rank, world_size, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the part of the permutation (and the permutation) of ``epoch``."""
+        self.epoch = epoch
+
+    def epoch_videos(self) -> List[int]:
+        """This epoch's videos over all ranks (before padding)."""
+        cycle, part = divmod(self.epoch, self.repeats)
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + cycle)
+        order = torch.randperm(self.num_videos, generator=generator)
+        return order.tensor_split(self.repeats)[part].tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        videos, total = self.epoch_videos(), len(self) * self.world_size
+        padded = (videos * -(-total // max(len(videos), 1)))[:total]
+        return iter(padded[self.rank::self.world_size])
+
+    def __len__(self) -> int:
+        per_epoch = -(-self.num_videos // self.repeats)  # the largest part
+        return -(-per_epoch // self.world_size)
+
+
 def seed_worker(worker_id: int) -> None:
     """Seed Python and NumPy in a worker from its torch seed (itself drawn from the loader's
     generator, seeded with ``RNG_SEED + rank``)."""
@@ -66,23 +108,30 @@ def build_loader(cfg, split: str, dataset: Dataset | None = None) -> DataLoader:
     dataset = dataset if dataset is not None else build_dataset(cfg, split)
     rank, world = _world()
     train = split == "train"
-    if train:
-        sampler: Sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                              seed=cfg.RNG_SEED, drop_last=False)
+    repeats = cfg.DATA.NUM_REPEATED_SAMPLES if train else 1
+    if repeats > 1:
+        sampler: Sampler = RepeatedSampleSampler(len(dataset), repeats, rank, world, cfg.RNG_SEED)
+    elif train:
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                     seed=cfg.RNG_SEED, drop_last=False)
     else:
         sampler = ShardSampler(len(dataset), rank, world)
+    batch_size = cfg.TRAIN.BATCH_SIZE // repeats if train else cfg.TEST.BATCH_SIZE
     workers = cfg.DATA_LOADER.NUM_WORKERS
+    # CUDA (NVDEC decoding) cannot be used in forked workers.
+    gpu_decoding = workers > 0 and "torchcodec_cuda" in getattr(dataset, "backends", ())
     generator = torch.Generator()
     generator.manual_seed(cfg.RNG_SEED + rank)
     return DataLoader(
         dataset,
-        batch_size=cfg.TRAIN.BATCH_SIZE if train else cfg.TEST.BATCH_SIZE,
+        batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
         persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
-        drop_last=train and len(sampler) >= cfg.TRAIN.BATCH_SIZE,
+        drop_last=train and len(sampler) >= batch_size,
         collate_fn=collate_clips,
         worker_init_fn=seed_worker,
         generator=generator,
+        multiprocessing_context="spawn" if gpu_decoding else None,
     )

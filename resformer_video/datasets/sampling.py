@@ -44,6 +44,30 @@ def sample_clip_indices(video_frames: int, fps: float, num_frames: int, sampling
     """
     span = clip_frame_count(fps, num_frames, sampling_rate, target_fps)
     start = clip_start(video_frames, span, clip_idx, num_clips, generator)
-    end = start + max(span - 1.0, 0.0)
-    idx = np.round(np.linspace(start, end, num_frames)).astype(np.int64)
+    return clip_indices(start, span, num_frames, video_frames)
+
+
+def clip_indices(start: float, span: float, num_frames: int, video_frames: int) -> np.ndarray:
+    """``linspace(start, start + span - 1, num_frames)`` rounded, clamped to ``[0, video_frames)``."""
+    idx = np.round(np.linspace(start, start + max(span - 1.0, 0.0), num_frames)).astype(np.int64)
     return np.clip(idx, 0, video_frames - 1)
+
+
+REPEAT_WINDOW_SPANS = 2.0  # repeated samples start within a window of this many clip spans
+
+
+def sample_repeated_clip_indices(video_frames: int, fps: float, num_frames: int, sampling_rate: int,
+                                 target_fps: float, repeats: int,
+                                 generator: torch.Generator | None = None) -> np.ndarray:
+    """Frame indices ``(repeats, num_frames)`` of ``repeats`` training clips decoded together.
+
+    A window of ``REPEAT_WINDOW_SPANS`` clip spans (or the whole video, if shorter) is placed at a
+    uniformly random position, and each clip gets its own uniformly random start within it: the
+    clips have different temporal offsets and one decode (one seek, frames within two spans)
+    serves them all.
+    """
+    span = clip_frame_count(fps, num_frames, sampling_rate, target_fps)
+    window = min(float(video_frames), REPEAT_WINDOW_SPANS * span)
+    offset = clip_start(video_frames, window, -1, 1, generator)
+    starts = [offset + clip_start(int(round(window)), span, -1, 1, generator) for _ in range(repeats)]
+    return np.stack([clip_indices(start, span, num_frames, video_frames) for start in starts])

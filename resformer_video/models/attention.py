@@ -21,18 +21,22 @@ ATTN_IMPLS = ("sdpa", "explicit")
 
 
 def tokens_to_maps(tokens: torch.Tensor, grid: Grid) -> torch.Tensor:
-    """Patch tokens ``(B, h * w * t, C)`` in ``(h w t)`` order -> maps ``(B * t, C, h, w)``."""
+    """Patch tokens ``(B, h * w * t, C)`` in ``(h w t)`` order -> maps ``(B * t, C, h, w)``.
+
+    The maps are channels-last in memory (a view of contiguous tokens when ``t = 1``), which is
+    also the layout in which oneDNN's depthwise convolutions are fastest.
+    """
     frames, height, width = grid
     batch, _, channels = tokens.shape
-    maps = tokens.reshape(batch, height, width, frames, channels).permute(0, 3, 4, 1, 2)
-    return maps.reshape(batch * frames, channels, height, width)
+    maps = tokens.reshape(batch, height, width, frames, channels).permute(0, 3, 1, 2, 4)
+    return maps.reshape(batch * frames, height, width, channels).permute(0, 3, 1, 2)
 
 
 def maps_to_tokens(maps: torch.Tensor, frames: int) -> torch.Tensor:
     """Maps ``(B * t, C, h, w)`` -> tokens ``(B, h * w * t, C)`` in ``(h w t)`` order."""
     batch_frames, channels, height, width = maps.shape
-    tokens = maps.reshape(batch_frames // frames, frames, channels, height, width)
-    return tokens.permute(0, 3, 4, 1, 2).reshape(batch_frames // frames, -1, channels)
+    tokens = maps.permute(0, 2, 3, 1).reshape(batch_frames // frames, frames, height, width, channels)
+    return tokens.permute(0, 2, 3, 1, 4).reshape(batch_frames // frames, -1, channels)
 
 
 class Attention(nn.Module):
@@ -124,15 +128,20 @@ class EfficientAttention(Attention):
     a query over the reduced keys plus itself, and a key/value for every query. The logits
     ``Q K^T / sqrt(d)`` of shape ``(B, k, L, L')`` are mixed across heads by a 1x1 conv
     ``head_conv``, softmaxed and instance-normalised per head: ``IN(Softmax(Conv(QK^T / sqrt(d))))``.
-    The LPE uses the full-resolution values. Explicit matmuls (no fused kernel).
+    The LPE uses the full-resolution values.
+
+    Without ``head_conv`` and ``instance_norm`` this is plain spatial-reduction attention
+    ``Softmax(Q K'^T / sqrt(d)) V'``, computed by :meth:`Attention.attend` with ``attn_impl`` (``sdpa``:
+    the fused kernel, the maps are never materialised). With either of them the maps must exist, so
+    the logits are computed with explicit matmuls whatever ``attn_impl`` says.
 
     The parameters ``qkv``, ``proj`` and ``lpe`` are those of :class:`Attention`, so MSA weights load.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
                  proj_drop: float = 0.0, local_pos_embed: bool = False, sr_ratio: int = 2,
-                 head_conv: bool = True, instance_norm: bool = True) -> None:
-        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, local_pos_embed, "explicit")
+                 head_conv: bool = True, instance_norm: bool = True, attn_impl: str = "sdpa") -> None:
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, local_pos_embed, attn_impl)
         if sr_ratio < 1:
             raise ValueError(f"sr_ratio must be >= 1, got {sr_ratio}")
         self.sr_ratio = sr_ratio
@@ -142,6 +151,11 @@ class EfficientAttention(Attention):
         self.head_conv = nn.Conv2d(num_heads, num_heads, kernel_size=1) if head_conv else None
         self.head_norm = nn.InstanceNorm2d(num_heads) if instance_norm else None
 
+    @property
+    def fused(self) -> bool:
+        """Whether the attention is plain softmax attention (no head mixing, no instance norm)."""
+        return self.head_conv is None and self.head_norm is None
+
     def reduce(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
         """Tokens ``(B, 1 + h * w * t, D)`` -> class token + reduced patches ``(B, 1 + h' * w' * t, D)``."""
         if self.sr is None:
@@ -150,22 +164,35 @@ class EfficientAttention(Attention):
         patches = self.sr_norm(maps_to_tokens(maps, grid[0]))
         return torch.cat((x[:, :1], patches), dim=1)
 
-    def forward(self, x: torch.Tensor, grid: Optional[Grid] = None) -> torch.Tensor:
-        """``(B, 1 + h * w * t, D)`` -> same shape."""
-        if grid is None:
-            raise ValueError("efficient attention needs the token grid")
-        w_q, w_k, w_v = self.qkv.weight.chunk(3)
-        b_q, b_k, b_v = self.qkv.bias.chunk(3) if self.qkv.bias is not None else (None,) * 3
-        reduced = self.reduce(x, grid)
-        q = self.split_heads(F.linear(x, w_q, b_q))
-        k = self.split_heads(F.linear(reduced, w_k, b_k))
-        v = self.split_heads(F.linear(reduced, w_v, b_v))
+    def attend_maps(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``IN(Softmax(Conv(q k^T / sqrt(d)))) v`` for ``q (B, k, L, d)``, ``k, v (B, k, L', d)``."""
         attn = (q @ k.transpose(-2, -1)) * self.scale  # (B, k, L, L')
         if self.head_conv is not None:
             attn = self.head_conv(attn)
         attn = attn.softmax(dim=-1)
         if self.head_norm is not None:
             attn = self.head_norm(attn)
-        out = self.attn_drop(attn) @ v
-        full_v = v if self.sr is None or self.lpe is None else self.split_heads(F.linear(x, w_v, b_v))
+        return self.attn_drop(attn) @ v
+
+    def forward(self, x: torch.Tensor, grid: Optional[Grid] = None) -> torch.Tensor:
+        """``(B, 1 + h * w * t, D)`` -> same shape."""
+        if grid is None:
+            raise ValueError("efficient attention needs the token grid")
+        q, k, v, full_v = self.project(x, self.reduce(x, grid))
+        out = self.attend(q, k, v) if self.fused else self.attend_maps(q, k, v)
         return self.output(out, full_v, grid)
+
+    def project(self, x: torch.Tensor, reduced: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """q and full-resolution v of ``x`` ``(B, L, D)``, k and v of ``reduced`` ``(B, L', D)``, each
+        split into heads ``(B, k, ., D / k)``. Two GEMMs: ``qkv``'s weight rows are ``[q; k; v]``, so
+        k and v are one slice; q and the full v (needed only by the LPE) one concatenation."""
+        dim = x.shape[-1]
+        weight = self.qkv.weight
+        bias = self.qkv.bias if self.qkv.bias is not None else weight.new_zeros(3 * dim)
+        k, v = F.linear(reduced, weight[dim:], bias[dim:]).chunk(2, dim=-1)
+        if self.sr is None or self.lpe is None:
+            q, full_v = F.linear(x, weight[:dim], bias[:dim]), v
+        else:
+            rows = torch.cat((weight[:dim], weight[2 * dim:]))
+            q, full_v = F.linear(x, rows, torch.cat((bias[:dim], bias[2 * dim:]))).chunk(2, dim=-1)
+        return tuple(self.split_heads(t) for t in (q, k, v, full_v))

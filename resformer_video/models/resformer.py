@@ -124,7 +124,7 @@ class VideoResFormer(nn.Module):
             divided attention cannot tell the order of frames).
         drop_rate, attn_drop_rate, drop_path_rate: dropouts and the last block's stochastic depth.
         head_dropout: dropout before the classifier.
-        attn_impl: ``sdpa`` or ``explicit`` (MSA kernels).
+        attn_impl: ``sdpa`` or ``explicit`` (MSA kernels; also EMSA's without head conv and IN).
         spatial_attention: ``msa`` or ``emsa`` (ResT efficient attention, for the spatial attention).
         emsa_sr_ratio, emsa_head_conv, emsa_instance_norm: EMSA reduction ratio and options.
     """
@@ -185,7 +185,7 @@ class VideoResFormer(nn.Module):
                       local_pos_embed=local_pos_embed)
         if spatial_attention == "emsa":
             return partial(EfficientAttention, sr_ratio=sr_ratio, head_conv=head_conv,
-                           instance_norm=instance_norm, **common)
+                           instance_norm=instance_norm, attn_impl=attn_impl, **common)
         return partial(Attention, attn_impl=attn_impl, **common)
 
     # ------------------------------------------------------------------------------------------
