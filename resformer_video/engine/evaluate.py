@@ -25,7 +25,7 @@ from yacs.config import CfgNode
 from resformer_video.config import ConfigError, check_data_dir
 from resformer_video.datasets import build_loader
 from resformer_video.engine.precision import amp_dtype, autocast
-from resformer_video.models import build_model, load_pretrained
+from resformer_video.models import build_model, load_trained_weights
 from resformer_video.utils import checkpoint as cu
 from resformer_video.utils import distributed as du
 from resformer_video.utils.logging import setup_logging
@@ -119,20 +119,14 @@ def cfg_with(cfg: CfgNode, *opts: Any) -> CfgNode:
 def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
     """Load ``TEST.CHECKPOINT_FILE_PATH``, else the latest valid checkpoint in ``OUTPUT_DIR``.
 
-    Our checkpoints load strictly; other files (TimeSformer, DeiT, ...) go through the model's
-    ``load_pretrained`` converter. Returns ``{"path": ..., "class_names": ... or None}``.
+    Our training checkpoints load strictly; other layouts (TimeSformer's save layout, timm/DeiT,
+    official ResFormer) go through the ``load_pretrained`` converter (see ``load_trained_weights``).
+    Returns ``{"path": ..., "class_names": ... or None}``.
     """
     path = cfg.TEST.CHECKPOINT_FILE_PATH
     if path:
-        try:
-            state = cu.load_checkpoint_file(path)
-        except ValueError:  # not one of ours (or damaged): the converter reports what is wrong
-            state = None
-        if state is not None:
-            cu.load_checkpoint({"model_state": state["model_state"], "epoch": state["epoch"]}, model)
-            return {"path": path, "class_names": state.get("class_names")}
-        load_pretrained(model, path)
-        return {"path": path, "class_names": None}
+        weights = load_trained_weights(model, path)
+        return {"path": path, "class_names": weights.class_names}
     found = cu.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
     if found is not None:
         path, state = found
@@ -158,6 +152,8 @@ def _prediction_records(preds: ViewPredictions, dataset: Any,
             "label": label,
             "label_name": class_names[label] if label < len(class_names) else str(label),
             "top5": top.indices.tolist(),
+            "top5_names": [class_names[i] if i < len(class_names) else str(i)
+                           for i in top.indices.tolist()],
             "top5_prob": [round(p, 6) for p in top.values.tolist()],
         })
     return records
