@@ -91,11 +91,13 @@ def test_own_checkpoint_still_loads_strictly(tmp_path):
                                             img_size=32), str(path))
 
 
-def test_timesformer_file_through_test_gives_kinetics_names(k400_setup):
+@pytest.mark.parametrize("protocol", ["default", "timesformer"])
+def test_timesformer_file_through_test_gives_kinetics_names(k400_setup, protocol):
     cfg, _, ckpt, _, videos = k400_setup
     names = kinetics400_class_names()
     cfg = make_cfg(Path(cfg.DATA.PATH_TO_DATA_DIR), DATA__PATH_PREFIX="", OUTPUT_DIR=cfg.OUTPUT_DIR,
                    TEST__CHECKPOINT_FILE_PATH=str(ckpt), TEST__SAVE_PREDICTIONS=True,
+                   TEST__PROTOCOL=protocol, TEST__NUM_ENSEMBLE_VIEWS=2,
                    opts=[item for pair in MODEL_CFG.items() for item in pair])
     report = run_test(cfg)
     records = report["predictions"]["64"]
@@ -103,6 +105,7 @@ def test_timesformer_file_through_test_gives_kinetics_names(k400_setup):
     assert [r["label_name"] for r in records] == [names[5], names[399]] == ["archery", "zumba"]
     for record in records:
         assert record["top5_names"] == [names[i] for i in record["top5"]]
+        assert sorted(record["top5_prob"], reverse=True) == record["top5_prob"] and record["top5_prob"][0] <= 1
 
 
 def test_timesformer_file_through_predict_prints_kinetics_names(k400_setup, capsys):
@@ -112,6 +115,10 @@ def test_timesformer_file_through_predict_prints_kinetics_names(k400_setup, caps
                          "--device", "cpu"])
     (result,) = json.loads(capsys.readouterr().out)
     assert code == 0 and len(result["top"]) == 5 and all(s["class"] in names for s in result["top"])
+    code = PREDICT_MAIN(["--cfg", str(cfg_file), "--checkpoint", str(ckpt), videos[0], "--json",
+                         "--device", "cpu", "TEST.PROTOCOL", "timesformer", "TEST.NUM_SPATIAL_CROPS", "3"])
+    (other,) = json.loads(capsys.readouterr().out)
+    assert code == 0 and other["views_per_window"] == 3 and other["top"] != result["top"]
     code = PREDICT_MAIN(["--checkpoint", str(ckpt), videos[0], "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1

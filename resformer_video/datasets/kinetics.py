@@ -88,6 +88,7 @@ class VideoDataset(Dataset):
         self.num_temporal = cfg.TEST.NUM_ENSEMBLE_VIEWS if split == "test" else 1
         self.num_spatial = cfg.TEST.NUM_SPATIAL_CROPS if split == "test" else 1
         self.num_views = self.num_temporal * self.num_spatial
+        self.protocol = cfg.TEST.PROTOCOL if split != "train" else "default"
         self._cfg = cfg
         self.train_transform = build_train_transform(cfg) if split == "train" else None
         self.test_transform = build_test_transform(cfg, test_size) if split != "train" else None
@@ -145,7 +146,8 @@ class VideoDataset(Dataset):
             return self._cache[1]
         def read_clip(reader: VideoReader) -> torch.Tensor:
             indices = sample_clip_indices(reader.num_frames, reader.fps, self.num_frames,
-                                          self.sampling_rate, self.target_fps, clip_idx, num_clips)
+                                          self.sampling_rate, self.target_fps, clip_idx, num_clips,
+                                          protocol=self.protocol)
             return reader.get_frames(indices)
 
         frames = read_video(path, self.backends, read_clip)

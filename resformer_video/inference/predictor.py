@@ -6,7 +6,8 @@ ends at the end of the video; a video no longer than one window is one window. E
 predicted like the test mode: ``TEST.NUM_ENSEMBLE_VIEWS`` temporal clips (TimeSformer sampling of
 :func:`sample_clip_indices` inside the window) x ``TEST.NUM_SPATIAL_CROPS`` crops of
 :class:`TestTransform` at ``DATA.TEST_CROP_SIZE``; its probabilities are the mean of the views'
-softmax. The whole-video probabilities are the mean over windows.
+softmax (``TEST.PROTOCOL timesformer``: the softmax of the views' summed logits, with TimeSformer's
+clip placement and resize). The whole-video probabilities are the mean over windows.
 
 The forward runs under autocast at ``precision`` (``fp32``: none; default ``bf16`` on CUDA, ``fp32``
 on CPU); the softmax is always taken in float32.
@@ -160,12 +161,20 @@ class VideoPredictor:
         return self.num_temporal * len(self.spatial_indices)
 
     @torch.inference_mode()
-    def clip_probs(self, clips: torch.Tensor) -> torch.Tensor:
-        """Softmax probabilities ``(V, K)`` of clips ``(V, 3, T, S, S)``, in ``TEST.BATCH_SIZE`` chunks."""
+    def clip_logits(self, clips: torch.Tensor) -> torch.Tensor:
+        """Float32 logits ``(V, K)`` of clips ``(V, 3, T, S, S)``, in ``TEST.BATCH_SIZE`` chunks."""
         chunks = clips.split(self.cfg.TEST.BATCH_SIZE)
         with autocast(self.device, self.amp_dtype):
             logits = [self.model(chunk.to(self.device)).float() for chunk in chunks]
-        return torch.cat(logits).softmax(dim=-1).cpu()
+        return torch.cat(logits).cpu()
+
+    def views_probs(self, clips: torch.Tensor) -> torch.Tensor:
+        """Probabilities ``(K,)`` of a window's views ``(V, 3, T, S, S)``: mean of their softmax, or
+        softmax of their summed logits under ``TEST.PROTOCOL timesformer``."""
+        logits = self.clip_logits(clips)
+        if self.cfg.TEST.PROTOCOL == "timesformer":
+            return logits.sum(dim=0).softmax(dim=-1)
+        return logits.softmax(dim=-1).mean(dim=0)
 
     def window_views(self, reader: VideoReader, start: int, length: int) -> torch.Tensor:
         """All views ``(V, 3, T, S, S)`` of the window of ``length`` frames from frame ``start``."""
@@ -173,7 +182,8 @@ class VideoPredictor:
         views = []
         for temporal_idx in range(self.num_temporal):
             indices = sample_clip_indices(length, reader.fps, data.NUM_FRAMES, data.SAMPLING_RATE,
-                                          data.TARGET_FPS, temporal_idx, self.num_temporal)
+                                          data.TARGET_FPS, temporal_idx, self.num_temporal,
+                                          protocol=self.cfg.TEST.PROTOCOL)
             frames = reader.get_frames(np.minimum(indices + start, reader.num_frames - 1))
             views += [self.transform(frames, spatial) for spatial in self.spatial_indices]
         return torch.stack(views)
@@ -194,7 +204,7 @@ class VideoPredictor:
         windows = []
         for start in window_starts(reader.num_frames, window, stride):
             length = min(window, reader.num_frames - start)
-            probs = self.clip_probs(self.window_views(reader, start, length)).mean(dim=0)
+            probs = self.views_probs(self.window_views(reader, start, length))
             windows.append(WindowPrediction(start / reader.fps, (start + length) / reader.fps,
                                             top_k(probs, self.class_names, k), probs))
         probs = torch.stack([w.probs for w in windows]).mean(dim=0)
