@@ -197,3 +197,21 @@ def test_fp16_on_cpu_gives_a_one_line_error(tiny_checkpoint, synthetic_data_dir,
     code = PREDICT_MAIN(["--checkpoint", str(path), video, "--device", "cpu", "--precision", "fp16"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "fp16" in err and "CPU" in err
+
+
+def test_non_video_file_gives_one_line_naming_every_decoder(tiny_checkpoint, tmp_path, capfd):
+    """A text file: one error line naming the file and each decoder tried with its reason; nothing
+    from decord's FFmpeg reaches the terminal, and no hint suggests a decoder that was tried."""
+    path, _, _ = tiny_checkpoint
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("these are my notes, not a video\n" * 20)
+    code = PREDICT_MAIN(["--checkpoint", str(path), str(notes), "--device", "cpu",
+                         "DATA.DECODER", "decord", "DATA.DECODER_FALLBACK", "pyav"])
+    out, err = capfd.readouterr()
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert code == 1 and out == "" and len(errors) == 1
+    assert errors[0].startswith(f"error: {notes}: not a video any decoder could read (tried decord: ")
+    assert "; pyav: " in errors[0] and "Invalid data found" in errors[0] and "set DATA.DECODER" not in errors[0]
+    assert lines == [lines[0], errors[0], "1 of 1 video(s) could not be read"]  # first: "predicting on ..."
+    assert "moov atom" not in err and "video_reader.cc" not in err
