@@ -2,6 +2,17 @@
 
 from setuptools import find_packages, setup
 
+# Console script -> function in resformer_video/cli.py (which runs the tools/ script's main()).
+CONSOLE_SCRIPTS = {
+    "resformer-train": "train",
+    "resformer-predict": "predict",
+    "resformer-export": "export",
+    "resformer-check-videos": "check_videos",
+    "resformer-model-info": "model_info",
+    "resformer-benchmark": "benchmark",
+    "resformer-make-synthetic": "make_synthetic",
+}
+
 setup(
     name="resformer_video",
     version="0.1.0",
@@ -10,19 +21,28 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["resformer_video", "resformer_video.*"]),
+    license="Apache-2.0",
+    license_files=["LICENSE"],
+    # tools/ is installed as resformer_video.tools so the console scripts work without the repo.
+    packages=find_packages(include=["resformer_video", "resformer_video.*"]) + ["resformer_video.tools"],
+    package_dir={"resformer_video.tools": "tools"},
+    package_data={"resformer_video": ["data/*.txt"]},
+    include_package_data=True,
+    entry_points={"console_scripts": [f"{name} = resformer_video.cli:{func}"
+                                      for name, func in CONSOLE_SCRIPTS.items()]},
+    # Every third-party package imported by resformer_video/ and tools/ (decord, torchcodec and
+    # PyAV through DATA.DECODER; tensorboard through torch.utils.tensorboard).
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",
         "timm>=0.9",
+        "safetensors>=0.4",
         "fvcore>=0.1.5",
         "yacs>=0.1.8",
-        "iopath>=0.1.9",
         "av>=10.0",
         "decord>=0.6.0; platform_machine == 'x86_64'",
         "einops>=0.6",
         "numpy",
-        "tqdm",
         "tensorboard>=2.10",
         "matplotlib>=3.5",
     ],
@@ -33,7 +53,6 @@ setup(
     },
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: Apache Software License",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )

@@ -131,10 +131,28 @@ def test_long_video_gets_windows_whose_mean_is_the_video(tiny_checkpoint, tmp_pa
 def test_mismatched_checkpoint_gives_a_one_line_error(tiny_checkpoint, synthetic_data_dir, capsys):
     path, _, _ = tiny_checkpoint
     video = _videos(synthetic_data_dir, 1)[0]
-    code = PREDICT_MAIN(["--checkpoint", str(path), video, "--set", "MODEL.DEPTH", "3"])
+    code = PREDICT_MAIN(["--checkpoint", str(path), video, "MODEL.DEPTH", "3"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert str(path) in err and "MODEL.DEPTH" in err
+
+
+def test_overrides_follow_the_videos_and_set_still_works(tiny_checkpoint, synthetic_data_dir, capsys):
+    """Trailing KEY VALUE pairs (as run_net.py) change the config; the deprecated --set too, with a note."""
+    path, _, _ = tiny_checkpoint
+    videos = _videos(synthetic_data_dir, 2)
+    code = PREDICT_MAIN(["--checkpoint", str(path), *videos, "--json", "TEST.NUM_SPATIAL_CROPS", "1",
+                         "--device", "cpu", "TEST.NUM_ENSEMBLE_VIEWS", "1"])
+    results = json.loads(capsys.readouterr().out)
+    assert code == 0 and [r["video"] for r in results] == videos
+    assert all(r["views_per_window"] == 1 for r in results)
+    code = PREDICT_MAIN(["--checkpoint", str(path), videos[0], "--json", "--device", "cpu",
+                         "--set", "TEST.NUM_SPATIAL_CROPS", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out)[0]["views_per_window"] == 2
+    assert "--set KEY VALUE is deprecated" in err
+    assert PREDICT_MAIN(["--checkpoint", str(path), videos[0], "DATA.NO_SUCH_KEY", "1"]) == 2
+    assert "DATA.NO_SUCH_KEY" in capsys.readouterr().err
 
 
 def test_predict_real_clip_with_sliding_windows(tiny_checkpoint, realclips_dir, capsys):
@@ -142,8 +160,8 @@ def test_predict_real_clip_with_sliding_windows(tiny_checkpoint, realclips_dir, 
     path, _, names = tiny_checkpoint
     video = str(realclips_dir / "bikes.mp4")
     code = PREDICT_MAIN(["--checkpoint", str(path), video, "--topk", str(len(names)), "--json",
-                         "--window", "4", "--device", "cpu", "--set", "TEST.NUM_SPATIAL_CROPS", "1",
-                         "--set", "TEST.NUM_ENSEMBLE_VIEWS", "1"])
+                         "--window", "4", "--device", "cpu", "TEST.NUM_SPATIAL_CROPS", "1",
+                         "TEST.NUM_ENSEMBLE_VIEWS", "1"])
     (result,) = json.loads(capsys.readouterr().out)
     assert code == 0 and result["duration_s"] == pytest.approx(10.0, abs=0.1)
     assert len(result["windows"]) == 3 and result["windows"][-1]["end_s"] == pytest.approx(10.0, abs=0.1)
@@ -179,3 +197,21 @@ def test_fp16_on_cpu_gives_a_one_line_error(tiny_checkpoint, synthetic_data_dir,
     code = PREDICT_MAIN(["--checkpoint", str(path), video, "--device", "cpu", "--precision", "fp16"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "fp16" in err and "CPU" in err
+
+
+def test_non_video_file_gives_one_line_naming_every_decoder(tiny_checkpoint, tmp_path, capfd):
+    """A text file: one error line naming the file and each decoder tried with its reason; nothing
+    from decord's FFmpeg reaches the terminal, and no hint suggests a decoder that was tried."""
+    path, _, _ = tiny_checkpoint
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("these are my notes, not a video\n" * 20)
+    code = PREDICT_MAIN(["--checkpoint", str(path), str(notes), "--device", "cpu",
+                         "DATA.DECODER", "decord", "DATA.DECODER_FALLBACK", "pyav"])
+    out, err = capfd.readouterr()
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert code == 1 and out == "" and len(errors) == 1
+    assert errors[0].startswith(f"error: {notes}: not a video any decoder could read (tried decord: ")
+    assert "; pyav: " in errors[0] and "Invalid data found" in errors[0] and "set DATA.DECODER" not in errors[0]
+    assert lines == [lines[0], errors[0], "1 of 1 video(s) could not be read"]  # first: "predicting on ..."
+    assert "moov atom" not in err and "video_reader.cc" not in err

@@ -21,15 +21,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resformer_video.inference.export import (DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS,  # noqa: E402
                                               default_export_path, export_model, verify_export)
-from resformer_video.inference.predictor import load_predict_config, load_trained_model  # noqa: E402
-from resformer_video.utils.checkpoint import load_checkpoint_file  # noqa: E402
+from resformer_video.inference.predictor import load_trained  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="training checkpoint (.pyth)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="weights: our training checkpoint (.pyth), or TimeSformer/timm/ResFormer "
+                             "weights with --cfg")
     parser.add_argument("--cfg", dest="cfg_file", default=None,
-                        help="YAML config (default: the config saved in the checkpoint)")
+                        help="YAML config (default: the config saved in our checkpoint)")
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--frames", type=int, default=None, help="frames T (default DATA.NUM_FRAMES)")
     parser.add_argument("--resolution", type=int, default=None,
@@ -51,10 +52,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        state = load_checkpoint_file(args.checkpoint)
-        cfg = load_predict_config(state, args.checkpoint, args.cfg_file,
-                                  [item for pair in args.opts for item in pair])
-        model = load_trained_model(cfg, state, args.checkpoint)
+        cfg, model, _ = load_trained(args.checkpoint, args.cfg_file,
+                                     [item for pair in args.opts for item in pair])
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

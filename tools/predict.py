@@ -2,7 +2,14 @@
 """Predict the top-k classes of video files with a trained checkpoint (sliding windows, multi-view).
 
 Example:
-    python tools/predict.py --cfg configs/demo_synthetic.yaml --checkpoint ckpt.pyth a.mp4 b.mp4 --topk 3
+    python tools/predict.py --checkpoint ckpt.pyth a.mp4 b.mp4 --topk 3 TEST.NUM_ENSEMBLE_VIEWS 2
+    python tools/predict.py --cfg configs/k400_timesformer_b.yaml \
+        --checkpoint TimeSformer_divST_8x32_224_K400.pyth a.mp4
+
+``--checkpoint`` takes our training checkpoints (their config is used unless ``--cfg`` is given)
+and every layout ``MODEL.PRETRAINED`` converts (TimeSformer, timm/DeiT ViT, official ResFormer),
+with ``--cfg`` giving the model. Config overrides follow the videos as ``KEY VALUE`` pairs, as
+with ``tools/run_net.py``.
 
 Each video gets its whole-video top-k and, when longer than one window, the top-k of every window.
 An unreadable video gives one ``error: PATH: why`` line on stderr; the others are still predicted
@@ -21,18 +28,22 @@ from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E
 from resformer_video.datasets.lists import VIDEO_EXTENSIONS, DatasetListError  # noqa: E402
 from resformer_video.inference.predictor import (DEFAULT_WINDOW_S,  # noqa: E402
                                                  build_predictor, format_prediction)
+from resformer_video.utils.parser import split_overrides  # noqa: E402
 from resformer_video.utils.precision import PRECISIONS  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("videos", nargs="+", metavar="VIDEO",
-                        help="video files, or folders (their video files, sorted, not recursive)")
-    parser.add_argument("--checkpoint", required=True, help="training checkpoint (.pyth)")
+    parser.add_argument("inputs", nargs="+", metavar="VIDEO ... [KEY VALUE ...]",
+                        help="video files, or folders (their video files, sorted, not recursive), "
+                             "then config overrides as KEY VALUE pairs, e.g. TEST.NUM_SPATIAL_CROPS 1")
+    parser.add_argument("--checkpoint", required=True,
+                        help="weights: our training checkpoint (.pyth), or TimeSformer/timm/ResFormer "
+                             "weights with --cfg")
     parser.add_argument("--cfg", dest="cfg_file", default=None,
-                        help="YAML config (default: the config saved in the checkpoint)")
-    parser.add_argument("--set", dest="opts", nargs=2, action="append", default=[],
-                        metavar=("KEY", "VALUE"), help="config override, repeatable")
+                        help="YAML config (default: the config saved in our checkpoint)")
+    parser.add_argument("--set", dest="set_opts", nargs=2, action="append", default=[],
+                        metavar=("KEY", "VALUE"), help="deprecated: put KEY VALUE after the videos")
     parser.add_argument("--resolution", type=int, default=None,
                         help="test crop size (DATA.TEST_CROP_SIZE), any multiple of the patch size")
     parser.add_argument("--topk", type=int, default=5, help="classes to print per video and window")
@@ -46,14 +57,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                              "with bf16, a CPU with AVX512-BF16 or AMX -, else fp32; fp16 is "
                              "CUDA only)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON list")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if args.topk < 1:
         parser.error(f"--topk must be >= 1, got {args.topk}")
+    args.videos, args.opts = split_overrides(args.inputs)
+    if not args.videos:
+        parser.error("give at least one VIDEO before the KEY VALUE overrides")
+    if args.set_opts:
+        print("warning: --set KEY VALUE is deprecated; put KEY VALUE after the videos",
+              file=sys.stderr)
     return args
 
 
 def config_overrides(args: argparse.Namespace) -> List[str]:
-    opts = [item for pair in args.opts for item in pair]
+    opts = [item for pair in args.set_opts for item in pair] + list(args.opts)
     if args.resolution is not None:
         opts += ["DATA.TEST_CROP_SIZE", str(args.resolution)]
     return opts

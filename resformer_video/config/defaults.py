@@ -235,6 +235,9 @@ _C.TEST.CHECKPOINT_FILE_PATH = ""
 _C.TEST.RESOLUTIONS = []
 # Write per-video predictions into the results JSON.
 _C.TEST.SAVE_PREDICTIONS = False
+# Test views: default (centred clips, rounded frames, antialiased resize, softmax averaged) or
+# timesformer (TimeSformer's evaluation: start-aligned floored clips, its bilinear resize, logits summed).
+_C.TEST.PROTOCOL = "default"
 
 # ---------------------------------------------------------------------------------------------
 # Synthetic motion dataset (tools/demo.py and tools/study.py generate it into

@@ -13,6 +13,7 @@ from yacs.config import CfgNode
 
 from resformer_video.config.defaults import get_cfg_defaults
 from resformer_video.datasets.decoders import BACKENDS as DECODERS
+from resformer_video.datasets.sampling import TEST_PROTOCOLS
 from resformer_video.models.attention import ATTN_IMPLS
 from resformer_video.models.build import ARCH_SPECS
 from resformer_video.models.resformer import (ATTENTION_TYPES, POS_EMBEDS, SPATIAL_ATTENTIONS,
@@ -222,6 +223,7 @@ def _validate_test(cfg: CfgNode) -> None:
     _at_least(cfg, "TEST.BATCH_SIZE", 1)
     _at_least(cfg, "TEST.NUM_ENSEMBLE_VIEWS", 1)
     _choice(cfg, "TEST.NUM_SPATIAL_CROPS", (1, 3))
+    _choice(cfg, "TEST.PROTOCOL", TEST_PROTOCOLS)
     for size in cfg.TEST.RESOLUTIONS:
         _check_test_size("TEST.RESOLUTIONS", size, cfg.MODEL.PATCH_SIZE)
     if cfg.TEST.CHECKPOINT_FILE_PATH:

@@ -16,17 +16,22 @@ constant-frame-rate video that is the ``i``-th frame; in a variable-frame-rate o
 cameras) it is the frame shown at that time, so clips sampled by time
 (:mod:`~resformer_video.datasets.sampling`) span the seconds they should, whatever the backend.
 Any failure to open or decode raises :class:`VideoDecodeError` naming the file, so callers catch
-one exception type whatever the backend.
+one exception type whatever the backend; :func:`read_video` names every backend it tried. What
+decord's FFmpeg prints on a failed open goes into that message, not to the terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import re
+import sys
+import tempfile
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
@@ -47,7 +52,36 @@ _MODULES = {"decord": "decord", "torchcodec": "torchcodec.decoders", "pyav": "av
 
 
 class VideoDecodeError(RuntimeError):
-    """A video that cannot be opened or decoded (missing, empty, truncated, not a video)."""
+    """A video that cannot be opened or decoded (missing, empty, truncated, not a video).
+    ``reason``: why, without the path (for messages that combine several backends)."""
+
+    def __init__(self, message: str, reason: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+@contextlib.contextmanager
+def captured_native_stderr(lines: List[str]) -> Iterator[None]:
+    """Append to ``lines`` what native code (decord's FFmpeg) writes to file descriptor 2 in the
+    block, instead of letting it reach the terminal. Python-level writes of other threads in that
+    moment are captured too, so keep the block short."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(line for line in sink.read().decode(errors="replace").splitlines() if line.strip())
+
+
+def _native_reason(lines: Sequence[str], path: str) -> str:
+    """decord's last log line without its ``[time] file.cc:N:`` prefix and the path."""
+    line = re.sub(r"^\[[^\]]*\]\s*\S+:\d+:\s*", "", lines[-1]) if lines else ""
+    return line.replace(f"ERROR opening: {path}, ", "").strip()
 
 
 class DecoderUnavailableError(ImportError):
@@ -147,7 +181,12 @@ class DecordReader(VideoReader):
 
     def __init__(self, path: str) -> None:
         decord = import_backend("decord")
-        self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        native: List[str] = []
+        try:
+            with captured_native_stderr(native):
+                self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        except Exception as err:
+            raise RuntimeError(_native_reason(native, path) or str(err)) from err
         num_frames = len(self._vr)
         super().__init__(path, self._vr.get_avg_fps(), num_frames)
         starts = np.asarray(self._vr.get_frame_timestamp(list(range(num_frames))), dtype=np.float64)
@@ -315,8 +354,9 @@ def decoder_chain(decoder: str, fallback: str = "") -> Tuple[str, ...]:
 def read_video(path: str, backends: Sequence[str], read: Callable[[VideoReader], T]) -> T:
     """``read(reader)`` with the first of ``backends`` that opens and decodes ``path``.
 
-    A backend that fails (decord on AV1, say) hands the file to the next; when none succeeds the
-    first backend's :class:`VideoDecodeError` is raised (it names the file).
+    A backend that fails (decord on AV1, say) hands the file to the next; when none succeeds a
+    :class:`VideoDecodeError` names the file and every backend tried with its reason (one backend:
+    its own error).
     """
     errors: List[VideoDecodeError] = []
     for backend in backends:
@@ -331,7 +371,11 @@ def read_video(path: str, backends: Sequence[str], read: Callable[[VideoReader],
         return result
     if not errors:
         raise ValueError("read_video needs at least one backend")
-    raise errors[0]
+    if len(errors) == 1:
+        raise errors[0]
+    reasons = "; ".join(f"{backend}: {err.reason.removeprefix(f'{path}: ')}"
+                        for backend, err in zip(backends, errors))
+    raise VideoDecodeError(f"{path}: not a video any decoder could read (tried {reasons})", reasons)
 
 
 def open_video(path: str, backend: str = "decord") -> VideoReader:
@@ -352,5 +396,7 @@ def open_video(path: str, backend: str = "decord") -> VideoReader:
         raise
     except Exception as err:
         hint = _OPEN_HINTS.get(backend, "")
-        raise VideoDecodeError(f"{path}: cannot open video with {backend} ({type(err).__name__}: "
-                               f"{str(err).splitlines()[0] if str(err) else ''}){hint}") from err
+        first_line = str(err).splitlines()[0].replace(f": '{path}'", "") if str(err) else ""
+        reason = f"{type(err).__name__}: {first_line}"
+        raise VideoDecodeError(f"{path}: cannot open video with {backend} ({reason}){hint}",
+                               reason) from err

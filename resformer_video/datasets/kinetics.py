@@ -92,6 +92,7 @@ class VideoDataset(Dataset):
         self.num_spatial = cfg.TEST.NUM_SPATIAL_CROPS if split == "test" else 1
         self.num_views = self.num_temporal * self.num_spatial
         self.num_repeats = cfg.DATA.NUM_REPEATED_SAMPLES if split == "train" else 1
+        self.protocol = cfg.TEST.PROTOCOL if split != "train" else "default"
         self._cfg = cfg
         self.train_transform = build_train_transform(cfg) if split == "train" else None
         self.test_transform = build_test_transform(cfg, test_size) if split != "train" else None
@@ -149,7 +150,8 @@ class VideoDataset(Dataset):
             return self._cache[1]
         def read_clip(reader: VideoReader) -> torch.Tensor:
             indices = sample_clip_indices(reader.num_frames, reader.fps, self.num_frames,
-                                          self.sampling_rate, self.target_fps, clip_idx, num_clips)
+                                          self.sampling_rate, self.target_fps, clip_idx, num_clips,
+                                          protocol=self.protocol)
             return reader.get_frames(indices)
 
         frames = read_video(path, self.backends, read_clip)

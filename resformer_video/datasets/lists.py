@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from importlib import resources
 from typing import List, Optional, Sequence, Tuple
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 CLASS_NAME_FILES = ("classnames.json", "classes.txt")
+KINETICS400_NAMES = "kinetics400_classnames.txt"  # shipped in resformer_video/data, label order
 SPLITS = ("train", "val", "test")
 
 
@@ -108,9 +110,17 @@ def find_class_names(data_dir: str, class_names_file: str = "",
     return None
 
 
+def kinetics400_class_names() -> List[str]:
+    """The 400 Kinetics-400 class names in the standard (alphabetical) label order."""
+    text = resources.files("resformer_video.data").joinpath(KINETICS400_NAMES).read_text("utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def default_class_names(labels: Sequence[int], num_classes: Optional[int]) -> List[str]:
-    """Names ``"0"``, ``"1"``, ... when no class-names file exists."""
+    """Names when no class-names file exists: Kinetics-400's for 400 classes, else ``"0"``, ``"1"``, ..."""
     count = num_classes if num_classes is not None else max(labels) + 1
+    if count == 400:
+        return kinetics400_class_names()
     return [str(i) for i in range(count)]
 
 

@@ -13,13 +13,19 @@ jitters in ``s / sizes[0] * scales`` so every copy sees the same field of view o
 
 Testing (:class:`TestTransform`): resize the short side to ``size``, take spatial crop 0, 1 or 2
 (start, centre, end of the long side; centre when there is one crop), normalise.
+:class:`TimeSformerTestTransform` (``TEST.PROTOCOL timesformer``) is TimeSformer's test view:
+normalise, then a bilinear resize without antialiasing (``align_corners=False``, long side floored;
+short side to the crop size with 3 crops, to ``DATA.TRAIN_JITTER_SCALES[0]`` with one), then the
+crop with the centre offset rounded up.
 """
 
 from __future__ import annotations
 
+import math
 from typing import List, Sequence, Tuple
 
 import torch
+from torch.nn import functional as nnf
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -133,12 +139,14 @@ class MultiResolutionTransform:
         return [transform(frames) for transform in self.transforms]
 
 
-def spatial_crop_box(height: int, width: int, size: int, spatial_idx: int) -> Tuple[int, int]:
+def spatial_crop_box(height: int, width: int, size: int, spatial_idx: int,
+                     centre_up: bool = False) -> Tuple[int, int]:
     """Top-left ``(y, x)`` of crop ``spatial_idx`` (0 start, 1 centre, 2 end of the long side), as in
-    PySlowFast's ``uniform_crop``."""
+    PySlowFast's ``uniform_crop``; ``centre_up``: centre offsets rounded up (TimeSformer's)."""
     if spatial_idx not in (0, 1, 2):
         raise ValueError(f"spatial_idx must be 0, 1 or 2, got {spatial_idx}")
-    y, x = (height - size) // 2, (width - size) // 2
+    half = (lambda n: -(-n // 2)) if centre_up else (lambda n: n // 2)
+    y, x = half(height - size), half(width - size)
     if height > width:
         y = (0, y, height - size)[spatial_idx]
     else:
@@ -165,6 +173,29 @@ class TestTransform:
         return normalize_clip(video, self.mean, self.std)
 
 
+class TimeSformerTestTransform(TestTransform):
+    """TimeSformer's test view: uint8 ``(T, H, W, 3)`` -> float ``(3, T, size, size)``: normalise,
+    short side to ``scale`` (bilinear, ``align_corners=False``, no antialias, long side floored;
+    no resize when already there), crop ``spatial_idx`` with the centre offset rounded up."""
+
+    def __init__(self, size: int, scale: int, mean: Sequence[float] = (0.45,) * 3,
+                 std: Sequence[float] = (0.225,) * 3) -> None:
+        super().__init__(size, mean, std)
+        self.scale = scale
+
+    def __call__(self, frames: torch.Tensor, spatial_idx: int = 1) -> torch.Tensor:
+        video = normalize_clip(frames_to_video(frames), self.mean, self.std).transpose(0, 1)
+        height, width = video.shape[-2:]
+        if min(height, width) != self.scale:
+            if width < height:
+                height, width = math.floor(height / width * self.scale), self.scale
+            else:
+                height, width = self.scale, math.floor(width / height * self.scale)
+            video = nnf.interpolate(video, size=(height, width), mode="bilinear", align_corners=False)
+        y, x = spatial_crop_box(height, width, self.size, spatial_idx, centre_up=True)
+        return video[..., y:y + self.size, x:x + self.size].transpose(0, 1).contiguous()
+
+
 def scaled_jitter(scales: Sequence[int], size: int, reference: int) -> Tuple[int, int]:
     """Jitter range for crop ``size`` given ``scales`` meant for crop ``reference`` (proportional)."""
     return (int(round(scales[0] * size / reference)), int(round(scales[1] * size / reference)))
@@ -186,5 +217,10 @@ def build_train_transform(cfg) -> MultiResolutionTransform:
 
 
 def build_test_transform(cfg, size: int | None = None) -> TestTransform:
-    """The val/test transform at ``size`` (default ``DATA.TEST_CROP_SIZE``)."""
-    return TestTransform(size or cfg.DATA.TEST_CROP_SIZE, cfg.DATA.MEAN, cfg.DATA.STD)
+    """The val/test transform of ``TEST.PROTOCOL`` at ``size`` (default ``DATA.TEST_CROP_SIZE``)."""
+    size = size or cfg.DATA.TEST_CROP_SIZE
+    if cfg.TEST.PROTOCOL != "timesformer":
+        return TestTransform(size, cfg.DATA.MEAN, cfg.DATA.STD)
+    scale = size if cfg.TEST.NUM_SPATIAL_CROPS > 1 else \
+        scaled_jitter(cfg.DATA.TRAIN_JITTER_SCALES, size, cfg.DATA.TRAIN_CROP_SIZES[0])[0]
+    return TimeSformerTestTransform(size, scale, cfg.DATA.MEAN, cfg.DATA.STD)

@@ -2,7 +2,7 @@
 
 :func:`test` evaluates every ``TEST.RESOLUTIONS`` size (or ``DATA.TEST_CROP_SIZE``) with
 ``TEST.NUM_ENSEMBLE_VIEWS x TEST.NUM_SPATIAL_CROPS`` views per video, averages the softmax over a
-video's views, and writes to ``OUTPUT_DIR``:
+video's views (``TEST.PROTOCOL timesformer``: sums the logits, as TimeSformer), and writes to ``OUTPUT_DIR``:
 
 - ``test_results.json``: per-resolution video- and clip-level top-1/top-5, failed videos, and
   (``TEST.SAVE_PREDICTIONS``) per-video top-5 predictions;
@@ -24,7 +24,7 @@ from yacs.config import CfgNode
 
 from resformer_video.config import ConfigError, check_data_dir
 from resformer_video.datasets import build_loader
-from resformer_video.models import build_model, load_pretrained
+from resformer_video.models import build_model, load_trained_weights
 from resformer_video.utils import checkpoint as cu
 from resformer_video.utils import distributed as du
 from resformer_video.utils.logging import setup_logging
@@ -39,17 +39,23 @@ RESULTS_PLOT = "test_accuracy_vs_resolution.png"
 ARCH_NAMES = {"resformer_micro": "Mi", "resformer_tiny": "Ti", "resformer_small": "S", "resformer_base": "B"}
 
 
+# TEST.PROTOCOL -> how views combine: softmax averaged, or logits summed (TimeSformer's test_net).
+VIEW_COMBINE = {"default": "mean", "timesformer": "sum"}
+
+
 @torch.no_grad()
 def collect_predictions(model: nn.Module, loader: Any, device: torch.device,
-                        dtype: Optional[torch.dtype] = None, log_period: int = 0) -> ViewPredictions:
-    """Softmax scores of every clip in ``loader`` (``clips[0]`` is ``(B, 3, T, H, W)``), all ranks."""
+                        dtype: Optional[torch.dtype] = None, log_period: int = 0,
+                        combine: str = "mean") -> ViewPredictions:
+    """Scores of every clip in ``loader`` (``clips[0]`` is ``(B, 3, T, H, W)``), all ranks: softmax
+    (``combine="mean"``) or logits (``combine="sum"``)."""
     model.eval()
-    preds = ViewPredictions()
+    preds = ViewPredictions(combine)
     for cur_iter, batch in enumerate(loader):
         clip = batch["clips"][0].to(device, non_blocking=True)
         with autocast(device, dtype):
-            logits = model(clip)
-        preds.add_batch(logits.float().softmax(dim=-1), batch)
+            logits = model(clip).float()
+        preds.add_batch(logits if combine == "sum" else logits.softmax(dim=-1), batch)
         if log_period and (cur_iter + 1) % log_period == 0:
             logger.info("test iter %d/%d", cur_iter + 1, len(loader))
     return preds.gather()
@@ -119,20 +125,14 @@ def cfg_with(cfg: CfgNode, *opts: Any) -> CfgNode:
 def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
     """Load ``TEST.CHECKPOINT_FILE_PATH``, else the latest valid checkpoint in ``OUTPUT_DIR``.
 
-    Our checkpoints load strictly; other files (TimeSformer, DeiT, ...) go through the model's
-    ``load_pretrained`` converter. Returns ``{"path": ..., "class_names": ... or None}``.
+    Our training checkpoints load strictly; other layouts (TimeSformer's save layout, timm/DeiT,
+    official ResFormer) go through the ``load_pretrained`` converter (see ``load_trained_weights``).
+    Returns ``{"path": ..., "class_names": ... or None}``.
     """
     path = cfg.TEST.CHECKPOINT_FILE_PATH
     if path:
-        try:
-            state = cu.load_checkpoint_file(path)
-        except ValueError:  # not one of ours (or damaged): the converter reports what is wrong
-            state = None
-        if state is not None:
-            cu.load_checkpoint({"model_state": state["model_state"], "epoch": state["epoch"]}, model)
-            return {"path": path, "class_names": state.get("class_names")}
-        load_pretrained(model, path)
-        return {"path": path, "class_names": None}
+        weights = load_trained_weights(model, path)
+        return {"path": path, "class_names": weights.class_names}
     found = cu.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
     if found is not None:
         path, state = found
@@ -147,8 +147,11 @@ def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
 
 def _prediction_records(preds: ViewPredictions, dataset: Any,
                         class_names: List[str]) -> List[Dict[str, Any]]:
-    """Per valid video: path, label and the top-5 classes with their averaged probabilities."""
+    """Per valid video: path, label and the top-5 classes with their probabilities (averaged
+    softmax, or the softmax of the summed logits)."""
     videos, scores, labels, _ = preds.video_scores()
+    if preds.combine == "sum":
+        scores = scores.softmax(dim=-1)
     records = []
     for video, probs, label in zip(videos, scores, labels.tolist()):
         top = probs.topk(min(5, probs.numel()))
@@ -158,6 +161,8 @@ def _prediction_records(preds: ViewPredictions, dataset: Any,
             "label": label,
             "label_name": class_names[label] if label < len(class_names) else str(label),
             "top5": top.indices.tolist(),
+            "top5_names": [class_names[i] if i < len(class_names) else str(i)
+                           for i in top.indices.tolist()],
             "top5_prob": [round(p, 6) for p in top.values.tolist()],
         })
     return records
@@ -168,7 +173,8 @@ def test_at_size(cfg: CfgNode, model: nn.Module, device: torch.device,
     """Multi-view test at ``DATA.TEST_CROP_SIZE``: metrics, failed paths, optional predictions."""
     loader = build_loader(cfg, "test")
     dataset = loader.dataset
-    preds = collect_predictions(model, loader, device, dtype, log_period=cfg.LOG_PERIOD * 10)
+    preds = collect_predictions(model, loader, device, dtype, log_period=cfg.LOG_PERIOD * 10,
+                                combine=VIEW_COMBINE[cfg.TEST.PROTOCOL])
     metrics = preds.video_metrics(expected_views=getattr(dataset, "num_views", None))
     metrics.update(preds.clip_metrics())
     out: Dict[str, Any] = {"metrics": metrics, "failed": preds.failed_paths()}

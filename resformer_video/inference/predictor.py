@@ -6,7 +6,8 @@ ends at the end of the video; a video no longer than one window is one window. E
 predicted like the test mode: ``TEST.NUM_ENSEMBLE_VIEWS`` temporal clips (TimeSformer sampling of
 :func:`sample_clip_indices` inside the window) x ``TEST.NUM_SPATIAL_CROPS`` crops of
 :class:`TestTransform` at ``DATA.TEST_CROP_SIZE``; its probabilities are the mean of the views'
-softmax. The whole-video probabilities are the mean over windows.
+softmax (``TEST.PROTOCOL timesformer``: the softmax of the views' summed logits, with TimeSformer's
+clip placement and resize). The whole-video probabilities are the mean over windows.
 
 The forward runs under autocast at ``precision`` (``fp32``: none; default: ``bf16`` where it is
 native - a GPU with bf16, a CPU with AVX512-BF16 or AMX -, else ``fp32``; see
@@ -29,11 +30,12 @@ from yacs.config import CfgNode
 from resformer_video.config import load_config
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, import_backend, read_video
 from resformer_video.datasets.kinetics import config_decoders
-from resformer_video.datasets.lists import find_class_names
+from resformer_video.datasets.lists import default_class_names, find_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.datasets.transforms import TestTransform, build_test_transform
-from resformer_video.models import build_model
-from resformer_video.utils.checkpoint import load_checkpoint_file
+from resformer_video.models import (CheckpointError, TrainedWeights, build_model, is_own_checkpoint,
+                                    load_trained_weights, read_checkpoint)
+from resformer_video.models.checkpoint_filter import own_config_text
 from resformer_video.utils.precision import autocast, autocast_dtype, check_precision, default_precision
 
 DEFAULT_WINDOW_S = 10.0
@@ -139,12 +141,20 @@ class VideoPredictor:
         return self.num_temporal * len(self.spatial_indices)
 
     @torch.inference_mode()
-    def clip_probs(self, clips: torch.Tensor) -> torch.Tensor:
-        """Softmax probabilities ``(V, K)`` of clips ``(V, 3, T, S, S)``, in ``TEST.BATCH_SIZE`` chunks."""
+    def clip_logits(self, clips: torch.Tensor) -> torch.Tensor:
+        """Float32 logits ``(V, K)`` of clips ``(V, 3, T, S, S)``, in ``TEST.BATCH_SIZE`` chunks."""
         chunks = clips.split(self.cfg.TEST.BATCH_SIZE)
         with autocast(self.device, self.amp_dtype):
             logits = [self.model(chunk.to(self.device)).float() for chunk in chunks]
-        return torch.cat(logits).softmax(dim=-1).cpu()
+        return torch.cat(logits).cpu()
+
+    def views_probs(self, clips: torch.Tensor) -> torch.Tensor:
+        """Probabilities ``(K,)`` of a window's views ``(V, 3, T, S, S)``: mean of their softmax, or
+        softmax of their summed logits under ``TEST.PROTOCOL timesformer``."""
+        logits = self.clip_logits(clips)
+        if self.cfg.TEST.PROTOCOL == "timesformer":
+            return logits.sum(dim=0).softmax(dim=-1)
+        return logits.softmax(dim=-1).mean(dim=0)
 
     def window_views(self, reader: VideoReader, start: int, length: int) -> torch.Tensor:
         """All views ``(V, 3, T, S, S)`` of the window of ``length`` frames from frame ``start``."""
@@ -152,7 +162,8 @@ class VideoPredictor:
         views = []
         for temporal_idx in range(self.num_temporal):
             indices = sample_clip_indices(length, reader.fps, data.NUM_FRAMES, data.SAMPLING_RATE,
-                                          data.TARGET_FPS, temporal_idx, self.num_temporal)
+                                          data.TARGET_FPS, temporal_idx, self.num_temporal,
+                                          protocol=self.cfg.TEST.PROTOCOL)
             frames = reader.get_frames(np.minimum(indices + start, reader.num_frames - 1))
             views += [self.transform(frames, spatial) for spatial in self.spatial_indices]
         return torch.stack(views)
@@ -173,7 +184,7 @@ class VideoPredictor:
         windows = []
         for start in window_starts(reader.num_frames, window, stride):
             length = min(window, reader.num_frames - start)
-            probs = self.clip_probs(self.window_views(reader, start, length)).mean(dim=0)
+            probs = self.views_probs(self.window_views(reader, start, length))
             windows.append(WindowPrediction(start / reader.fps, (start + length) / reader.fps,
                                             top_k(probs, self.class_names, k), probs))
         probs = torch.stack([w.probs for w in windows]).mean(dim=0)
@@ -195,17 +206,27 @@ class VideoPredictor:
 # Loading a trained model
 # ------------------------------------------------------------------------------------------------
 
-def load_predict_config(checkpoint_state: Dict[str, Any], checkpoint_path: str,
-                        cfg_file: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode:
-    """The config for prediction: ``cfg_file`` if given, else the one saved in the checkpoint, then
-    ``opts``; training-only file keys (``MODEL.PRETRAINED``, ``TEST.CHECKPOINT_FILE_PATH``) are
-    cleared because the checkpoint supplies the weights."""
+def load_predict_config(checkpoint: Any, checkpoint_path: str, cfg_file: Optional[str] = None,
+                        opts: Sequence[str] = ()) -> CfgNode:
+    """The config for prediction: ``cfg_file`` if given, else the one saved in our training
+    checkpoint ``checkpoint`` (the file's content), then ``opts``; training-only file keys
+    (``MODEL.PRETRAINED``, ``TEST.CHECKPOINT_FILE_PATH``) are cleared because the checkpoint
+    supplies the weights.
+
+    Raises:
+        ValueError: no ``cfg_file`` and the file holds no config of ours (e.g. a TimeSformer or
+            timm checkpoint), or a bad config value.
+    """
     overrides = list(_PREDICT_OVERRIDES) + list(opts)
     if cfg_file:
         return load_config(cfg_file, overrides)
-    text = checkpoint_state.get("cfg") or ""
+    text = own_config_text(checkpoint)
     if not text:
-        raise ValueError(f"{checkpoint_path}: holds no config; pass --cfg FILE")
+        kind = ("a training checkpoint without its config" if is_own_checkpoint(checkpoint)
+                else "not a resformer-video training checkpoint (e.g. TimeSformer, timm or ResFormer "
+                     "weights)")
+        raise ValueError(f"{checkpoint_path}: {kind}; pass --cfg FILE to give the model "
+                         "(e.g. configs/k400_timesformer_b.yaml)")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "checkpoint_cfg.yaml")
         with open(path, "w", encoding="utf-8") as handle:
@@ -213,36 +234,48 @@ def load_predict_config(checkpoint_state: Dict[str, Any], checkpoint_path: str,
         return load_config(path, overrides)
 
 
-def resolve_class_names(cfg: CfgNode, checkpoint_state: Dict[str, Any]) -> List[str]:
+def resolve_class_names(cfg: CfgNode, checkpoint_names: Optional[Sequence[str]] = None) -> List[str]:
     """Class names: ``DATA.CLASS_NAMES_FILE`` if set, else the checkpoint's, else the data folder's
-    ``classnames.json`` / ``classes.txt``, else ``"0"``, ``"1"``, ...; always ``MODEL.NUM_CLASSES``."""
+    ``classnames.json`` / ``classes.txt``, else the shipped Kinetics-400 names for 400 classes, else
+    ``"0"``, ``"1"``, ...; always ``MODEL.NUM_CLASSES``."""
     num_classes = cfg.MODEL.NUM_CLASSES
     if cfg.DATA.CLASS_NAMES_FILE:
         return find_class_names("", cfg.DATA.CLASS_NAMES_FILE, num_classes) or []
-    names = checkpoint_state.get("class_names")
-    if names:
-        if len(names) != num_classes:
-            raise ValueError(f"checkpoint has {len(names)} class names but MODEL.NUM_CLASSES is "
-                             f"{num_classes}")
-        return list(names)
+    if checkpoint_names:
+        if len(checkpoint_names) != num_classes:
+            raise ValueError(f"checkpoint has {len(checkpoint_names)} class names but "
+                             f"MODEL.NUM_CLASSES is {num_classes}")
+        return list(checkpoint_names)
     data_dir = cfg.DATA.PATH_TO_DATA_DIR
     found = find_class_names(data_dir, "", num_classes) if data_dir and os.path.isdir(data_dir) else None
-    return found or [str(i) for i in range(num_classes)]
+    return found or default_class_names([], num_classes)
 
 
-def load_trained_model(cfg: CfgNode, checkpoint_state: Dict[str, Any],
-                       checkpoint_path: str) -> nn.Module:
-    """``build_model(cfg)`` with the checkpoint's ``model_state`` loaded strictly, in eval mode."""
+def load_trained_model(cfg: CfgNode, checkpoint: Any, checkpoint_path: str) -> Tuple[nn.Module,
+                                                                                      TrainedWeights]:
+    """``build_model(cfg)`` with the weights of ``checkpoint`` (the file's content) loaded by
+    :func:`load_trained_weights`, in eval mode."""
     model = build_model(cfg)
     try:
-        model.load_state_dict(checkpoint_state["model_state"])
-    except RuntimeError as err:  # "Error(s) in loading state_dict ...:" then one line per problem
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else "")
-        raise ValueError(f"{checkpoint_path}: weights do not match the config's model "
-                         f"(MODEL.ARCH {cfg.MODEL.ARCH}, MODEL.DEPTH {cfg.MODEL.DEPTH}): "
-                         f"{detail[:300]}") from None
-    return model.eval()
+        weights = load_trained_weights(model, checkpoint_path, checkpoint)
+    except CheckpointError as err:
+        raise ValueError(f"{err} (config: MODEL.ARCH {cfg.MODEL.ARCH}, MODEL.DEPTH "
+                         f"{cfg.MODEL.DEPTH})") from None
+    return model.eval(), weights
+
+
+def load_trained(checkpoint: str, cfg_file: Optional[str] = None, opts: Sequence[str] = ()
+                 ) -> Tuple[CfgNode, nn.Module, TrainedWeights]:
+    """The config (:func:`load_predict_config`) and the eval-mode model with the weights of the file
+    ``checkpoint`` (:func:`load_trained_model`).
+
+    Raises:
+        ValueError: unreadable file, no config, bad config value, weights that do not fit.
+    """
+    content = read_checkpoint(checkpoint)
+    cfg = load_predict_config(content, checkpoint, cfg_file, opts)
+    model, weights = load_trained_model(cfg, content, checkpoint)
+    return cfg, model, weights
 
 
 def default_device(cfg: CfgNode) -> torch.device:
@@ -254,19 +287,19 @@ def build_predictor(checkpoint: str, cfg_file: Optional[str] = None, opts: Seque
                     device: Optional[str] = None, window_s: float = DEFAULT_WINDOW_S,
                     stride_s: Optional[float] = None,
                     precision: Optional[str] = None) -> VideoPredictor:
-    """A :class:`VideoPredictor` from a training checkpoint (see :func:`load_predict_config`).
+    """A :class:`VideoPredictor` from trained weights: our training checkpoint (its config unless
+    ``cfg_file`` is given) or any layout ``MODEL.PRETRAINED`` converts, with ``cfg_file`` giving
+    the model (see :func:`load_predict_config`).
 
     Raises:
-        ValueError: damaged checkpoint, bad config value, weights that do not fit the config,
-            ``precision`` not available on the device.
+        ValueError: unreadable checkpoint, no config, bad config value, weights that do not fit
+            the config, ``precision`` not available on the device.
         DecoderUnavailableError: the ``DATA.DECODER`` package cannot be imported.
     """
-    state = load_checkpoint_file(checkpoint)
-    cfg = load_predict_config(state, checkpoint, cfg_file, opts)
+    cfg, model, weights = load_trained(checkpoint, cfg_file, opts)
     for backend in config_decoders(cfg):
         import_backend(backend)  # fail once, before any video, when a decoder is missing
-    model = load_trained_model(cfg, state, checkpoint)
-    names = resolve_class_names(cfg, state)
+    names = resolve_class_names(cfg, weights.class_names)
     target = torch.device(device) if device else default_device(cfg)
     if target.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {device or 'cuda'}: CUDA is not available (use --device cpu)")

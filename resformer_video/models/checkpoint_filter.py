@@ -276,8 +276,9 @@ def _check_shapes(state_dict: StateDict, target: StateDict) -> None:
 # ----------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------
-def load_pretrained(model: nn.Module, path: str) -> LoadReport:
+def load_pretrained(model: nn.Module, path: str, obj: Any = None) -> LoadReport:
     """Initialise ``model`` from the weights in ``path`` (converted by :func:`checkpoint_filter_fn`).
+    ``obj``: the file's content when already read by :func:`read_checkpoint`.
 
     Returns the :class:`LoadReport`, which is also logged.
 
@@ -285,7 +286,7 @@ def load_pretrained(model: nn.Module, path: str) -> LoadReport:
         CheckpointError: unreadable file or incompatible weights; the message starts with ``path``
             and names the first offending key.
     """
-    obj = read_checkpoint(path)
+    obj = read_checkpoint(path) if obj is None else obj
     report = LoadReport(path)
     try:
         state_dict = checkpoint_filter_fn(extract_state_dict(obj), model, report.notes, report.dropped_keys)
@@ -295,3 +296,59 @@ def load_pretrained(model: nn.Module, path: str) -> LoadReport:
     report.missing_keys, report.unexpected_keys = list(result.missing_keys), list(result.unexpected_keys)
     logger.info("%s", report)
     return report
+
+
+# ----------------------------------------------------------------------------------------------
+# Trained weights (test and predict): our training checkpoints or any converted layout
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TrainedWeights:
+    """What :func:`load_trained_weights` loaded: ``own`` for a resformer-video training checkpoint
+    (loaded strictly; ``cfg_text`` and ``class_names`` come from it), else the converter's ``report``."""
+
+    path: str
+    own: bool
+    cfg_text: str = ""
+    class_names: Optional[List[str]] = None
+    report: Optional[LoadReport] = None
+
+
+def is_own_checkpoint(obj: Any) -> bool:
+    """True for a resformer-video training checkpoint: ``model_state`` and ``epoch`` with the model's
+    own key names. TimeSformer's save layout has the same two entries but ``model.``-prefixed keys."""
+    state = obj.get("model_state") if isinstance(obj, Mapping) else None
+    return (isinstance(state, Mapping) and "epoch" in obj
+            and not any(str(key).startswith(STRIP_PREFIXES) for key in state))
+
+
+def own_config_text(obj: Any) -> str:
+    """The YAML config saved in one of our training checkpoints ("" for any other file)."""
+    text = obj.get("cfg") if is_own_checkpoint(obj) else None
+    return text if isinstance(text, str) else ""
+
+
+def load_trained_weights(model: nn.Module, path: str, obj: Any = None) -> TrainedWeights:
+    """Load trained weights into ``model``: our training checkpoint strictly, any layout that
+    :func:`load_pretrained` converts (timm/DeiT ViT, official ResFormer, TimeSformer's save
+    layout) through the converter, warning when model weights stay at initialisation.
+
+    Raises:
+        CheckpointError: unreadable file, or weights that do not fit ``model`` (message starts with
+            ``path``).
+    """
+    obj = read_checkpoint(path) if obj is None else obj
+    if not is_own_checkpoint(obj):
+        report = load_pretrained(model, path, obj)
+        if report.missing_keys:
+            logger.warning("%s: %d model weights are not in the file and stay at initialisation: %s",
+                           path, len(report.missing_keys), ", ".join(summarize_keys(report.missing_keys)))
+        return TrainedWeights(path, own=False, report=report)
+    try:
+        model.load_state_dict(obj["model_state"])
+    except RuntimeError as err:  # "Error(s) in loading state_dict ...:" then one line per problem
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else "")
+        raise CheckpointError(f"{path}: weights do not match the model: {detail[:300]}") from None
+    names = obj.get("class_names")
+    return TrainedWeights(path, own=True, cfg_text=own_config_text(obj),
+                          class_names=list(names) if names else None)

@@ -106,21 +106,29 @@ def topk_correct(scores: Tensor, labels: Tensor, ks: Sequence[int] = (1, 5)) -> 
     return [int(hits[:, :min(k, maxk)].any(dim=1).sum()) for k in ks]
 
 
+# How a video's view scores combine: mean of softmax (default) or sum of logits (TimeSformer's).
+VIEW_COMBINES = ("mean", "sum")
+
+
 class ViewPredictions:
-    """Softmax scores of every evaluated clip, keyed by ``(video_idx, view_idx)``.
+    """Scores of every evaluated clip, keyed by ``(video_idx, view_idx)``: softmax probabilities
+    averaged per video (``combine="mean"``) or logits summed per video (``combine="sum"``).
 
     Rank-local during the loop; :meth:`gather` merges all ranks and drops the duplicates a
     distributed sampler pads in. Videos with a failed (invalid) view are left out of the metrics
     and listed in :attr:`failed`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, combine: str = "mean") -> None:
+        if combine not in VIEW_COMBINES:
+            raise ValueError(f"combine must be one of {list(VIEW_COMBINES)}, got {combine!r}")
+        self.combine = combine
         self.scores: Dict[Tuple[int, int], Tensor] = {}
         self.labels: Dict[int, int] = {}
         self.failed: Dict[int, List[str]] = {}
 
     def add_batch(self, probs: Tensor, batch: Dict) -> None:
-        """``probs`` ``(B, K)`` (softmax) for one batch with ``label``/``video_idx``/``view_idx``/``valid``."""
+        """``probs`` ``(B, K)`` (softmax, or logits for ``combine="sum"``) for one batch with ``label``/``video_idx``/``view_idx``/``valid``."""
         probs = probs.detach().float().cpu()
         for i, (video, view, label, valid) in enumerate(zip(
                 batch["video_idx"].tolist(), batch["view_idx"].tolist(),
@@ -135,7 +143,7 @@ class ViewPredictions:
 
     def gather(self) -> "ViewPredictions":
         """The union over ranks (deduplicated by key); a no-op outside a process group."""
-        merged = ViewPredictions()
+        merged = ViewPredictions(self.combine)
         for part in all_gather_objects((self.scores, self.labels, self.failed)):
             scores, labels, failed = part
             merged.scores.update(scores)
@@ -149,7 +157,8 @@ class ViewPredictions:
         return sorted(v for v in self.labels if v not in self.failed)
 
     def video_scores(self) -> Tuple[List[int], Tensor, Tensor, Dict[int, int]]:
-        """Per valid video: ids, mean softmax over its views ``(V, K)``, labels ``(V,)``, view counts."""
+        """Per valid video: ids, its views' scores combined ``(V, K)`` (mean or sum), labels
+        ``(V,)``, view counts."""
         by_video: Dict[int, List[Tensor]] = {}
         for (video, _), probs in self.scores.items():
             if video not in self.failed:
@@ -157,7 +166,8 @@ class ViewPredictions:
         videos = sorted(by_video)
         if not videos:
             return [], torch.zeros(0, 0), torch.zeros(0, dtype=torch.long), {}
-        scores = torch.stack([torch.stack(by_video[v]).mean(0) for v in videos])
+        reduce = torch.sum if self.combine == "sum" else torch.mean
+        scores = torch.stack([reduce(torch.stack(by_video[v]), dim=0) for v in videos])
         labels = torch.tensor([self.labels[v] for v in videos])
         return videos, scores, labels, {v: len(by_video[v]) for v in videos}
 
@@ -176,7 +186,7 @@ class ViewPredictions:
 
     def video_metrics(self, ks: Iterable[int] = (1, 5),
                       expected_views: Optional[int] = None) -> Dict[str, float]:
-        """Video-level top-k accuracy (%) of the view-averaged softmax, plus counts."""
+        """Video-level top-k accuracy (%) of the combined view scores, plus counts."""
         ks = tuple(ks)
         videos, scores, labels, counts = self.video_scores()
         correct = topk_correct(scores, labels, ks) if videos else [0 for _ in ks]

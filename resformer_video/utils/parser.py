@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+import os
+import re
+from typing import List, Optional, Sequence, Tuple
+
+# A config key as written on the command line: upper-case dotted, e.g. DATA.TEST_CROP_SIZE.
+CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)+$")
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -18,3 +23,12 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 def parse_args(description: str, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse ``--cfg FILE [KEY VALUE ...]``."""
     return build_parser(description).parse_args(argv)
+
+
+def split_overrides(items: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """Split positional ``items`` into inputs and trailing ``KEY VALUE`` overrides: the overrides
+    start at the first item that looks like a config key (``SECTION.KEY``) and is not a file."""
+    for i, item in enumerate(items):
+        if CONFIG_KEY.match(item) and not os.path.exists(item):
+            return list(items[:i]), list(items[i:])
+    return list(items), []

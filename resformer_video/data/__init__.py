@@ -1,0 +1,1 @@
+"""Data files shipped with the package (Kinetics-400 class names)."""

@@ -1,0 +1,93 @@
+"""The architectures in timm's model registry, and their entry points for ``hubconf.py``.
+
+``import resformer_video`` registers ``resformer_video_{tiny,small,base}_patch16_224`` (ResFormer:
+global + local positional embeddings, divided space-time, 8 frames) and
+``resformer_video_timesformer_base_patch16_224`` (the TimeSformer-B baseline: learned position and
+time tables), so ``timm.create_model(name, ...)`` and ``timm.list_models("*resformer*")`` work. No
+weights are downloaded: pass a local file with ``pretrained=True,
+pretrained_cfg_overlay=dict(file=PATH)``; any layout ``MODEL.PRETRAINED`` takes (timm/DeiT ViT,
+official ResFormer, TimeSformer, ours) goes through :func:`timm_checkpoint_filter`. Keyword
+arguments override the architecture's (e.g. ``num_classes``, ``depth``, ``num_frames``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Mapping
+
+import torch
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import nn
+
+from resformer_video.models.checkpoint_filter import checkpoint_filter_fn, extract_state_dict
+from resformer_video.models.resformer import VideoResFormer
+
+logger = logging.getLogger(__name__)
+
+# Architecture name -> VideoResFormer arguments.
+TIMM_ARCHS: Dict[str, Dict[str, Any]] = {
+    "resformer_video_tiny_patch16_224": dict(embed_dim=192, depth=12, num_heads=3),
+    "resformer_video_small_patch16_224": dict(embed_dim=384, depth=12, num_heads=6),
+    "resformer_video_base_patch16_224": dict(embed_dim=768, depth=12, num_heads=12),
+    "resformer_video_timesformer_base_patch16_224": dict(embed_dim=768, depth=12, num_heads=12,
+                                                         pos_embed="learned", temporal_embed="learned"),
+}
+
+
+def _pretrained_cfg(**overrides: Any) -> Dict[str, Any]:
+    """timm's pretrained_cfg for a Kinetics-400 video model; no url: weights come from a local file.
+    ``classifier`` is None because :func:`checkpoint_filter_fn` drops a head of another class
+    count itself (timm would drop every head whose count differs from 400)."""
+    cfg = dict(num_classes=400, input_size=(3, 224, 224), pool_size=None, crop_pct=224 / 256,
+               interpolation="bilinear", mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
+               first_conv="patch_embed.proj", classifier=None, license="apache-2.0")
+    cfg.update(overrides)
+    return cfg
+
+
+# Read by timm's register_model from this module (its registry API), one entry per architecture.
+default_cfgs = generate_default_cfgs({name: _pretrained_cfg() for name in TIMM_ARCHS})
+
+
+def timm_checkpoint_filter(state_dict: Mapping[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """timm's ``pretrained_filter_fn``: unwrap (``model_state`` etc.) and convert any layout that
+    ``MODEL.PRETRAINED`` takes to ``model``'s keys (:func:`checkpoint_filter_fn`), logging what changed."""
+    notes: list = []
+    dropped: list = []
+    out = checkpoint_filter_fn(extract_state_dict(dict(state_dict)), model, notes, dropped)
+    for note in notes:
+        logger.info("%s", note)
+    return out
+
+
+def create_video_resformer(variant: str, pretrained: bool = False, **kwargs: Any) -> VideoResFormer:
+    """Build ``variant`` through timm (``pretrained_cfg``, ``pretrained_cfg_overlay`` understood);
+    weights missing from the file stay at initialisation, as with ``MODEL.PRETRAINED``."""
+    model_args = dict(TIMM_ARCHS[variant], **kwargs)
+    return build_model_with_cfg(VideoResFormer, variant, pretrained,
+                                pretrained_filter_fn=timm_checkpoint_filter, pretrained_strict=False,
+                                **model_args)
+
+
+@register_model
+def resformer_video_tiny_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoResFormer:
+    """ResFormer-Ti video model (192 wide, 12 blocks, 3 heads; GPE + LPE)."""
+    return create_video_resformer("resformer_video_tiny_patch16_224", pretrained, **kwargs)
+
+
+@register_model
+def resformer_video_small_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoResFormer:
+    """ResFormer-S video model (384 wide, 12 blocks, 6 heads; GPE + LPE)."""
+    return create_video_resformer("resformer_video_small_patch16_224", pretrained, **kwargs)
+
+
+@register_model
+def resformer_video_base_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoResFormer:
+    """ResFormer-B video model (768 wide, 12 blocks, 12 heads; GPE + LPE)."""
+    return create_video_resformer("resformer_video_base_patch16_224", pretrained, **kwargs)
+
+
+@register_model
+def resformer_video_timesformer_base_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoResFormer:
+    """TimeSformer-B (learned position and time tables): loads TimeSformer's K400 checkpoints."""
+    return create_video_resformer("resformer_video_timesformer_base_patch16_224", pretrained, **kwargs)
