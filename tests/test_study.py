@@ -27,7 +27,8 @@ def _load_tool():
 def tiny_opts(root: Path) -> list:
     data = str(root / "data")
     return ["OUTPUT_DIR", str(root / "study"), "DATA.PATH_TO_DATA_DIR", data, "DATA.PATH_PREFIX", data,
-            "MODEL.NUM_CLASSES", "2", "MODEL.DEPTH", "1", "MODEL.PATCH_SIZE", "8",
+            "MODEL.NUM_CLASSES", "2", "SYNTHETIC.CLASSES", "['scrolling_left', 'rotating_clockwise']",
+            "MODEL.DEPTH", "1", "MODEL.PATCH_SIZE", "8",
             "SYNTHETIC.VIDEOS_PER_CLASS", "4", "SYNTHETIC.VIDEO_SIZE", "32",
             "DATA.TRAIN_JITTER_SCALES", "[32, 36]", "DATA.TRAIN_CROP_SIZES", "[32, 16]",
             "DATA.TEST_CROP_SIZE", "32", "TEST.RESOLUTIONS", "[16, 32]", "SOLVER.MAX_EPOCH", "1",
