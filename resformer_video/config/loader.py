@@ -213,6 +213,11 @@ def _validate_data(cfg: CfgNode) -> None:
     _choice(cfg, "DATA.DECODER", DECODERS)
     _choice(cfg, "DATA.DECODER_FALLBACK", ("",) + tuple(DECODERS))
     _choice(cfg, "DATA.LAYOUT", LAYOUTS)
+    fractions = list(cfg.DATA.FOLDER_SPLIT)
+    _require(len(fractions) == 3 and all(f >= 0 for f in fractions) and fractions[0] > 0
+             and abs(sum(fractions) - 1) < 1e-6, "DATA.FOLDER_SPLIT",
+             f"must be 3 fractions (train > 0, val, test >= 0) summing to 1, got {fractions}")
+    _choice(cfg, "DATA.TRAIN_CROP_MODE", CROP_MODES)
     _at_least(cfg, "DATA.NUM_FRAMES", 1)
     _at_least(cfg, "DATA.SAMPLING_RATE", 1)
     _require(cfg.DATA.TARGET_FPS > 0, "DATA.TARGET_FPS", f"must be > 0, got {cfg.DATA.TARGET_FPS}")
