@@ -45,7 +45,7 @@ class VideoList:
     class_names: List[str]
 
 
-def _is_int(text: str) -> bool:
+def is_int(text: str) -> bool:
     try:
         int(text)
     except ValueError:
@@ -69,7 +69,7 @@ def other_format(line: str) -> Optional[str]:
     multi-label line; ``"my clip 2.mp4 3"`` is a path with spaces and is fine.
     """
     fields = line.split(",") if "," in line else line.split()
-    if len(fields) < 3 or not (_is_int(fields[-1].strip()) and _is_int(fields[-2].strip())):
+    if len(fields) < 3 or not (is_int(fields[-1].strip()) and is_int(fields[-2].strip())):
         return None
     first = fields[0].strip()
     if len(fields) == 3 and not first.lower().endswith(VIDEO_EXTENSIONS):
@@ -157,6 +157,12 @@ def default_class_names(labels: Sequence[int], num_classes: Optional[int]) -> Li
     return [str(i) for i in range(count)]
 
 
+def video_files(folder: str) -> List[str]:
+    """The video files directly in ``folder`` (by extension), sorted, as paths."""
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(VIDEO_EXTENSIONS))
+    return [os.path.join(folder, name) for name in names]
+
+
 def scan_class_folders(base: str) -> VideoList:
     """Every video of ``base/<class>/<video>``: classes are the sorted folder names (split names
     excluded), videos sorted by path within a class."""
@@ -166,9 +172,8 @@ def scan_class_folders(base: str) -> VideoList:
                      if os.path.isdir(os.path.join(base, d)) and d not in SPLITS)
     paths, labels = [], []
     for label, name in enumerate(classes):
-        folder = os.path.join(base, name)
-        videos = sorted(f for f in os.listdir(folder) if f.lower().endswith(VIDEO_EXTENSIONS))
-        paths.extend(os.path.join(folder, f) for f in videos)
+        videos = video_files(os.path.join(base, name))
+        paths.extend(videos)
         labels.extend([label] * len(videos))
     if not paths:
         raise DatasetListError(f"{base}: no videos found in class folders ({', '.join(VIDEO_EXTENSIONS)})")
