@@ -3,6 +3,7 @@ and a tiny training run through the same job as tools/run_net.py."""
 
 import csv
 import json
+import types
 
 import matplotlib.image
 import numpy as np
@@ -12,6 +13,8 @@ from conftest import SYNTH_CLASSES, make_cfg
 from resformer_video.engine.class_report import (confusion_matrix, most_confused_pairs,
                                                  per_class_accuracy, write_class_report)
 from resformer_video.engine.runner import run
+from resformer_video.engine.train import keep_best
+from resformer_video.models import build_model
 from resformer_video.utils import checkpoint as cu
 
 
@@ -85,3 +88,17 @@ def test_tiny_run_writes_per_class_results_and_best_checkpoint(synthetic_data_di
         assert matplotlib.image.imread(out_dir / f"test_confusion_{size}.png").shape[0] > 300
         assert (out_dir / f"test_confused_pairs_{size}.md").read_text().startswith(
             f"# Most confused classes, test at {size} px, 4 videos")
+
+
+def test_best_is_replaced_only_by_a_better_top1_and_survives_a_resume(tmp_path):
+    cfg = make_cfg(None, OUTPUT_DIR=str(tmp_path), MODEL__DEPTH=1)
+    state = types.SimpleNamespace(model=build_model(cfg))
+    assert cu.read_best_top1(str(tmp_path)) is None
+    best = keep_best(cfg, state, 1, ["a"], {"clip_top1": 50.0, "num_clips": 4}, None)
+    assert best == 50.0 and cu.read_best_top1(str(tmp_path)) == 50.0
+    assert keep_best(cfg, state, 2, ["a"], {"clip_top1": 50.0, "num_clips": 4}, best) == 50.0
+    assert keep_best(cfg, state, 3, ["a"], {"clip_top1": 25.0, "num_clips": 4}, best) == 50.0
+    assert cu.load_checkpoint_file(cu.get_best_path(str(tmp_path)))["epoch"] == 1
+    assert keep_best(cfg, state, 4, ["a"], {"clip_top1": 0.0, "num_clips": 0}, None) is None
+    assert keep_best(cfg, state, 5, ["a"], {"clip_top1": 75.0, "num_clips": 4}, 50.0) == 75.0
+    assert cu.load_checkpoint_file(cu.get_best_path(str(tmp_path)))["epoch"] == 5

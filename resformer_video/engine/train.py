@@ -265,7 +265,7 @@ def _save(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str]) -
     du.barrier()
 
 
-def _keep_best(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str],
+def keep_best(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str],
                val: Dict[str, Any], best: Optional[float]) -> Optional[float]:
     """Write ``checkpoints/best.pyth`` (rank 0, atomically) when the validation top-1 beats ``best``;
     return the best top-1 so far. Every rank has the same gathered ``val``, so all agree."""
@@ -328,7 +328,7 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
                             summary["val"]["num_clips"])
                 stats.write({"_type": "val", "epoch": done, **summary["val"]},
                             tb_prefix="val", tb_step=done)
-                best_top1 = _keep_best(cfg, state, done, class_names, summary["val"], best_top1)
+                best_top1 = keep_best(cfg, state, done, class_names, summary["val"], best_top1)
             if done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or done == cfg.SOLVER.MAX_EPOCH:
                 _save(cfg, state, done, class_names)
     finally:
