@@ -6,7 +6,9 @@ import shutil
 import pytest
 
 from conftest import make_cfg
+from resformer_video.config import ConfigError
 from resformer_video.datasets import DatasetListError, build_dataset, load_split, read_class_names, read_video_list
+from resformer_video.datasets.lists import SPLITS, split_counts
 
 
 def test_space_and_comma_separated_lines(tmp_path):
@@ -59,17 +61,77 @@ def test_synthetic_split_uses_class_names_file(data_cfg):
     assert sorted(set(dataset.labels)) == [0, 1, 2, 3]
 
 
-def test_folder_layout(tmp_path, synthetic_data_dir):
-    for name in ("walk", "run"):
-        (tmp_path / name).mkdir()
-        for k in range(2):
-            shutil.copy(synthetic_data_dir / "videos" / "moving_up" / "moving_up_000.mp4",
-                        tmp_path / name / f"{k}.mp4")
-    (tmp_path / "run" / "notes.txt").write_text("not a video")
+def _class_folders(root, counts, source):
+    """``root/<class>/<k>.mp4`` copies of ``source``: ``counts`` maps class name -> videos."""
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True)
+        for k in range(count):
+            shutil.copy(source, root / name / f"{k}.mp4")
+
+
+def test_folder_layout_with_split_folders(tmp_path, synthetic_data_dir):
+    video = synthetic_data_dir / "videos" / "moving_up" / "moving_up_000.mp4"
+    for split in ("train", "val", "test"):
+        _class_folders(tmp_path / split, {"walk": 2, "run": 2 if split == "train" else 1}, video)
+    (tmp_path / "train" / "run" / "notes.txt").write_text("not a video")
     split = load_split(str(tmp_path), "train", layout="folders", num_classes=2)
     assert split.class_names == ["run", "walk"]
-    assert split.labels == [0, 0, 1, 1] and split.paths[0].endswith("run/0.mp4")
+    assert split.labels == [0, 0, 1, 1] and split.paths[0].endswith("train/run/0.mp4")
     cfg = make_cfg(tmp_path, DATA__LAYOUT="folders", MODEL__NUM_CLASSES=2)
-    assert build_dataset(cfg, "val").num_videos == 4
+    val = build_dataset(cfg, "val")
+    assert val.num_videos == 3 and all("/val/" in p for p in val.paths)
     with pytest.raises(DatasetListError, match="2 class folders but MODEL.NUM_CLASSES is 3"):
         load_split(str(tmp_path), "train", layout="folders", num_classes=3)
+    shutil.rmtree(tmp_path / "test")
+    with pytest.raises(DatasetListError, match="test: split folder not found"):
+        load_split(str(tmp_path), "test", layout="folders")
+
+
+def test_folders_without_splits_are_split_disjointly_and_logged(tmp_path, synthetic_data_dir, caplog):
+    """The bug: root/<class>/<video> used to give the same videos to train, val and test."""
+    video = synthetic_data_dir / "videos" / "moving_up" / "moving_up_000.mp4"
+    _class_folders(tmp_path, {"walk": 10, "run": 6, "jump": 2}, video)
+    with caplog.at_level("WARNING"):
+        parts = {s: load_split(str(tmp_path), s, layout="folders", num_classes=3) for s in SPLITS}
+    assert "has no train/val/test folders" in caplog.text and "fixed seed" in caplog.text
+    assert "train 14 / val 2 / test 2" in caplog.text
+    sets = {s: set(v.paths) for s, v in parts.items()}
+    assert not sets["train"] & sets["val"] and not sets["train"] & sets["test"]
+    assert not sets["val"] & sets["test"]
+    assert set.union(*sets.values()) == {str(p) for p in tmp_path.rglob("*.mp4")}
+    assert [len(sets[s]) for s in SPLITS] == [14, 2, 2]
+    # walk (10): 8/1/1, run (6): 4/1/1, jump (2, too few): 2/0/0; the class names stay complete.
+    assert sorted(parts["val"].labels) == [1, 2] and parts["val"].class_names == ["jump", "run", "walk"]
+    again = load_split(str(tmp_path), "test", layout="folders")
+    assert again.paths == parts["test"].paths  # fixed seed: the same split on every run
+    cfg = make_cfg(tmp_path, DATA__LAYOUT="folders", MODEL__NUM_CLASSES=3, TEST__SPLIT="test")
+    assert set(build_dataset(cfg, "test").paths) == sets["test"]
+    with pytest.raises(ConfigError, match="DATA.FOLDER_SPLIT"):
+        make_cfg(tmp_path, DATA__FOLDER_SPLIT=[0.5, 0.1, 0.1])
+
+
+def test_split_counts():
+    assert split_counts(10, (0.8, 0.1, 0.1)) == (8, 1, 1)
+    assert split_counts(3, (0.8, 0.1, 0.1)) == (1, 1, 1)
+    assert split_counts(2, (0.8, 0.1, 0.1)) == (2, 0, 0)
+    assert split_counts(100, (0.7, 0.3, 0.0)) == (70, 30, 0)
+
+
+@pytest.mark.parametrize("line,fragment", [
+    ("abseiling/clip_0001 300 0", "mmaction2 raw-frame list line ('frame_dir num_frames label')"),
+    ("a/clip.mp4 1 3", "multi-label line ('path label1 label2 ...', 2 labels)"),
+    ("a/clip.mp4,1,3,2", "multi-label line ('path label1 label2 ...', 3 labels)"),
+])
+def test_other_list_formats_are_rejected_at_load(tmp_path, line, fragment):
+    lst = tmp_path / "train.csv"
+    lst.write_text(f"ok/first.mp4 0\n{line}\n")
+    with pytest.raises(DatasetListError) as info:
+        read_video_list(str(lst), "", num_classes=4)
+    message = str(info.value)
+    assert message.startswith(f"{lst}:2: expected 'path label'") and fragment in message
+
+
+def test_paths_with_spaces_and_digits_still_read(tmp_path):
+    lst = tmp_path / "train.csv"
+    lst.write_text("my clip 2.mp4 3\nholiday 2019/a.mp4 1\n")
+    assert read_video_list(str(lst), "", num_classes=4) == (["my clip 2.mp4", "holiday 2019/a.mp4"], [3, 1])

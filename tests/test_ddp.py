@@ -150,7 +150,8 @@ def test_two_process_train_then_multi_view_test(synthetic_data_dir, tmp_path):
         port = sock.getsockname()[1]
     mp.spawn(_launch_worker, args=(2, port, str(synthetic_data_dir), str(tmp_path)), nprocs=2,
              join=True)
-    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["checkpoint_epoch_00001.pyth"]
+    # one epoch checkpoint, and best.pyth from the val evaluation (written by rank 0 alone)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["best.pyth", "checkpoint_epoch_00001.pyth"]
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert results[0] == results[1]
     test_videos = len((synthetic_data_dir / "test.csv").read_text().splitlines())

@@ -8,21 +8,23 @@ and SLURM launches). ``TRAIN.ENABLE`` and ``TEST.ENABLE`` choose what runs.
 
 import os
 import sys
+from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from resformer_video.config import ConfigError, load_config  # noqa: E402
+from resformer_video.config import load_config  # noqa: E402
 from resformer_video.engine import run  # noqa: E402
+from resformer_video.engine.runner import USER_ERRORS  # noqa: E402
 from resformer_video.utils.distributed import launch  # noqa: E402
 from resformer_video.utils.parser import parse_args  # noqa: E402
 
 
-def main() -> int:
-    args = parse_args("Train and test ResFormer-style video transformers.")
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args("Train and test ResFormer-style video transformers.", argv)
     try:
         cfg = load_config(args.cfg_file, args.opts)
         launch(cfg, run)
-    except (ConfigError, FileNotFoundError) as err:
+    except USER_ERRORS as err:  # bad config, list, weights or videos: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -79,8 +79,12 @@ _C.DATA = CfgNode()
 _C.DATA.PATH_TO_DATA_DIR = ""
 # Prefix joined to every relative video path in the lists.
 _C.DATA.PATH_PREFIX = ""
-# Dataset layout: csv (Kinetics lists) or folders (root/<split>/<class>/<video> or root/<class>/<video>).
+# Dataset layout: csv (Kinetics lists) or folders (root/<split>/<class>/<video>, or root/<class>/<video>
+# split per class by DATA.FOLDER_SPLIT).
 _C.DATA.LAYOUT = "csv"
+# Folders layout without train/val/test folders: each class's videos are split with a fixed seed
+# into these train/val/test fractions (disjoint, the same on every run; the sizes are logged).
+_C.DATA.FOLDER_SPLIT = [0.8, 0.1, 0.1]
 # Class-names file (JSON {"name": id} or one name per line); "" looks for classnames.json / classes.txt in PATH_TO_DATA_DIR.
 _C.DATA.CLASS_NAMES_FILE = ""
 # Video decoder: decord, torchcodec, pyav or torchcodec_cuda (NVDEC on the GPU; a file it cannot

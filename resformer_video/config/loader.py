@@ -1,14 +1,20 @@
 """Load a config from a YAML file and ``KEY VALUE`` overrides, and reject bad keys and values.
 
 Every error is a :class:`ConfigError` whose message starts with the offending key, e.g.
-``DATA.TRAIN_CROP_SIZES: sizes must be in strictly descending order, got [160, 224]``.
+``DATA.TRAIN_CROP_SIZES: sizes must be in strictly descending order, got [160, 224]``; an unknown
+key gets the closest known one as a suggestion (``did you mean DATA.NUM_FRAMES?``).
+
+A YAML file may start from another with ``_BASE_: other.yaml`` (a path relative to the file, as
+in detectron2/fvcore): the base is loaded first (recursively), then the file's keys override it.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
+import yaml
 from yacs.config import CfgNode
 
 from resformer_video.config.defaults import get_cfg_defaults
@@ -30,6 +36,7 @@ LR_POLICIES = ("steps_with_relative_lrs", "cosine")
 DIST_BACKENDS = ("", "nccl", "gloo")
 TEST_SPLITS = ("test", "val", "train")
 MAX_TEST_SIZE = 1024
+BASE_KEY = "_BASE_"
 
 
 class ConfigError(ValueError):
@@ -46,32 +53,93 @@ def load_config(cfg_file: Optional[str] = None, opts: Optional[Sequence[str]] = 
 
     Raises:
         ConfigError: unknown key, wrong type, odd override list or an invalid value (named).
-        FileNotFoundError: ``cfg_file`` does not exist.
+        FileNotFoundError: ``cfg_file`` (or a ``_BASE_`` it names) does not exist.
     """
     cfg = get_cfg_defaults()
     if cfg_file:
-        if not os.path.isfile(cfg_file):
-            raise FileNotFoundError(f"config file not found: {cfg_file}")
-        _merge(cfg.merge_from_file, cfg_file, source=cfg_file)
+        merged = CfgNode(read_yaml_with_bases(cfg_file))
+        _merge(cfg, cfg.merge_from_other_cfg, merged, source=cfg_file)
     if opts:
         if len(opts) % 2:
             raise ConfigError(str(opts[-1]), "override given without a value (use KEY VALUE pairs)")
-        _merge(cfg.merge_from_list, list(opts), source="command line")
+        _merge(cfg, cfg.merge_from_list, list(opts), source="command line")
     if validate:
         validate_config(cfg)
     cfg.freeze()
     return cfg
 
 
-def _merge(merge: Callable[[Any], None], arg: Any, source: str) -> None:
-    """Run a yacs merge and turn its KeyError/ValueError/AssertionError into a ConfigError."""
+def read_yaml_with_bases(path: str, _chain: Sequence[str] = ()) -> Dict[str, Any]:
+    """The YAML mapping of ``path`` on top of its ``_BASE_`` file(s), resolved recursively.
+
+    Raises:
+        FileNotFoundError: ``path`` or a base does not exist.
+        ConfigError: a file that is not a YAML mapping, or ``_BASE_`` files that include each other.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file not found: {path}"
+                                + (f" (the _BASE_ of {_chain[-1]})" if _chain else ""))
+    real = os.path.realpath(path)
+    if real in _chain:
+        raise ConfigError(BASE_KEY, f"{path} includes itself: {' -> '.join(list(_chain) + [real])}")
+    with open(path, encoding="utf-8") as handle:
+        try:
+            data = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError("config", f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config", f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    base_path = os.path.join(os.path.dirname(path), str(base))
+    return _deep_update(read_yaml_with_bases(base_path, list(_chain) + [real]), data)
+
+
+def _deep_update(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, Any]:
+    """``base`` with ``override`` merged in, sub-mappings merged key by key."""
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def all_keys(cfg: CfgNode, prefix: str = "") -> List[str]:
+    """Every leaf key of ``cfg`` as a dotted name (``DATA.NUM_FRAMES``)."""
+    keys = []
+    for name, value in cfg.items():
+        full = f"{prefix}{name}"
+        keys += all_keys(value, full + ".") if isinstance(value, CfgNode) else [full]
+    return keys
+
+
+def suggest_key(key: str, known: Sequence[str]) -> Optional[str]:
+    """The known key closest to the unknown ``key`` (by the whole name, else by its last part), or None."""
+    upper = key.upper()
+    close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+    if close:
+        return close[0]
+    leaf = upper.rsplit(".", 1)[-1]
+    by_leaf = {k.rsplit(".", 1)[-1]: k for k in known}
+    close = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.75)
+    return by_leaf[close[0]] if close else None
+
+
+def _merge(cfg: CfgNode, merge: Callable[[Any], None], arg: Any, source: str) -> None:
+    """Run a yacs merge into ``cfg`` and turn its KeyError/ValueError/AssertionError into a
+    ConfigError (an unknown key with a did-you-mean suggestion)."""
     try:
         merge(arg)
     except (KeyError, ValueError, AssertionError) as err:
         msg = str(err.args[0]) if err.args else str(err)
         if "Non-existent" in msg:  # yacs: "Non-existent config key: A.B" / "Non-existent key: A.B"
             key = msg.rsplit(":", 1)[-1].strip()
-            raise ConfigError(key, f"unknown config key (from {source})") from None
+            hint = suggest_key(key, all_keys(cfg))
+            hint_text = f"did you mean {hint}? " if hint else ""
+            raise ConfigError(key, f"unknown config key (from {source}); {hint_text}every key is "
+                                   "listed in resformer_video/config/defaults.py") from None
         # yacs: "Type mismatch (...) with values (...) for config key: A.B"
         key = msg.rsplit("config key:", 1)[-1].strip() if "config key:" in msg else "config"
         raise ConfigError(key, f"{msg} (from {source})") from None
@@ -147,6 +215,10 @@ def _validate_data(cfg: CfgNode) -> None:
     _choice(cfg, "DATA.DECODER", DECODERS)
     _choice(cfg, "DATA.DECODER_FALLBACK", ("",) + tuple(DECODERS))
     _choice(cfg, "DATA.LAYOUT", LAYOUTS)
+    fractions = list(cfg.DATA.FOLDER_SPLIT)
+    _require(len(fractions) == 3 and all(f >= 0 for f in fractions) and fractions[0] > 0
+             and abs(sum(fractions) - 1) < 1e-6, "DATA.FOLDER_SPLIT",
+             f"must be 3 fractions (train > 0, val, test >= 0) summing to 1, got {fractions}")
     _choice(cfg, "DATA.TRAIN_CROP_MODE", CROP_MODES)
     _at_least(cfg, "DATA.NUM_FRAMES", 1)
     _at_least(cfg, "DATA.SAMPLING_RATE", 1)

@@ -52,7 +52,7 @@ def split_videos(cfg: CfgNode, split: str) -> VideoList:
     """
     list_split = cfg.TEST.SPLIT if split == "test" else split
     return load_split(cfg.DATA.PATH_TO_DATA_DIR, list_split, cfg.DATA.LAYOUT, cfg.DATA.PATH_PREFIX,
-                      cfg.DATA.CLASS_NAMES_FILE, cfg.MODEL.NUM_CLASSES)
+                      cfg.DATA.CLASS_NAMES_FILE, cfg.MODEL.NUM_CLASSES, cfg.DATA.FOLDER_SPLIT)
 
 
 def config_decoders(cfg: CfgNode) -> Tuple[str, ...]:

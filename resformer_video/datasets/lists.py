@@ -2,21 +2,36 @@
 
 The list format is the one TimeSformer, PySlowFast and mmaction2 read: one video per line, a path
 (relative to ``DATA.PATH_PREFIX``) and an integer label separated by a space or a comma. Errors
-name ``file:line`` so a broken list is fixed in one look.
+name ``file:line`` so a broken list is fixed in one look. Lines of other list formats are rejected
+when the list is read, not at decode time: mmaction2's raw-frame lists (``frame_dir num_frames
+label``) and multi-label lists (``path label1 label2 ...``), i.e. a line whose last two fields
+are both integers.
+
+Class folders (``DATA.LAYOUT folders``) are ``root/<split>/<class>/<video>``; a root without any
+``train``/``val``/``test`` folder (``root/<class>/<video>``) is split per class with a fixed seed
+(:func:`split_class_videos`, fractions ``DATA.FOLDER_SPLIT``) and the split is logged, so a test
+never runs on training videos.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from importlib import resources
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 CLASS_NAME_FILES = ("classnames.json", "classes.txt")
 KINETICS400_NAMES = "kinetics400_classnames.txt"  # shipped in resformer_video/data, label order
 SPLITS = ("train", "val", "test")
+FOLDER_SPLIT_SEED = 0  # fixed, so every run (and every RNG_SEED) splits a folder the same way
+DEFAULT_FOLDER_SPLIT = (0.8, 0.1, 0.1)
 
 
 class DatasetListError(ValueError):
@@ -32,6 +47,14 @@ class VideoList:
     class_names: List[str]
 
 
+def is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _split_line(line: str) -> Tuple[str, str]:
     """``"a/b.mp4 3"`` or ``"a/b.mp4,3"`` -> ``("a/b.mp4", "3")`` (the label is the last field)."""
     sep = "," if "," in line else None
@@ -39,6 +62,21 @@ def _split_line(line: str) -> Tuple[str, str]:
     if len(parts) != 2 or not parts[0].strip():
         raise ValueError(line)
     return parts[0].strip(), parts[1].strip()
+
+
+def other_format(line: str) -> Optional[str]:
+    """What another list format a line looks like (its last two fields are integers), or None.
+
+    ``"clips/a 300 5"`` (no video extension) is an mmaction2 raw-frame line, ``"a.mp4 3 7"`` a
+    multi-label line; ``"my clip 2.mp4 3"`` is a path with spaces and is fine.
+    """
+    fields = line.split(",") if "," in line else line.split()
+    if len(fields) < 3 or not (is_int(fields[-1].strip()) and is_int(fields[-2].strip())):
+        return None
+    first = fields[0].strip()
+    if len(fields) == 3 and not first.lower().endswith(VIDEO_EXTENSIONS):
+        return "an mmaction2 raw-frame list line ('frame_dir num_frames label')"
+    return f"a multi-label line ('path label1 label2 ...', {len(fields) - 1} labels)"
 
 
 def read_video_list(list_file: str, path_prefix: str = "",
@@ -56,6 +94,11 @@ def read_video_list(list_file: str, path_prefix: str = "",
             line = raw.strip()
             if not line:
                 continue
+            looks_like = other_format(line)
+            if looks_like:
+                raise DatasetListError(f"{list_file}:{lineno}: expected 'path label' (one video file "
+                                       f"and one integer label), got {line!r}, which looks like "
+                                       f"{looks_like}; convert the list to 'path label' lines")
             try:
                 path, label_text = _split_line(line)
                 label = int(label_text)
@@ -124,34 +167,104 @@ def default_class_names(labels: Sequence[int], num_classes: Optional[int]) -> Li
     return [str(i) for i in range(count)]
 
 
-def scan_class_folders(root: str, split: str) -> VideoList:
-    """Folder-per-class layout: ``root/<split>/<class>/<video>`` if ``root/<split>`` exists, else
-    ``root/<class>/<video>``. Classes are the sorted folder names; videos are sorted by path."""
-    base = os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
+def video_files(folder: str) -> List[str]:
+    """The video files directly in ``folder`` (by extension), sorted, as paths."""
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(VIDEO_EXTENSIONS))
+    return [os.path.join(folder, name) for name in names]
+
+
+def scan_class_folders(base: str) -> VideoList:
+    """Every video of ``base/<class>/<video>``: classes are the sorted folder names (split names
+    excluded), videos sorted by path within a class."""
     if not os.path.isdir(base):
         raise DatasetListError(f"{base}: dataset folder not found")
     classes = sorted(d for d in os.listdir(base)
                      if os.path.isdir(os.path.join(base, d)) and d not in SPLITS)
     paths, labels = [], []
     for label, name in enumerate(classes):
-        folder = os.path.join(base, name)
-        videos = sorted(f for f in os.listdir(folder) if f.lower().endswith(VIDEO_EXTENSIONS))
-        paths.extend(os.path.join(folder, f) for f in videos)
+        videos = video_files(os.path.join(base, name))
+        paths.extend(videos)
         labels.extend([label] * len(videos))
     if not paths:
         raise DatasetListError(f"{base}: no videos found in class folders ({', '.join(VIDEO_EXTENSIONS)})")
     return VideoList(paths, labels, classes)
 
 
+def split_counts(count: int, fractions: Sequence[float]) -> Tuple[int, int, int]:
+    """Train, val and test sizes of a class of ``count`` videos: ``round(count * fraction)`` for val
+    and test, at least one each (when their fraction is > 0) while train keeps one; train the rest."""
+    sizes = []
+    for fraction in fractions[1:]:
+        size = int(round(count * fraction))
+        sizes.append(max(size, 1) if fraction > 0 and count >= 3 else size)
+    n_val, n_test = sizes
+    return count - n_val - n_test, n_val, n_test
+
+
+def split_class_videos(videos: VideoList, split: str,
+                       fractions: Sequence[float] = DEFAULT_FOLDER_SPLIT) -> Tuple[VideoList, Dict[str, int]]:
+    """The ``split`` part of ``videos``: each class's videos shuffled with a fixed seed
+    (``FOLDER_SPLIT_SEED`` and the class index) and cut into train/val/test by ``fractions``.
+    Disjoint across splits, the same on every run. Also returns every split's size."""
+    by_class: Dict[int, List[int]] = {}
+    for index, label in enumerate(videos.labels):
+        by_class.setdefault(label, []).append(index)
+    chosen: List[int] = []
+    sizes = dict.fromkeys(SPLITS, 0)
+    for label, indices in by_class.items():
+        order = np.random.default_rng([FOLDER_SPLIT_SEED, label]).permutation(indices).tolist()
+        n_train, n_val, n_test = split_counts(len(order), fractions)
+        parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
+                 "test": order[n_train + n_val:]}
+        chosen += sorted(parts[split])
+        for name, part in parts.items():
+            sizes[name] += len(part)
+    part = VideoList([videos.paths[i] for i in chosen], [videos.labels[i] for i in chosen],
+                     videos.class_names)
+    return part, sizes
+
+
+def load_class_folders(root: str, split: str,
+                       fractions: Sequence[float] = DEFAULT_FOLDER_SPLIT) -> VideoList:
+    """``root/<split>/<class>/<video>``; when ``root`` has no split folder at all, ``root/<class>/<video>``
+    split by :func:`split_class_videos` (logged). A root with some split folders but not ``split``
+    is an error."""
+    present = [name for name in SPLITS if os.path.isdir(os.path.join(root, name))]
+    if present:
+        if split not in present:
+            raise DatasetListError(f"{os.path.join(root, split)}: split folder not found (the root "
+                                   f"has {', '.join(present)}; DATA.LAYOUT folders needs "
+                                   f"root/<split>/<class>/<video> for every split, or none)")
+        return scan_class_folders(os.path.join(root, split))
+    part, sizes = split_class_videos(scan_class_folders(root), split, fractions)
+    logger.warning("DATA.LAYOUT folders: %s has no train/val/test folders; each class's videos are "
+                   "split with the fixed seed %d by DATA.FOLDER_SPLIT %s into train %d / val %d / "
+                   "test %d videos (disjoint); %s uses its %d", root, FOLDER_SPLIT_SEED,
+                   list(fractions), sizes["train"], sizes["val"], sizes["test"], split,
+                   len(part.paths))
+    if not part.paths:
+        raise DatasetListError(f"{root}: the {split} split of the class folders is empty (classes "
+                               f"with fewer than 3 videos go to train; DATA.FOLDER_SPLIT "
+                               f"{list(fractions)})")
+    return part
+
+
 def load_split(data_dir: str, split: str, layout: str = "csv", path_prefix: str = "",
-               class_names_file: str = "", num_classes: Optional[int] = None) -> VideoList:
-    """The paths, labels and class names of ``split`` for either layout (``csv`` or ``folders``)."""
+               class_names_file: str = "", num_classes: Optional[int] = None,
+               folder_split: Sequence[float] = DEFAULT_FOLDER_SPLIT) -> VideoList:
+    """The paths, labels and class names of ``split`` for either layout (``csv`` or ``folders``;
+    ``folder_split``: train/val/test fractions for class folders without split folders)."""
     if layout == "folders":
-        videos = scan_class_folders(data_dir, split)
+        videos = load_class_folders(data_dir, split, folder_split)
         if num_classes is not None and len(videos.class_names) != num_classes:
             raise DatasetListError(f"{data_dir}: has {len(videos.class_names)} class folders but "
                                    f"MODEL.NUM_CLASSES is {num_classes}")
         return videos
-    paths, labels = read_video_list(os.path.join(data_dir, f"{split}.csv"), path_prefix, num_classes)
+    list_file = os.path.join(data_dir, f"{split}.csv")
+    if not os.path.isfile(list_file):
+        raise DatasetListError(f"{list_file}: dataset list not found (DATA.LAYOUT csv reads "
+                               f"{split}.csv in DATA.PATH_TO_DATA_DIR; DATA.LAYOUT folders reads "
+                               "class folders)")
+    paths, labels = read_video_list(list_file, path_prefix, num_classes)
     names = find_class_names(data_dir, class_names_file, num_classes)
     return VideoList(paths, labels, names or default_class_names(labels, num_classes))

@@ -8,7 +8,9 @@ video's views (``TEST.PROTOCOL timesformer``: sums the logits, as TimeSformer), 
   (``TEST.SAVE_PREDICTIONS``) per-video top-5 predictions;
 - ``test_results.md``: the table in the layout of ResFormer's Kinetics-400 table (one row per
   model and training sizes, one column per test resolution, ``top-1 (top-5)``);
-- ``test_accuracy_vs_resolution.png``: top-1 and top-5 against the test resolution.
+- ``test_accuracy_vs_resolution.png``: top-1 and top-5 against the test resolution;
+- per test resolution ``S``: ``test_per_class_S.csv``, ``test_confusion_S.png`` and
+  ``test_confused_pairs_S.md`` (:mod:`resformer_video.engine.class_report`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from yacs.config import CfgNode
 
 from resformer_video.config import ConfigError, check_data_dir
 from resformer_video.datasets import build_loader
+from resformer_video.engine.class_report import write_class_report
 from resformer_video.models import build_model, load_trained_weights
 from resformer_video.utils import checkpoint as cu
 from resformer_video.utils import distributed as du
@@ -170,14 +173,17 @@ def _prediction_records(preds: ViewPredictions, dataset: Any,
 
 def test_at_size(cfg: CfgNode, model: nn.Module, device: torch.device,
                  dtype: Optional[torch.dtype]) -> Dict[str, Any]:
-    """Multi-view test at ``DATA.TEST_CROP_SIZE``: metrics, failed paths, optional predictions."""
+    """Multi-view test at ``DATA.TEST_CROP_SIZE``: metrics, failed paths, the valid videos'
+    view-averaged ``scores`` ``(V, K)`` and ``labels`` ``(V,)``, class names, optional predictions."""
     loader = build_loader(cfg, "test")
     dataset = loader.dataset
     preds = collect_predictions(model, loader, device, dtype, log_period=cfg.LOG_PERIOD * 10,
                                 combine=VIEW_COMBINE[cfg.TEST.PROTOCOL])
     metrics = preds.video_metrics(expected_views=getattr(dataset, "num_views", None))
     metrics.update(preds.clip_metrics())
-    out: Dict[str, Any] = {"metrics": metrics, "failed": preds.failed_paths()}
+    _, scores, labels, _ = preds.video_scores()
+    out: Dict[str, Any] = {"metrics": metrics, "failed": preds.failed_paths(), "scores": scores,
+                           "labels": labels, "class_names": list(dataset.class_names)}
     if cfg.TEST.SAVE_PREDICTIONS:
         out["predictions"] = _prediction_records(preds, dataset, list(dataset.class_names))
     if metrics.get("num_incomplete"):
@@ -220,6 +226,11 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
         failed.extend(p for p in result["failed"] if p not in failed)
         if "predictions" in result:
             predictions[str(size)] = result["predictions"]
+        if du.is_master_proc():
+            os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+            files = write_class_report(cfg.OUTPUT_DIR, size, result["scores"], result["labels"],
+                                       result["class_names"])
+            logger.info("wrote %s", ", ".join(os.path.basename(f) for f in files))
         m = result["metrics"]
         logger.info("test %dpx (%s): video top-1 %.2f top-5 %.2f | clip top-1 %.2f top-5 %.2f "
                     "| %d videos, %d failed", size, views, m["top1"], m["top5"], m["clip_top1"],

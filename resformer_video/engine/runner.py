@@ -6,8 +6,15 @@ from typing import Any, Dict
 
 from yacs.config import CfgNode
 
+from resformer_video.config import ConfigError
+from resformer_video.datasets import DatasetFailureError, DatasetListError, DecoderUnavailableError
 from resformer_video.engine.evaluate import test
 from resformer_video.engine.train import train
+from resformer_video.models.checkpoint_filter import CheckpointError
+
+# What a user's input (config, lists, videos, weights) can raise: reported as one line, no traceback.
+USER_ERRORS = (ConfigError, FileNotFoundError, DatasetListError, DatasetFailureError,
+               DecoderUnavailableError, CheckpointError)
 
 
 def run(cfg: CfgNode) -> Dict[str, Any]:

@@ -265,6 +265,20 @@ def _save(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str]) -
     du.barrier()
 
 
+def keep_best(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str],
+               val: Dict[str, Any], best: Optional[float]) -> Optional[float]:
+    """Write ``checkpoints/best.pyth`` (rank 0, atomically) when the validation top-1 beats ``best``;
+    return the best top-1 so far. Every rank has the same gathered ``val``, so all agree."""
+    if not val.get("num_clips") or (best is not None and val["clip_top1"] <= best):
+        return best
+    if du.is_master_proc():
+        path = cu.get_best_path(cfg.OUTPUT_DIR)
+        cu.save_checkpoint(path, state.model, epoch, cfg_text=cfg.dump(), class_names=class_names,
+                           extra={"val": {k: float(v) for k, v in val.items()}})
+        logger.info("wrote %s (val top-1 %.2f after epoch %d)", path, val["clip_top1"], epoch)
+    return float(val["clip_top1"])
+
+
 def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device,
                       dtype: Optional[torch.dtype] = None,
                       accum_steps: Optional[int] = None) -> TrainState:
@@ -311,6 +325,7 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
     stats = StatsWriter(cfg.OUTPUT_DIR, tensorboard=cfg.TENSORBOARD.ENABLE)
     meter = TrainMeter(len(train_loader), cfg.SOLVER.MAX_EPOCH, window=max(cfg.LOG_PERIOD, 1))
     summary: Dict[str, Any] = {"start_epoch": start_epoch}
+    best_top1 = cu.read_best_top1(cfg.OUTPUT_DIR) if start_epoch else None
     try:
         for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
             _set_loader_epoch(train_loader, epoch)
@@ -324,6 +339,7 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
                             summary["val"]["num_clips"])
                 stats.write({"_type": "val", "epoch": done, **summary["val"]},
                             tb_prefix="val", tb_step=done)
+                best_top1 = keep_best(cfg, state, done, class_names, summary["val"], best_top1)
             if done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or done == cfg.SOLVER.MAX_EPOCH:
                 _save(cfg, state, done, class_names)
     finally:
@@ -332,4 +348,5 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
         logger.warning("%d training samples failed to decode (%d distinct videos)",
                        state.num_failed, len(state.failed_paths))
     summary["failed_train_paths"] = sorted(state.failed_paths)
+    summary["best_val_top1"] = best_top1
     return summary

@@ -177,13 +177,17 @@ class VideoPredictor:
         backends = config_decoders(self.cfg)
         return read_video(path, backends, lambda reader: self._predict_reader(reader, path, k))
 
-    def _predict_reader(self, reader: VideoReader, path: str, k: int) -> VideoPrediction:
-        """:meth:`predict` on an open video."""
+    def window_bounds(self, reader: VideoReader) -> List[Tuple[int, int]]:
+        """``(start, length)`` in frames of every window of an open video (module docstring)."""
         window = max(1, int(round(self.window_s * reader.fps)))
         stride = max(1, int(round(self.stride_s * reader.fps)))
+        return [(start, min(window, reader.num_frames - start))
+                for start in window_starts(reader.num_frames, window, stride)]
+
+    def _predict_reader(self, reader: VideoReader, path: str, k: int) -> VideoPrediction:
+        """:meth:`predict` on an open video."""
         windows = []
-        for start in window_starts(reader.num_frames, window, stride):
-            length = min(window, reader.num_frames - start)
+        for start, length in self.window_bounds(reader):
             probs = self.views_probs(self.window_views(reader, start, length))
             windows.append(WindowPrediction(start / reader.fps, (start + length) / reader.fps,
                                             top_k(probs, self.class_names, k), probs))

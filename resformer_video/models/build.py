@@ -6,7 +6,7 @@ from typing import Any, Dict, Tuple
 
 from yacs.config import CfgNode
 
-from resformer_video.models.checkpoint_filter import load_pretrained
+from resformer_video.models.checkpoint_filter import CheckpointError, load_pretrained
 from resformer_video.models.resformer import VideoResFormer
 
 # Architecture -> (width, heads, depth).
@@ -52,6 +52,11 @@ def build_model(cfg: CfgNode) -> VideoResFormer:
     if cfg.MODEL.GRAD_CHECKPOINT:
         model.set_grad_checkpointing(True)
     if cfg.MODEL.PRETRAINED:
-        load_pretrained(model, cfg.MODEL.PRETRAINED)
+        try:
+            load_pretrained(model, cfg.MODEL.PRETRAINED)
+        except CheckpointError as err:
+            raise CheckpointError(f"MODEL.PRETRAINED: {err} (the model is MODEL.ARCH "
+                                  f"{cfg.MODEL.ARCH}, {model.embed_dim} wide, {len(model.blocks)} "
+                                  "blocks: are these weights of another architecture?)") from None
     return model
 

@@ -5,6 +5,9 @@ epochs) is a dict with ``model_state`` (the unwrapped model: no ``module.`` or `
 prefix), ``optimizer_state``, ``scaler_state``, ``schedule``, ``epoch`` (finished epochs),
 ``cfg`` (YAML text), ``class_names`` and ``rng_states`` (one per rank). It holds only tensors and
 plain Python values, so it loads with ``torch.load(..., weights_only=True)``.
+
+``OUTPUT_DIR/checkpoints/best.pyth`` is the model of the epoch with the best validation top-1 so
+far (no optimiser state; ``val`` holds that epoch's validation metrics); it is not a resume point.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint_epoch_(\d{5})\.pyth$")
 REQUIRED_KEYS = ("model_state", "epoch")
+BEST_CHECKPOINT = "best.pyth"
 
 
 def get_checkpoint_dir(output_dir: str) -> str:
@@ -35,6 +39,23 @@ def get_checkpoint_dir(output_dir: str) -> str:
 def get_checkpoint_path(output_dir: str, epoch: int) -> str:
     """``output_dir/checkpoints/checkpoint_epoch_{epoch:05d}.pyth`` (``epoch`` finished epochs)."""
     return os.path.join(get_checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}.pyth")
+
+
+def get_best_path(output_dir: str) -> str:
+    """``output_dir/checkpoints/best.pyth``: the model with the best validation top-1 so far."""
+    return os.path.join(get_checkpoint_dir(output_dir), BEST_CHECKPOINT)
+
+
+def read_best_top1(output_dir: str) -> Optional[float]:
+    """The validation top-1 stored in ``best.pyth``; None without a readable one."""
+    path = get_best_path(output_dir)
+    if not os.path.isfile(path):
+        return None
+    try:
+        return float(load_checkpoint_file(path)["val"]["clip_top1"])
+    except (ValueError, KeyError, TypeError) as err:
+        logger.warning("ignoring %s: %s", path, err)
+        return None
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -120,8 +141,10 @@ def save_checkpoint(path: str, model: nn.Module, epoch: int,
                     scaler: Optional[Any] = None, cfg_text: str = "",
                     class_names: Optional[List[str]] = None,
                     rng_states: Optional[List[Dict[str, Any]]] = None,
-                    schedule: Optional[Dict[str, Any]] = None) -> None:
-    """Write a checkpoint atomically (call on rank 0 only). ``epoch``: finished epochs."""
+                    schedule: Optional[Dict[str, Any]] = None,
+                    extra: Optional[Dict[str, Any]] = None) -> None:
+    """Write a checkpoint atomically (call on rank 0 only). ``epoch``: finished epochs; ``extra``:
+    more plain entries (e.g. ``val`` metrics)."""
     state = {
         "epoch": epoch,
         "model_state": unwrap_model(model).state_dict(),
@@ -131,6 +154,7 @@ def save_checkpoint(path: str, model: nn.Module, epoch: int,
         "cfg": cfg_text,
         "class_names": list(class_names) if class_names is not None else None,
         "rng_states": rng_states or [],
+        **(extra or {}),
     }
     atomic_torch_save(state, path)
 

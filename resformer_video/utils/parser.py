@@ -10,13 +10,19 @@ from typing import List, Optional, Sequence, Tuple
 # A config key as written on the command line: upper-case dotted, e.g. DATA.TEST_CROP_SIZE.
 CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)+$")
 
+CONFIG_HELP = ("Every config key, with its default and a one-line comment: "
+               "resformer_video/config/defaults.py. A YAML config may start from another with "
+               "'_BASE_: other.yaml' (relative to the file).")
+
 
 def build_parser(description: str) -> argparse.ArgumentParser:
     """A parser with ``--cfg`` and the trailing ``opts``; tools add their own flags to it."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--cfg", dest="cfg_file", default=None, help="YAML config file")
+    parser = argparse.ArgumentParser(description=description, epilog=CONFIG_HELP)
+    parser.add_argument("--cfg", dest="cfg_file", default=None,
+                        help="YAML config file (keys: resformer_video/config/defaults.py)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=None,
-                        help="config overrides as KEY VALUE pairs, e.g. DATA.NUM_FRAMES 4")
+                        help="config overrides as KEY VALUE pairs, e.g. DATA.NUM_FRAMES 4 "
+                             "(keys: resformer_video/config/defaults.py)")
     return parser
 
 
