@@ -26,8 +26,7 @@ from resformer_video.config import ConfigError, check_data_dir
 from resformer_video.datasets import build_loader
 from resformer_video.engine.precision import amp_dtype, autocast
 from resformer_video.models import build_model, load_pretrained
-from resformer_video.utils import checkpoint as cu
-from resformer_video.utils import distributed as du
+from resformer_video.utils import checkpoint, distributed
 from resformer_video.utils.logging import setup_logging
 from resformer_video.utils.meters import ViewPredictions
 
@@ -125,23 +124,23 @@ def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
     path = cfg.TEST.CHECKPOINT_FILE_PATH
     if path:
         try:
-            state = cu.load_checkpoint_file(path)
+            state = checkpoint.load_checkpoint_file(path)
         except ValueError:  # not one of ours (or damaged): the converter reports what is wrong
             state = None
         if state is not None:
-            cu.load_checkpoint({"model_state": state["model_state"], "epoch": state["epoch"]}, model)
+            checkpoint.load_checkpoint({"model_state": state["model_state"], "epoch": state["epoch"]}, model)
             return {"path": path, "class_names": state.get("class_names")}
         load_pretrained(model, path)
         return {"path": path, "class_names": None}
-    found = cu.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
+    found = checkpoint.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
     if found is not None:
         path, state = found
-        cu.load_checkpoint({"model_state": state["model_state"], "epoch": state["epoch"]}, model)
+        checkpoint.load_checkpoint({"model_state": state["model_state"], "epoch": state["epoch"]}, model)
         return {"path": path, "class_names": state.get("class_names")}
     if cfg.MODEL.PRETRAINED:
         return {"path": cfg.MODEL.PRETRAINED, "class_names": None}
     raise ConfigError("TEST.CHECKPOINT_FILE_PATH",
-                      f"is empty and {cu.get_checkpoint_dir(cfg.OUTPUT_DIR)} holds no valid "
+                      f"is empty and {checkpoint.get_checkpoint_dir(cfg.OUTPUT_DIR)} holds no valid "
                       "checkpoint: set it (or MODEL.PRETRAINED) to the weights to test")
 
 
@@ -198,7 +197,7 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
     """
     setup_logging(cfg.OUTPUT_DIR)
     check_data_dir(cfg)
-    device = du.get_device(cfg)
+    device = distributed.get_device(cfg)
     model = build_model(cfg).to(device)
     weights = load_test_weights(cfg, model)
     logger.info("testing weights from %s", weights["path"])
@@ -231,9 +230,9 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
     if failed:
         logger.warning("%d test videos failed to decode and were left out:\n  %s", len(failed),
                        "\n  ".join(failed))
-    if du.is_master_proc():
+    if distributed.is_master_proc():
         _write_results(cfg, report, metrics)
         logger.info("wrote %s, %s and %s in %s", RESULTS_JSON, RESULTS_TABLE, RESULTS_PLOT,
                     cfg.OUTPUT_DIR)
-    du.barrier()
+    distributed.barrier()
     return report

@@ -29,8 +29,7 @@ from resformer_video.engine.losses import MultiResolutionLoss, parts_to_floats
 from resformer_video.engine.optimizer import build_optimizer, get_lr_at_epoch, set_lr
 from resformer_video.engine.precision import amp_dtype, autocast, make_grad_scaler
 from resformer_video.models import build_model, count_parameters
-from resformer_video.utils import checkpoint as cu
-from resformer_video.utils import distributed as du
+from resformer_video.utils import checkpoint, distributed
 from resformer_video.utils.logging import StatsWriter, setup_logging
 from resformer_video.utils.meters import TrainMeter
 
@@ -80,7 +79,7 @@ def wrap_model(model: nn.Module, cfg: CfgNode,
     """``FeaturesAndLogits(model)``, in DDP under a process group, compiled if ``TRAIN.COMPILE``."""
     net: nn.Module = FeaturesAndLogits(model)
     ddp = None
-    if du.is_dist():
+    if distributed.is_dist():
         device_ids = [device.index] if device.type == "cuda" else None
         ddp = DistributedDataParallel(net, device_ids=device_ids, output_device=device_ids and device_ids[0])
         net = ddp
@@ -172,7 +171,7 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
     state.net.train()
     meter.reset()
     num_iters = len(loader)
-    world_size = du.get_world_size()
+    world_size = distributed.get_world_size()
     lr = get_lr_at_epoch(cfg, epoch)
     state.optimizer.zero_grad(set_to_none=True)
     tic = time.perf_counter()
@@ -207,7 +206,7 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
 def _mean_over_ranks(stats: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
     """``stats`` with every loss part averaged over the processes (the log shows rank 0's)."""
     keys = [k for k in stats if k == "loss" or k.startswith(("ce_", "sc_"))]
-    for key, value in zip(keys, du.all_reduce_mean([stats[k] for k in keys], device)):
+    for key, value in zip(keys, distributed.all_reduce_mean([stats[k] for k in keys], device)):
         stats[key] = value
     return stats
 
@@ -242,27 +241,27 @@ def _resume(cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer,
     """Finished epochs restored from the latest valid checkpoint (0 without one)."""
     if not cfg.TRAIN.AUTO_RESUME:
         return 0
-    found = cu.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
+    found = checkpoint.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
     if found is None:
         return 0
     path, state = found
-    epoch = cu.load_checkpoint(state, model, optimizer, scaler, rank=du.get_rank())
+    epoch = checkpoint.load_checkpoint(state, model, optimizer, scaler, rank=distributed.get_rank())
     logger.info("resumed from %s (%d epochs done)", path, epoch)
     return epoch
 
 
 def _save(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str]) -> None:
     """Gather every rank's RNG state, then write the checkpoint on rank 0."""
-    rng_states = du.all_gather_objects(cu.get_rng_state())
-    if du.is_master_proc():
-        path = cu.get_checkpoint_path(cfg.OUTPUT_DIR, epoch)
-        cu.save_checkpoint(path, state.model, epoch, state.optimizer,
-                           state.scaler if state.scaler.is_enabled() else None, cfg.dump(),
-                           class_names, rng_states,
-                           schedule={"policy": cfg.SOLVER.LR_POLICY,
-                                     "lr": get_lr_at_epoch(cfg, epoch)})
+    rng_states = distributed.all_gather_objects(checkpoint.get_rng_state())
+    if distributed.is_master_proc():
+        path = checkpoint.get_checkpoint_path(cfg.OUTPUT_DIR, epoch)
+        checkpoint.save_checkpoint(path, state.model, epoch, state.optimizer,
+                                   state.scaler if state.scaler.is_enabled() else None, cfg.dump(),
+                                   class_names, rng_states,
+                                   schedule={"policy": cfg.SOLVER.LR_POLICY,
+                                             "lr": get_lr_at_epoch(cfg, epoch)})
         logger.info("wrote checkpoint %s", path)
-    du.barrier()
+    distributed.barrier()
 
 
 def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device) -> TrainState:
@@ -273,7 +272,7 @@ def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device) -> T
     return TrainState(model=model, net=net, ddp=ddp, optimizer=optimizer,
                       scaler=make_grad_scaler(device, dtype),
                       criterion=MultiResolutionLoss.from_cfg(cfg), device=device, dtype=dtype,
-                      accum_steps=accumulation_steps(cfg, du.get_world_size()),
+                      accum_steps=accumulation_steps(cfg, distributed.get_world_size()),
                       backward_per_resolution=cfg.TRAIN.BACKWARD_PER_RESOLUTION,
                       clip_grad_norm=cfg.SOLVER.CLIP_GRAD_NORM)
 
@@ -282,8 +281,8 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
     """Train for ``SOLVER.MAX_EPOCH`` epochs (resuming if possible); return the last epoch's stats."""
     setup_logging(cfg.OUTPUT_DIR)
     check_data_dir(cfg)
-    device = du.get_device(cfg)
-    set_seed(cfg.RNG_SEED + du.get_rank())
+    device = distributed.get_device(cfg)
+    set_seed(cfg.RNG_SEED + distributed.get_rank())
     logger.info("config:\n%s", cfg.dump())
     model = build_model(cfg).to(device)
     logger.info("model %s: %.2fM parameters", cfg.MODEL.ARCH, count_parameters(model) / 1e6)
@@ -296,7 +295,7 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
     state = build_train_state(cfg, model, device)
     start_epoch = _resume(cfg, model, state.optimizer, state.scaler)
     logger.info("%d micro-batch(es) of %d clips per optimiser step on %d process(es)",
-                state.accum_steps, cfg.TRAIN.BATCH_SIZE, du.get_world_size())
+                state.accum_steps, cfg.TRAIN.BATCH_SIZE, distributed.get_world_size())
     stats = StatsWriter(cfg.OUTPUT_DIR, tensorboard=cfg.TENSORBOARD.ENABLE)
     meter = TrainMeter(len(train_loader), cfg.SOLVER.MAX_EPOCH, window=max(cfg.LOG_PERIOD, 1))
     summary: Dict[str, Any] = {"start_epoch": start_epoch}
