@@ -2,7 +2,7 @@
 
 Each item is a dict (see docs/ARCHITECTURE.md "Data"):
 ``clips`` list of float ``(3, T, H_i, W_i)`` (train: one per ``DATA.TRAIN_CROP_SIZES``, largest
-first; val/test: one), ``label``, ``video_idx``, ``view_idx``, ``valid`` and ``failed`` (paths).
+first; val/test: one), ``sizes`` (their crop sizes), ``label``, ``video_idx``, ``view_idx``, ``valid`` and ``failed`` (paths).
 
 - ``train``: one random clip per video; a video that fails to decode is replaced by a random other
   one (at most ``DATA.MAX_DECODE_RETRIES`` times), logged once and listed in ``failed``.
@@ -194,17 +194,18 @@ class VideoDataset(Dataset):
 
     def _item(self, clips: List[torch.Tensor], video_idx: int, view_idx: int, valid: bool,
               failed: List[str]) -> Dict[str, Any]:
-        return {"clips": clips, "label": self.labels[video_idx], "video_idx": video_idx,
-                "view_idx": view_idx, "valid": valid, "failed": failed}
+        sizes = self.train_transform.sizes if self.split == "train" else [self.test_transform.size]
+        return {"clips": clips, "sizes": sizes, "label": self.labels[video_idx],
+                "video_idx": video_idx, "view_idx": view_idx, "valid": valid, "failed": failed}
 
 
 def collate_clips(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Stack items into a batch: ``clips`` a list (largest first) of ``(B, 3, T, H_i, W_i)``;
-    ``label``, ``video_idx``, ``view_idx`` ``(B,)`` long; ``valid`` ``(B,)`` bool; ``failed`` a list
-    of B lists of paths."""
+    ``sizes`` their crop sizes (ints, the same for every item); ``label``, ``video_idx``,
+    ``view_idx`` ``(B,)`` long; ``valid`` ``(B,)`` bool; ``failed`` a list of B lists of paths."""
     num_res = len(samples[0]["clips"])
     clips = [torch.stack([s["clips"][r] for s in samples]) for r in range(num_res)]
-    batch: Dict[str, Any] = {"clips": clips}
+    batch: Dict[str, Any] = {"clips": clips, "sizes": list(samples[0]["sizes"])}
     for key in ("label", "video_idx", "view_idx"):
         batch[key] = torch.tensor([s[key] for s in samples], dtype=torch.long)
     batch["valid"] = torch.tensor([s["valid"] for s in samples], dtype=torch.bool)

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import random
 import time
-from typing import Any, ContextManager, Dict, List, Optional, Set, Tuple
+from typing import Any, ContextManager, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from yacs.config import CfgNode
 from resformer_video.config import ConfigError, check_data_dir
 from resformer_video.datasets import build_loader
 from resformer_video.engine.evaluate import evaluate_clips
-from resformer_video.engine.losses import MultiResolutionLoss, parts_to_floats
+from resformer_video.engine.losses import LossParts, MultiResolutionLoss, parts_to_floats
 from resformer_video.engine.optimizer import build_optimizer, get_lr_at_epoch, set_lr
 from resformer_video.engine.precision import amp_dtype, autocast, make_grad_scaler
 from resformer_video.models import build_model, count_parameters
@@ -107,7 +107,8 @@ def _sync_context(ddp: Optional[DistributedDataParallel], sync: bool) -> Context
 
 
 def forward_backward(state: TrainState, clips: List[Tensor], labels: Tensor,
-                     sync: bool = True, group_size: Optional[int] = None) -> Dict[str, Tensor]:
+                     sync: bool = True, group_size: Optional[int] = None,
+                     sizes: Optional[Sequence[int]] = None) -> LossParts:
     """Forward every resolution, backward ``loss / group_size``; return the loss parts.
 
     Args:
@@ -116,11 +117,12 @@ def forward_backward(state: TrainState, clips: List[Tensor], labels: Tensor,
         sync: whether this is the last micro-batch of an optimiser step (DDP all-reduces then).
         group_size: micro-batches in this optimiser step (default ``state.accum_steps``; fewer in
             an epoch's last, partial group, so that its gradient is still a mean).
+        sizes: the crop sizes of ``clips`` (a batch's ``sizes``); default each clip's width.
 
     With ``backward_per_resolution`` each size's graph is freed after its backward; the detached
     target of the larger size is kept for the next, so the gradients equal the one-backward ones.
     """
-    sizes = [int(c.shape[-1]) for c in clips]
+    sizes = list(sizes) if sizes is not None else [int(c.shape[-1]) for c in clips]
     group = group_size or state.accum_steps
     if not state.backward_per_resolution:
         with _sync_context(state.ddp, sync):
@@ -129,20 +131,13 @@ def forward_backward(state: TrainState, clips: List[Tensor], labels: Tensor,
             loss, parts = state.criterion(outputs, labels, sizes)
             state.scaler.scale(loss / group).backward()
         return parts
-    parts: Dict[str, Tensor] = {}
-    teacher: Optional[Tensor] = None
-    total = torch.zeros((), device=state.device)
-    for i, (clip, size) in enumerate(zip(clips, sizes)):
+    chain = state.criterion.chain(labels, sizes)
+    for i, clip in enumerate(clips):
         with _sync_context(state.ddp, sync and i == len(clips) - 1):
             with autocast(state.device, state.dtype):
                 ((feats, logits),) = state.net([clip])
-            loss, term_parts, teacher = state.criterion.term(feats, logits, labels, teacher,
-                                                             len(clips), size)
-            state.scaler.scale(loss / group).backward()
-        parts.update(term_parts)
-        total = total + loss.detach()
-    parts["loss"] = total
-    return parts
+            state.scaler.scale(chain.add(feats, logits) / group).backward()
+    return chain.parts()
 
 
 def optimizer_step(state: TrainState) -> None:
@@ -186,7 +181,7 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
         clips = [c.to(state.device, non_blocking=True) for c in batch["clips"]]
         labels = batch["label"].to(state.device, non_blocking=True)
         parts = parts_to_floats(forward_backward(state, clips, labels, sync=last_micro,
-                                                 group_size=group_size))
+                                                 group_size=group_size, sizes=batch["sizes"]))
         if not np.isfinite(parts["loss"]):
             raise FloatingPointError(f"loss is {parts['loss']} at epoch {epoch + 1} "
                                      f"iteration {cur_iter + 1}")
@@ -194,26 +189,26 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
             optimizer_step(state)
         meter.update(parts, time.perf_counter() - tic, labels.shape[0])
         if (cur_iter + 1) % cfg.LOG_PERIOD == 0 or cur_iter == num_iters - 1:
-            _log_iteration(meter.iter_stats(epoch, cur_iter, lr, world_size), stats,
-                           epoch * num_iters + cur_iter)
+            _log_iteration(meter.iter_stats(epoch, cur_iter, lr, world_size), meter.part_names,
+                           stats, epoch * num_iters + cur_iter)
         tic = time.perf_counter()
-    epoch_stats = _mean_over_ranks(meter.epoch_stats(epoch, lr), state.device)
+    epoch_stats = _mean_over_ranks(meter.epoch_stats(epoch, lr), meter.part_names, state.device)
     epoch_stats["failed_videos"] = state.num_failed
     stats.write(epoch_stats, tb_prefix="train_epoch", tb_step=epoch + 1)
     return epoch_stats
 
 
-def _mean_over_ranks(stats: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
-    """``stats`` with every loss part averaged over the processes (the log shows rank 0's)."""
-    keys = [k for k in stats if k == "loss" or k.startswith(("ce_", "sc_"))]
+def _mean_over_ranks(stats: Dict[str, Any], keys: List[str], device: torch.device) -> Dict[str, Any]:
+    """``stats`` with the loss parts ``keys`` averaged over the processes (the log shows rank 0's)."""
     for key, value in zip(keys, distributed.all_reduce_mean([stats[k] for k in keys], device)):
         stats[key] = value
     return stats
 
 
-def _log_iteration(iter_stats: Dict[str, Any], stats: StatsWriter, step: int) -> None:
-    parts = " ".join(f"{k} {v:.4f}" for k, v in iter_stats.items()
-                     if k == "loss" or k.startswith(("ce_", "sc_")))
+def _log_iteration(iter_stats: Dict[str, Any], part_names: List[str], stats: StatsWriter,
+                   step: int) -> None:
+    """One log line (the loss parts ``part_names`` of ``iter_stats``) and the stats record."""
+    parts = " ".join(f"{k} {iter_stats[k]:.4f}" for k in part_names)
     logger.info("epoch %d/%d iter %d/%d | eta %s | %s | lr %.3g | %.1f clips/s | mem %.0f MB",
                 iter_stats["epoch"], iter_stats["epochs"], iter_stats["iter"], iter_stats["iters"],
                 iter_stats["eta"], parts, iter_stats["lr"], iter_stats["clips_per_s"],
