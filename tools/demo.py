@@ -18,10 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 from yacs.config import CfgNode  # noqa: E402
 
-from resformer_video.config import ConfigError, load_config  # noqa: E402
+from resformer_video.config import ConfigError, cfg_with, load_config  # noqa: E402
 from resformer_video.datasets import make_synthetic_dataset  # noqa: E402
 from resformer_video.engine import test, train  # noqa: E402
-from resformer_video.engine.evaluate import cfg_with  # noqa: E402
 from resformer_video.utils.checkpoint import get_checkpoint_path  # noqa: E402
 from resformer_video.utils.distributed import launch  # noqa: E402
 from resformer_video.utils.parser import build_parser  # noqa: E402

@@ -5,7 +5,9 @@ Each item is a dict (see docs/ARCHITECTURE.md "Data"):
 first; val/test: one), ``sizes`` (their crop sizes), ``label``, ``video_idx``, ``view_idx``, ``valid`` and ``failed`` (paths).
 
 - ``train``: one random clip per video; a video that fails to decode is replaced by a random other
-  one (at most ``DATA.MAX_DECODE_RETRIES`` times), logged once and listed in ``failed``.
+  one (at most ``DATA.MAX_DECODE_RETRIES`` times) and listed in ``failed``: the training loop
+  counts and reports it (once, whichever worker met it); here it only feeds the failure-fraction
+  stop and a debug line with the decoder's error.
 - ``val``: the centre clip and centre crop of every video at ``DATA.TEST_CROP_SIZE``.
 - ``test``: the ``TEST.SPLIT`` list (``test.csv`` by default) with
   ``TEST.NUM_ENSEMBLE_VIEWS x TEST.NUM_SPATIAL_CROPS`` views per video; item
@@ -28,7 +30,8 @@ from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, de
                                                import_backend, read_video)
 from resformer_video.datasets.lists import SPLITS, VideoList, load_split
 from resformer_video.datasets.sampling import sample_clip_indices
-from resformer_video.datasets.transforms import build_test_transform, build_train_transform
+from resformer_video.datasets.transforms import (build_test_transform, build_train_transform,
+                                                 spatial_crop_indices)
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +70,9 @@ class VideoDataset(Dataset):
         num_videos: ``len(paths)``.
         num_views: views per video (1 for train and val; ``NUM_ENSEMBLE_VIEWS * NUM_SPATIAL_CROPS``
             for test); ``len(dataset) == num_videos * num_views``.
-        test_size: short side / crop size of val and test views (settable for resolution sweeps).
     """
 
-    def __init__(self, cfg, split: str, test_size: Optional[int] = None) -> None:
+    def __init__(self, cfg, split: str) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
         videos = split_videos(cfg, split)
@@ -90,7 +92,7 @@ class VideoDataset(Dataset):
         self.num_views = self.num_temporal * self.num_spatial
         self._cfg = cfg
         self.train_transform = build_train_transform(cfg) if split == "train" else None
-        self.test_transform = build_test_transform(cfg, test_size) if split != "train" else None
+        self.test_transform = build_test_transform(cfg) if split != "train" else None
         self._tried = 0
         self._failures = 0
         self._failed_paths: set = set()
@@ -98,14 +100,6 @@ class VideoDataset(Dataset):
         self._check_paths_exist()
 
     # ------------------------------------------------------------------ bookkeeping
-    @property
-    def test_size(self) -> int:
-        return self.test_transform.size if self.test_transform is not None else 0
-
-    @test_size.setter
-    def test_size(self, size: int) -> None:
-        self.test_transform = build_test_transform(self._cfg, size)
-
     def __len__(self) -> int:
         return self.num_videos * self.num_views
 
@@ -120,16 +114,17 @@ class VideoDataset(Dataset):
                 f"{missing[0]}; check DATA.PATH_PREFIX ({self._cfg.DATA.PATH_PREFIX!r}) and "
                 f"DATA.PATH_TO_DATA_DIR ({self._cfg.DATA.PATH_TO_DATA_DIR!r})")
 
-    def _log_once(self, path: str, err: Exception) -> None:
-        """Warn about a failing video the first time it fails in this process."""
+    def _log_once(self, path: str, err: Exception, level: int = logging.WARNING) -> None:
+        """Log a failing video the first time it fails in this process."""
         if path not in self._failed_paths:
             self._failed_paths.add(path)
-            logger.warning("%s: unreadable video skipped: %s", self.split, err)
+            logger.log(level, "%s: unreadable video skipped: %s", self.split, err)
 
     def _record_failure(self, path: str, err: Exception) -> None:
-        """Count a failed training attempt and stop when failures dominate the attempts."""
+        """Count a failed training attempt for the failure-fraction stop, and stop when failures
+        dominate the attempts. The report (warning, counts) is the training loop's."""
         self._failures += 1
-        self._log_once(path, err)
+        self._log_once(path, err, logging.DEBUG)
         if (self._tried >= MIN_TRIES_BEFORE_FRACTION_CHECK
                 and self._failures > self.max_failure_fraction * self._tried):
             raise DatasetFailureError(
@@ -180,7 +175,7 @@ class VideoDataset(Dataset):
     def _test_item(self, index: int) -> Dict[str, Any]:
         video_idx, view_idx = divmod(index, self.num_views)
         temporal_idx, spatial_idx = divmod(view_idx, self.num_spatial)
-        spatial = 1 if self.num_spatial == 1 else spatial_idx
+        spatial = spatial_crop_indices(self.num_spatial)[spatial_idx]
         path = self.paths[video_idx]
         self._tried += 1
         try:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from resformer_video.config import ConfigError, check_data_dir
+from resformer_video.config import ConfigError, cfg_with, check_data_dir
 from resformer_video.datasets import build_loader
 from resformer_video.engine.precision import amp_dtype, autocast
 from resformer_video.models import build_model, load_pretrained
@@ -104,15 +104,6 @@ def plot_results(cfg: CfgNode, results: Dict[int, Dict[str, float]], path: str) 
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def cfg_with(cfg: CfgNode, *opts: Any) -> CfgNode:
-    """A frozen copy of ``cfg`` with ``KEY, VALUE, ...`` overrides (e.g. ``"DATA.TEST_CROP_SIZE", 160``)."""
-    out = cfg.clone()
-    out.defrost()
-    out.merge_from_list(list(opts))
-    out.freeze()
-    return out
 
 
 def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:

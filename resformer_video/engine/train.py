@@ -26,7 +26,7 @@ from resformer_video.config import ConfigError, check_data_dir
 from resformer_video.datasets import build_loader
 from resformer_video.engine.evaluate import evaluate_clips
 from resformer_video.engine.losses import LossParts, MultiResolutionLoss, parts_to_floats
-from resformer_video.engine.optimizer import build_optimizer, get_lr_at_epoch, set_lr
+from resformer_video.engine.optimizer import LRSchedule, build_optimizer, get_lr_at_epoch, set_lr
 from resformer_video.engine.precision import amp_dtype, autocast, make_grad_scaler
 from resformer_video.models import build_model, count_parameters
 from resformer_video.utils import checkpoint, distributed
@@ -167,13 +167,14 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
     meter.reset()
     num_iters = len(loader)
     world_size = distributed.get_world_size()
-    lr = get_lr_at_epoch(cfg, epoch)
+    schedule = LRSchedule.from_cfg(cfg)
+    lr = schedule(epoch)
     state.optimizer.zero_grad(set_to_none=True)
     tic = time.perf_counter()
     for cur_iter, batch in enumerate(loader):
         micro = cur_iter % state.accum_steps
         if micro == 0:
-            lr = get_lr_at_epoch(cfg, epoch + cur_iter / num_iters)
+            lr = schedule(epoch + cur_iter / num_iters)
             set_lr(state.optimizer, lr)
         last_micro = micro == state.accum_steps - 1 or cur_iter == num_iters - 1
         group_size = min(state.accum_steps, num_iters - (cur_iter - micro))

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
+from resformer_video.config import cfg_with
 from resformer_video.engine.precision import DTYPES, autocast, make_grad_scaler
 from resformer_video.engine.train import build_train_state, forward_backward, optimizer_step
 from resformer_video.inference.timing import PeakMemoryMeter, Timing, synchronize, time_calls
@@ -243,7 +244,7 @@ def variant_train_step(cfg: CfgNode, variant: str, sizes: Sequence[int], batch: 
     """:func:`make_train_step` for a fresh model of ``variant``. The TimeSformer baseline runs
     eager, as its code does, whatever ``TRAIN.COMPILE`` says."""
     if variant == TIMESFORMER:
-        cfg = _modified(cfg, {"TRAIN.COMPILE": False})
+        cfg = cfg_with(cfg, "TRAIN.COMPILE", False)
     return make_train_step(cfg, _build(cfg, variant, device), sizes, batch, precision, device)
 
 
@@ -252,16 +253,7 @@ def _build(cfg: CfgNode, variant: str, device: torch.device) -> nn.Module:
     if variant == TIMESFORMER:
         return build_timesformer_reference(cfg).to(device)
     # Weights do not change the speed: skip loading MODEL.PRETRAINED.
-    return build_model(_modified(cfg, {"MODEL.ATTN_IMPL": variant, "MODEL.PRETRAINED": ""})).to(device)
-
-
-def _modified(cfg: CfgNode, values: Dict[str, Any]) -> CfgNode:
-    """A frozen copy of ``cfg`` with dotted ``values`` set."""
-    out = cfg.clone()
-    out.defrost()
-    out.merge_from_list([item for pair in values.items() for item in pair])
-    out.freeze()
-    return out
+    return build_model(cfg_with(cfg, "MODEL.ATTN_IMPL", variant, "MODEL.PRETRAINED", "")).to(device)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -280,7 +272,7 @@ def make_train_step(cfg: CfgNode, model: nn.Module, sizes: Sequence[int], batch:
     """
     # The engine's dtype comes from TRAIN.MIXED_PRECISION (float32 on CPU); set ours instead, which
     # also allows bf16 on CPU.
-    state = build_train_state(_modified(cfg, {"TRAIN.MIXED_PRECISION": "none"}), model, device)
+    state = build_train_state(cfg_with(cfg, "TRAIN.MIXED_PRECISION", "none"), model, device)
     state.dtype = DTYPES.get(precision)
     state.scaler = make_grad_scaler(device, state.dtype)
     state.accum_steps = 1

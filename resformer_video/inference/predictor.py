@@ -30,7 +30,7 @@ from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, imp
 from resformer_video.datasets.kinetics import config_decoders
 from resformer_video.datasets.lists import find_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
-from resformer_video.datasets.transforms import TestTransform, build_test_transform
+from resformer_video.datasets.transforms import TestTransform, build_test_transform, spatial_crop_indices
 from resformer_video.engine.precision import DTYPES, autocast
 from resformer_video.models import build_model
 from resformer_video.utils.checkpoint import load_checkpoint_file
@@ -152,7 +152,7 @@ class VideoPredictor:
         self.stride_s = stride_s or window_s
         self.transform: TestTransform = build_test_transform(cfg)
         self.num_temporal = cfg.TEST.NUM_ENSEMBLE_VIEWS
-        self.spatial_indices = [1] if cfg.TEST.NUM_SPATIAL_CROPS == 1 else [0, 1, 2]
+        self.spatial_indices = spatial_crop_indices(cfg.TEST.NUM_SPATIAL_CROPS)
 
     @property
     def views_per_window(self) -> int:
