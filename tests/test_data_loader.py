@@ -11,6 +11,7 @@ def _order(loader):
     return [i for batch in loader for i in batch["video_idx"].tolist()]
 
 
+@pytest.mark.slow
 def test_train_order_is_seeded_and_changes_with_epoch(data_cfg):
     loader = build_loader(data_cfg, "train")
     assert len(loader) == 4  # 16 videos, batches of 4

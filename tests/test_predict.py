@@ -137,6 +137,7 @@ def test_mismatched_checkpoint_gives_a_one_line_error(tiny_checkpoint, synthetic
     assert str(path) in err and "MODEL.DEPTH" in err
 
 
+@pytest.mark.slow
 def test_predict_real_clip_with_sliding_windows(tiny_checkpoint, realclips_dir, capsys):
     """bikes.mp4 (10 s, 640x272, 25 fps) in 4 s windows: every window and the video sum to 1."""
     path, _, names = tiny_checkpoint

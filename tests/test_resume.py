@@ -98,6 +98,7 @@ def _model_state(out_dir, epoch):
     return checkpoint.load_checkpoint_file(path)["model_state"]
 
 
+@pytest.mark.slow
 def test_resumed_training_equals_uninterrupted(cfg_factory, tmp_path):
     """2 epochs in one go == 1 epoch, stop, resume for the 2nd (bit-exact with NUM_WORKERS 0)."""
     straight = cfg_factory(RUN_OPTS + ["OUTPUT_DIR", str(tmp_path / "a"), "SOLVER.MAX_EPOCH", 2])
@@ -141,6 +142,7 @@ def _wait_for_epoch_2(proc, out_dir, timeout=180):
     raise AssertionError(f"training never reached epoch 2 (exit code {proc.poll()})")
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_and_finishes(synthetic_data_dir, tmp_path):
     out_dir = tmp_path / "run"
     cmd = _run_net_cmd(synthetic_data_dir, out_dir)

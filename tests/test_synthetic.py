@@ -16,6 +16,7 @@ def _decode_all(path):
         return reader.get_frames(range(reader.num_frames)).numpy(), reader.fps
 
 
+@pytest.mark.slow
 def test_layout_and_lists(synthetic_data_dir):
     names = json.loads((synthetic_data_dir / "classnames.json").read_text())
     assert names == {m: i for i, m in enumerate(MOTIONS[:4])}
@@ -74,6 +75,7 @@ def test_motion_parameters_match_the_class_and_stay_in_frame(motion):
             assert base / 2 - 1 <= x <= size - base / 2 + 1 and base / 2 - 1 <= y <= size - base / 2 + 1
 
 
+@pytest.mark.slow
 def test_first_frames_do_not_reveal_the_class(synthetic_data_dir):
     """Per-class mean first frames are alike: no class has a constant look (colour, position)."""
     means = []

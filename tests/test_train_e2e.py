@@ -17,6 +17,8 @@ from resformer_video.utils import checkpoint
 
 CHANCE = 100.0 / SYNTH_CLASSES
 
+pytestmark = pytest.mark.slow  # about 1 minute of training on 2 cores
+
 
 def _write_list(path, rows):
     with open(path, "w", encoding="utf-8") as f:

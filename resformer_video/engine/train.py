@@ -151,7 +151,8 @@ def optimizer_step(state: TrainState) -> None:
 
 
 def _note_failures(state: TrainState, failed: List[List[str]]) -> None:
-    """Count training videos that failed to decode; log each path the first time it fails."""
+    """The one report of training decode failures (the workers' datasets only log them at debug
+    level): count every replaced video, warn about each path the first time it fails."""
     for paths in failed or []:
         for path in paths:
             state.num_failed += 1
