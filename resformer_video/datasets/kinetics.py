@@ -2,7 +2,8 @@
 
 Each item is a dict (see docs/ARCHITECTURE.md "Data"):
 ``clips`` list of float ``(3, T, H_i, W_i)`` (train: one per ``DATA.TRAIN_CROP_SIZES``, largest
-first; val/test: one), ``sizes`` (their crop sizes), ``label``, ``video_idx``, ``view_idx``, ``valid`` and ``failed`` (paths).
+first; val/test: one), ``sizes`` (their crop sizes), ``label``, ``video_idx``, ``view_idx``,
+``valid`` and ``failed`` (paths).
 
 - ``train``: one random clip per video; a video that fails to decode is replaced by a random other
   one (at most ``DATA.MAX_DECODE_RETRIES`` times) and listed in ``failed``: the training loop
