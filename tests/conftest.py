@@ -7,6 +7,10 @@
 - ``make_cfg(data_dir=None, opts=None, **overrides)``: a small validated, frozen config; keyword
   overrides use ``__`` for ``.`` (``make_cfg(d, DATA__NUM_FRAMES=2)``). Also a fixture ``data_cfg``
   = ``make_cfg(synthetic_data_dir)`` and ``cfg_factory`` = ``make_cfg`` bound to that folder.
+- ``tiny_model(**kwargs)``: a small ``VideoResFormer`` in eval mode; ``randomize(model, ...)``:
+  random weights in place (also for the zero-initialised ones), with the spread as arguments.
+- Tests over a few seconds (end-to-end runs, subprocesses, exports) are marked ``slow``:
+  ``pytest -m "not slow"`` is the quick loop, ``make test`` runs them all.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 
 from resformer_video.config import load_config
 from resformer_video.datasets.decoders import BACKENDS, DecoderUnavailableError, import_backend
+from resformer_video.models import VideoResFormer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +81,29 @@ def make_cfg(data_dir: Optional[Any] = None, opts: Optional[Sequence[Any]] = Non
     merged.update({key.replace("__", "."): value for key, value in overrides.items()})
     flat = [item for pair in merged.items() for item in pair] + list(opts or [])
     return load_config(None, flat)
+
+
+def tiny_model(**kwargs: Any) -> VideoResFormer:
+    """A small ``VideoResFormer`` in eval mode: 7 classes, width 32, 2 heads, 2 blocks, no
+    stochastic depth; ``kwargs`` override these or set any other argument."""
+    args: dict = dict(num_classes=7, embed_dim=32, depth=2, num_heads=2, drop_path_rate=0.0)
+    args.update(kwargs)
+    return VideoResFormer(**args).eval()
+
+
+def randomize(model: torch.nn.Module, std: float = 0.1, bias_std: Optional[float] = None,
+              norm_weights: Optional[tuple] = (0.5, 1.5), only: Sequence[str] = ()) -> None:
+    """Random parameters in place: norm weights uniform in ``norm_weights`` (None: like the
+    others), 1-d parameters normal with ``bias_std`` (default ``std``), the rest normal with
+    ``std``. ``only``: change just the parameters whose name contains one of these strings."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if only and not any(part in name for part in only):
+                continue
+            if norm_weights and "norm" in name and name.endswith("weight"):
+                param.uniform_(*norm_weights)
+            else:
+                param.normal_(0.0, bias_std if bias_std is not None and param.ndim <= 1 else std)
 
 
 INDEX_BASE, INDEX_STEP, INDEX_LEVELS = 16, 8, 28

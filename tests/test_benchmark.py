@@ -96,6 +96,7 @@ def test_breakdown_on_cuda_counts_kernels_not_the_ops_that_launch_them():
     assert shares == pytest.approx({"gemm": 0.6, "attention": 0.25, "other": 0.15})
 
 
+@pytest.mark.slow
 def test_benchmark_runs_end_to_end_on_cpu(tmp_path, capsys):
     cfg = make_cfg(DATA__NUM_FRAMES=2)
     report = run_benchmark(cfg, BenchmarkOptions(batch=1, device="cpu", mode="all", warmup=0,
@@ -129,6 +130,7 @@ def test_benchmark_runs_end_to_end_on_cpu(tmp_path, capsys):
     json.dumps(report.to_dict())
 
 
+@pytest.mark.slow
 def test_benchmark_tool_writes_json_and_rejects_late_flags(tmp_path, capsys):
     main = runpy.run_path(str(REPO / "tools" / "benchmark.py"))["main"]
     out = tmp_path / "bench.json"

@@ -23,7 +23,7 @@ def mixed_dataset(synthetic_data_dir, tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_check_reports_bad_videos_and_fails(mixed_dataset, capsys, workers):
     report = mixed_dataset / "report.json"
     code = CHECK_MAIN(["--splits", "train", "--workers", str(workers), "--report", str(report),

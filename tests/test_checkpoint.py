@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
 import timm
 import torch
 
+import conftest
 from resformer_video.models import CheckpointError, VideoResFormer, checkpoint_filter_fn, load_pretrained
 
-
-def tiny(**kwargs) -> VideoResFormer:
-    args = dict(num_classes=7, embed_dim=32, depth=2, num_heads=2, drop_path_rate=0.0, img_size=64)
-    args.update(kwargs)
-    return VideoResFormer(**args).eval()
-
-
-def randomize(model: torch.nn.Module) -> None:
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0.0, 0.05)
+tiny = functools.partial(conftest.tiny_model, img_size=64)
+randomize = functools.partial(conftest.randomize, std=0.05, norm_weights=None)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +22,7 @@ def timm_vit_tiny():
     return timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
 
 
+@pytest.mark.slow
 def test_timm_vit_gives_timm_logits(tmp_path, timm_vit_tiny):
     """POS_EMBED learned, T = 1: our model equals timm's ViT on the same weights."""
     path = tmp_path / "deit.pth"
@@ -47,6 +41,7 @@ def test_timm_vit_gives_timm_logits(tmp_path, timm_vit_tiny):
         torch.testing.assert_close(model(images.unsqueeze(2)), timm_vit_tiny(images), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_timm_vit_into_resformer_model_reports_keys(tmp_path, timm_vit_tiny):
     """Another class count and the GPE: head and pos_embed not used, GPE/LPE kept at init."""
     path = tmp_path / "vit.pth"
@@ -183,6 +178,7 @@ def test_foreign_objects_in_a_checkpoint_are_not_executed(tmp_path):
     assert report.missing_keys == [] and not marker.exists()
 
 
+@pytest.mark.slow
 def test_safetensors_file(tmp_path, timm_vit_tiny):
     from safetensors.torch import save_file
 

@@ -15,7 +15,7 @@ from resformer_video.engine.class_report import (confusion_matrix, most_confused
 from resformer_video.engine.runner import run
 from resformer_video.engine.train import keep_best
 from resformer_video.models import build_model
-from resformer_video.utils import checkpoint as cu
+from resformer_video.utils import checkpoint
 
 
 def test_per_class_accuracy_and_confusion_by_hand():
@@ -68,12 +68,12 @@ def test_tiny_run_writes_per_class_results_and_best_checkpoint(synthetic_data_di
     val = [r for r in records if r["_type"] == "val"]
     assert [r["epoch"] for r in val] == [1, 2]
     best_epoch = max(val, key=lambda r: (r["clip_top1"], -r["epoch"]))["epoch"]
-    best = cu.load_checkpoint_file(cu.get_best_path(str(out_dir)))
+    best = checkpoint.load_checkpoint_file(checkpoint.get_best_path(str(out_dir)))
     assert best["epoch"] == best_epoch and best["optimizer_state"] is None
     assert best["val"]["clip_top1"] == max(r["clip_top1"] for r in val)
     assert results["train"]["best_val_top1"] == best["val"]["clip_top1"]
     assert best["class_names"] == ["moving_left", "moving_right", "moving_up", "moving_down"]
-    assert [e for e, _ in cu.list_checkpoints(str(out_dir))] == [2]  # best.pyth is no resume point
+    assert [e for e, _ in checkpoint.list_checkpoints(str(out_dir))] == [2]  # best.pyth is no resume point
     assert not [p for p in (out_dir / "checkpoints").iterdir() if ".tmp" in p.name]
     # Per test resolution: per-class CSV consistent with the overall top-1, confusion PNG, pairs.
     for size in (64, 96):
@@ -93,12 +93,12 @@ def test_tiny_run_writes_per_class_results_and_best_checkpoint(synthetic_data_di
 def test_best_is_replaced_only_by_a_better_top1_and_survives_a_resume(tmp_path):
     cfg = make_cfg(None, OUTPUT_DIR=str(tmp_path), MODEL__DEPTH=1)
     state = types.SimpleNamespace(model=build_model(cfg))
-    assert cu.read_best_top1(str(tmp_path)) is None
+    assert checkpoint.read_best_top1(str(tmp_path)) is None
     best = keep_best(cfg, state, 1, ["a"], {"clip_top1": 50.0, "num_clips": 4}, None)
-    assert best == 50.0 and cu.read_best_top1(str(tmp_path)) == 50.0
+    assert best == 50.0 and checkpoint.read_best_top1(str(tmp_path)) == 50.0
     assert keep_best(cfg, state, 2, ["a"], {"clip_top1": 50.0, "num_clips": 4}, best) == 50.0
     assert keep_best(cfg, state, 3, ["a"], {"clip_top1": 25.0, "num_clips": 4}, best) == 50.0
-    assert cu.load_checkpoint_file(cu.get_best_path(str(tmp_path)))["epoch"] == 1
+    assert checkpoint.load_checkpoint_file(checkpoint.get_best_path(str(tmp_path)))["epoch"] == 1
     assert keep_best(cfg, state, 4, ["a"], {"clip_top1": 0.0, "num_clips": 0}, None) is None
     assert keep_best(cfg, state, 5, ["a"], {"clip_top1": 75.0, "num_clips": 4}, 50.0) == 75.0
-    assert cu.load_checkpoint_file(cu.get_best_path(str(tmp_path)))["epoch"] == 5
+    assert checkpoint.load_checkpoint_file(checkpoint.get_best_path(str(tmp_path)))["epoch"] == 5

@@ -11,6 +11,7 @@ def _order(loader):
     return [i for batch in loader for i in batch["video_idx"].tolist()]
 
 
+@pytest.mark.slow
 def test_train_order_is_seeded_and_changes_with_epoch(data_cfg):
     loader = build_loader(data_cfg, "train")
     assert len(loader) == 4  # 16 videos, batches of 4
@@ -85,10 +86,12 @@ def test_shard_sampler_covers_every_index_once(length, world):
 
 
 def test_collate_keeps_the_resolution_list():
-    samples = [{"clips": [torch.full((3, 2, 8, 8), float(i)), torch.zeros(3, 2, 4, 4)], "label": i,
-                "video_idx": i, "view_idx": 0, "valid": True, "failed": [f"bad{i}.mp4"] if i else []}
+    samples = [{"clips": [torch.full((3, 2, 8, 8), float(i)), torch.zeros(3, 2, 4, 4)], "sizes": [8, 4],
+                "label": i, "video_idx": i, "view_idx": 0, "valid": True,
+                "failed": [f"bad{i}.mp4"] if i else []}
                for i in range(3)]
     batch = collate_clips(samples)
     assert [tuple(c.shape) for c in batch["clips"]] == [(3, 3, 2, 8, 8), (3, 3, 2, 4, 4)]
+    assert batch["sizes"] == [8, 4]
     assert batch["clips"][0][:, 0, 0, 0, 0].tolist() == [0.0, 1.0, 2.0]
     assert batch["failed"] == [[], ["bad1.mp4"], ["bad2.mp4"]]

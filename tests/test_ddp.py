@@ -85,6 +85,7 @@ def _assert_same(grads, reference):
                                    msg=lambda m, n=name: f"{n}: {m}")
 
 
+@pytest.mark.slow
 def test_two_process_gloo_matches_one_process(tmp_path, reference_grads):
     mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
     for rank in range(2):
@@ -93,6 +94,7 @@ def test_two_process_gloo_matches_one_process(tmp_path, reference_grads):
         _assert_same(saved["accum"], reference_grads)
 
 
+@pytest.mark.slow
 def test_accumulation_in_one_process_matches_one_big_batch(reference_grads):
     clips, labels = _data()
     state = _state(TRAIN__BATCH_SIZE=1, TRAIN__GLOBAL_BATCH_SIZE=GLOBAL_BATCH)
@@ -101,6 +103,7 @@ def test_accumulation_in_one_process_matches_one_big_batch(reference_grads):
     _assert_same(_grads(state.model), reference_grads)
 
 
+@pytest.mark.slow
 def test_partial_last_group_is_a_mean_over_its_micro_batches():
     """An epoch's last optimiser step may get fewer micro-batches than TRAIN.GLOBAL_BATCH_SIZE asks
     for; its gradient is still the mean over the clips it saw, as one batch of them gives."""
@@ -139,6 +142,7 @@ def _launch_worker(rank, world_size, port, data_dir, out_dir):
         json.dump(out["test"]["results"], handle, sort_keys=True)
 
 
+@pytest.mark.slow
 def test_two_process_train_then_multi_view_test(synthetic_data_dir, tmp_path):
     """Train one epoch and test 2 clips x 3 crops in two gloo processes through ``launch``: one
     checkpoint, and both ranks report the same results over every test video's six views."""

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from resformer_video.models import VideoResFormer, load_pretrained
+from conftest import randomize, tiny_model
+from resformer_video.models import load_pretrained
 from resformer_video.models.attention import EfficientAttention
 
-
-def tiny(**kwargs) -> VideoResFormer:
-    args = dict(num_classes=5, embed_dim=32, depth=2, num_heads=4, drop_path_rate=0.0)
-    args.update(kwargs)
-    return VideoResFormer(**args).eval()
-
-
-def randomize(model: torch.nn.Module) -> None:
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" in name and name.endswith("weight"):
-                param.uniform_(0.5, 1.5)
-            else:
-                param.normal_(0.0, 0.1)
+tiny = functools.partial(tiny_model, num_classes=5, num_heads=4)
 
 
 def reference_emsa(attn: EfficientAttention, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -70,6 +60,7 @@ def test_emsa_matches_written_out_formula_with_class_token():
 
 
 @pytest.mark.parametrize("head_conv", [True, False])
+@pytest.mark.slow
 def test_emsa_without_reduction_equals_msa(head_conv):
     """s = 1, identity head conv (its initialisation) and no instance norm: exactly MSA."""
     torch.manual_seed(0)
@@ -90,6 +81,7 @@ def test_emsa_without_reduction_equals_msa(head_conv):
 
 
 @pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time", "space_only"])
+@pytest.mark.slow
 def test_emsa_shapes_at_several_resolutions_and_odd_grids(attention_type):
     torch.manual_seed(0)
     model = tiny(spatial_attention="emsa", emsa_sr_ratio=2, attention_type=attention_type)
@@ -121,6 +113,7 @@ def test_gradients_reach_the_reduction_and_head_convs():
         assert grad is not None and grad.abs().sum() > 0, name
 
 
+@pytest.mark.slow
 def test_msa_checkpoint_loads_into_emsa_model(tmp_path):
     torch.manual_seed(0)
     msa = tiny()

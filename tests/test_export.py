@@ -30,6 +30,7 @@ def _random_model(seed: int):
     return model
 
 
+@pytest.mark.slow
 def test_export_leaves_the_callers_model_as_it_was(tmp_path):
     model = _random_model(0).to(torch.bfloat16).train()
     result = export_model(model, "torchscript", FRAMES, SIZE, str(tmp_path / "model.pt"))
@@ -38,6 +39,7 @@ def test_export_leaves_the_callers_model_as_it_was(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.slow
 def test_exported_model_matches_eager(fmt, tmp_path):
     model = _random_model(0)
     result = export_model(model, fmt, FRAMES, SIZE, str(tmp_path / f"model.{fmt}"))
@@ -50,6 +52,7 @@ def test_exported_model_matches_eager(fmt, tmp_path):
     assert not other.ok and other.max_abs_diff > 1e-2
 
 
+@pytest.mark.slow
 def test_export_tool_writes_a_checked_torchscript_file(tmp_path, capsys):
     cfg = make_cfg(DATA__NUM_FRAMES=FRAMES)
     ckpt = tmp_path / "tiny.pyth"
@@ -67,6 +70,7 @@ def test_export_tool_writes_a_checked_torchscript_file(tmp_path, capsys):
     assert loaded(torch.randn(1, 3, FRAMES, SIZE, SIZE)).shape == (1, cfg.MODEL.NUM_CLASSES)
 
 
+@pytest.mark.slow
 def test_dynamic_resolution_onnx_serves_other_sizes(tmp_path, capsys):
     """One ONNX file, exported at 32x32, matches eager at 64x16 and 48x80 too (the positional
     embeddings are computed from the token grid inside the graph); the tool checks two sizes."""

@@ -82,6 +82,24 @@ def test_total_loss_is_mean_over_resolutions_with_weight():
     assert not any(k.startswith("sc_") for k in parts)
 
 
+@pytest.mark.parametrize("sc_weight", [0.5, 0.0])
+def test_structured_parts_sum_to_the_total(sc_weight):
+    gen = torch.Generator().manual_seed(2)
+    outputs = [(torch.randn(3, 8, generator=gen), torch.randn(3, 5, generator=gen)) for _ in range(3)]
+    labels = torch.tensor([4, 1, 0])
+    criterion = MultiResolutionLoss(label_smoothing=0.1, sc_weight=sc_weight)
+    total, parts = criterion(outputs, labels, [96, 64, 48])
+    assert list(parts.sizes) == [96, 64, 48] and parts.sizes[96].sc is None
+    assert all((parts.sizes[s].sc is not None) == (sc_weight > 0) for s in (64, 48))
+    summed = sum(p.ce + (sc_weight * p.sc if p.sc is not None else 0.0) for p in parts.sizes.values()) / 3
+    assert torch.isclose(summed, total) and torch.equal(parts.total, total.detach())
+    # The same parts by size, fed one size at a time through the chain (backward per resolution).
+    chain = criterion.chain(labels, [96, 64, 48])
+    shares = [chain.add(feats, logits) for feats, logits in outputs]
+    assert torch.isclose(sum(shares), total)
+    assert parts_to_floats(chain.parts()) == pytest.approx(parts_to_floats(parts), rel=1e-6)
+
+
 def _grads_after_step(per_resolution: bool):
     cfg, model = _tiny_model(TRAIN__BACKWARD_PER_RESOLUTION=per_resolution,
                              DATA__TRAIN_CROP_SIZES=[64, 48, 32])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -9,26 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_cfg
+from conftest import make_cfg, randomize
+from conftest import tiny_model as tiny
 from resformer_video.models import VideoResFormer, build_model
 from resformer_video.models.pos_embed import sincos_2d_embed
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 
 
-def tiny(**kwargs) -> VideoResFormer:
-    """A small model in eval mode (width 32, 2 heads, 2 blocks, no stochastic depth)."""
-    args = dict(num_classes=7, embed_dim=32, depth=2, num_heads=2, drop_path_rate=0.0)
-    args.update(kwargs)
-    return VideoResFormer(**args).eval()
-
-
-def randomize_zero_init(model: VideoResFormer, std: float = 0.05) -> None:
-    """Give temporal_fc and the LPE convs (zero at initialisation) random weights."""
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "temporal_fc" in name or ".lpe." in name:
-                param.normal_(0.0, std)
+# temporal_fc and the LPE convs (zero at initialisation) get random weights.
+randomize_zero_init = functools.partial(randomize, std=0.05, norm_weights=None,
+                                        only=("temporal_fc", ".lpe."))
 
 
 @pytest.mark.parametrize("attention_type", ATTENTION_TYPES)

@@ -13,20 +13,11 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import randomize
 from resformer_video.benchmark.timesformer_reference import TimeSformerReference
 from resformer_video.models import VideoResFormer, load_pretrained
 
 DIM, HEADS, DEPTH, IMG, PATCH, FRAMES, CLASSES = 48, 3, 2, 64, 16, 8, 5
-
-
-def randomize(module: nn.Module) -> None:
-    """Every parameter random (LayerNorm weights around 1), temporal_fc included."""
-    with torch.no_grad():
-        for name, param in module.named_parameters():
-            if "norm" in name and name.endswith("weight"):
-                param.uniform_(0.5, 1.5)
-            else:
-                param.normal_(0.0, 0.1 if param.ndim > 1 else 0.05)
 
 
 class FakeSlowFastCfg:
@@ -42,7 +33,7 @@ def test_timesformer_checkpoint_gives_timesformer_outputs(tmp_path, attention_ty
     reference = TimeSformerReference(num_classes=CLASSES, img_size=IMG, patch_size=PATCH,
                                      embed_dim=DIM, depth=DEPTH, num_heads=HEADS, num_frames=FRAMES,
                                      attention_type=attention_type).eval()
-    randomize(reference)
+    randomize(reference, bias_std=0.05)  # every parameter, LayerNorm weights around 1
     path = tmp_path / "timesformer.pyth"
     state = {"model." + k: v for k, v in reference.state_dict().items()}
     torch.save({"epoch": 15, "model_state": state, "cfg": FakeSlowFastCfg()}, path)
@@ -70,7 +61,7 @@ def test_training_step_matches_timesformer_gradients(attn_impl):
     reference = TimeSformerReference(num_classes=CLASSES, img_size=IMG, patch_size=PATCH,
                                      embed_dim=DIM, depth=DEPTH, num_heads=HEADS, num_frames=FRAMES,
                                      drop_path_rate=0.0)
-    randomize(reference)
+    randomize(reference, bias_std=0.05)  # every parameter, LayerNorm weights around 1
     model = VideoResFormer(num_classes=CLASSES, img_size=IMG, patch_size=PATCH, embed_dim=DIM,
                            depth=DEPTH, num_heads=HEADS, num_frames=FRAMES, pos_embed="learned",
                            temporal_embed="learned", drop_path_rate=0.0, attn_impl=attn_impl)

@@ -155,6 +155,7 @@ def test_overrides_follow_the_videos_and_set_still_works(tiny_checkpoint, synthe
     assert "DATA.NO_SUCH_KEY" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_predict_real_clip_with_sliding_windows(tiny_checkpoint, realclips_dir, capsys):
     """bikes.mp4 (10 s, 640x272, 25 fps) in 4 s windows: every window and the video sum to 1."""
     path, _, names = tiny_checkpoint

@@ -16,22 +16,22 @@ import torch
 from conftest import REPO_ROOT, SMALL_OVERRIDES
 from resformer_video.engine.train import train as run_training
 from resformer_video.engine.train import FeaturesAndLogits
-from resformer_video.utils import checkpoint as cu
+from resformer_video.utils import checkpoint
 
 RUN_OPTS = ["MODEL.DROP_PATH_RATE", 0.0, "MODEL.DEPTH", 1, "DATA.NUM_FRAMES", 2,
             "TRAIN.EVAL_PERIOD", 0, "TEST.ENABLE", False, "DATA.RANDOM_FLIP", False, "LOG_PERIOD", 1]
 
 
 def _save(path, model, epoch):
-    cu.save_checkpoint(str(path), model, epoch, cfg_text="x: 1", class_names=["a", "b"],
-                       rng_states=[cu.get_rng_state()])
+    checkpoint.save_checkpoint(str(path), model, epoch, cfg_text="x: 1", class_names=["a", "b"],
+                               rng_states=[checkpoint.get_rng_state()])
 
 
 def test_checkpoint_holds_unwrapped_state_and_class_names(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(3, 2))
-    path = cu.get_checkpoint_path(str(tmp_path), 3)
+    path = checkpoint.get_checkpoint_path(str(tmp_path), 3)
     _save(path, FeaturesAndLogits(model), 3)  # saved through a wrapper: no "module." prefix
-    state = cu.load_checkpoint_file(path)
+    state = checkpoint.load_checkpoint_file(path)
     assert set(state["model_state"]) == {"0.weight", "0.bias"}
     assert state["epoch"] == 3 and state["class_names"] == ["a", "b"]
     assert path.endswith(os.path.join("checkpoints", "checkpoint_epoch_00003.pyth"))
@@ -40,7 +40,7 @@ def test_checkpoint_holds_unwrapped_state_and_class_names(tmp_path):
 
 def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
     model = torch.nn.Linear(3, 2)
-    path = cu.get_checkpoint_path(str(tmp_path), 1)
+    path = checkpoint.get_checkpoint_path(str(tmp_path), 1)
     _save(path, model, 1)
     before = open(path, "rb").read()
 
@@ -58,43 +58,47 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
 def test_damaged_latest_checkpoint_is_skipped(tmp_path, caplog, monkeypatch):
     monkeypatch.setattr(logging.getLogger("resformer_video"), "propagate", True)  # reach caplog
     model = torch.nn.Linear(3, 2)
-    good, bad = cu.get_checkpoint_path(str(tmp_path), 1), cu.get_checkpoint_path(str(tmp_path), 2)
+    good = checkpoint.get_checkpoint_path(str(tmp_path), 1)
+    bad = checkpoint.get_checkpoint_path(str(tmp_path), 2)
     _save(good, model, 1)
     _save(bad, model, 2)
     with open(bad, "r+b") as f:
         f.truncate(os.path.getsize(bad) // 2)
     with pytest.raises(ValueError, match="checkpoint_epoch_00002.pyth: damaged"):
-        cu.load_checkpoint_file(bad)
-    path, state = cu.find_latest_valid_checkpoint(str(tmp_path))
+        checkpoint.load_checkpoint_file(bad)
+    path, state = checkpoint.find_latest_valid_checkpoint(str(tmp_path))
     assert path == good and state["epoch"] == 1
     assert "checkpoint_epoch_00002.pyth: damaged" in caplog.text
     os.remove(good)
-    assert cu.find_latest_valid_checkpoint(str(tmp_path)) is None
+    assert checkpoint.find_latest_valid_checkpoint(str(tmp_path)) is None
 
 
 def test_other_ranks_load_the_checkpoint_rank_0_chose(tmp_path, monkeypatch):
     """A rank whose directory listing is stale (here: empty) still loads rank 0's choice."""
-    chosen = cu.get_checkpoint_path(str(tmp_path / "rank0"), 3)
+    chosen = checkpoint.get_checkpoint_path(str(tmp_path / "rank0"), 3)
     os.makedirs(os.path.dirname(chosen))
     _save(chosen, torch.nn.Linear(3, 2), 3)
-    monkeypatch.setattr(cu.du, "is_master_proc", lambda: False)
-    monkeypatch.setattr(cu.du, "all_gather_objects", lambda obj: [chosen, obj])  # rank 0's, ours
-    path, state = cu.find_latest_valid_checkpoint(str(tmp_path / "rank1_sees_nothing"))
+    monkeypatch.setattr(checkpoint.distributed, "is_master_proc", lambda: False)
+    # all_gather gives rank 0's choice, then ours
+    monkeypatch.setattr(checkpoint.distributed, "all_gather_objects", lambda obj: [chosen, obj])
+    path, state = checkpoint.find_latest_valid_checkpoint(str(tmp_path / "rank1_sees_nothing"))
     assert path == chosen and state["epoch"] == 3
 
 
 def test_rng_state_round_trip():
-    state = cu.get_rng_state()
+    state = checkpoint.get_rng_state()
     first = (torch.rand(3), torch.randint(0, 1000, (1,)).item())
-    cu.set_rng_state(state)
+    checkpoint.set_rng_state(state)
     second = (torch.rand(3), torch.randint(0, 1000, (1,)).item())
     assert torch.equal(first[0], second[0]) and first[1] == second[1]
 
 
 def _model_state(out_dir, epoch):
-    return cu.load_checkpoint_file(cu.get_checkpoint_path(str(out_dir), epoch))["model_state"]
+    path = checkpoint.get_checkpoint_path(str(out_dir), epoch)
+    return checkpoint.load_checkpoint_file(path)["model_state"]
 
 
+@pytest.mark.slow
 def test_resumed_training_equals_uninterrupted(cfg_factory, tmp_path):
     """2 epochs in one go == 1 epoch, stop, resume for the 2nd (bit-exact with NUM_WORKERS 0)."""
     straight = cfg_factory(RUN_OPTS + ["OUTPUT_DIR", str(tmp_path / "a"), "SOLVER.MAX_EPOCH", 2])
@@ -138,6 +142,7 @@ def _wait_for_epoch_2(proc, out_dir, timeout=180):
     raise AssertionError(f"training never reached epoch 2 (exit code {proc.poll()})")
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_and_finishes(synthetic_data_dir, tmp_path):
     out_dir = tmp_path / "run"
     cmd = _run_net_cmd(synthetic_data_dir, out_dir)
@@ -148,10 +153,10 @@ def test_killed_training_resumes_and_finishes(synthetic_data_dir, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert [e for e, _ in cu.list_checkpoints(str(out_dir))] == [1]  # killed inside epoch 2
+    assert [e for e, _ in checkpoint.list_checkpoints(str(out_dir))] == [1]  # killed inside epoch 2
     # A damaged newer file (as a non-atomic writer would leave) must be reported and not loaded.
-    damaged = cu.get_checkpoint_path(str(out_dir), 2)
-    shutil.copy(cu.get_checkpoint_path(str(out_dir), 1), damaged)
+    damaged = checkpoint.get_checkpoint_path(str(out_dir), 2)
+    shutil.copy(checkpoint.get_checkpoint_path(str(out_dir), 1), damaged)
     with open(damaged, "r+b") as f:
         f.truncate(os.path.getsize(damaged) // 3)
     done_before = len(_stats(out_dir, "train_epoch"))
@@ -161,5 +166,5 @@ def test_killed_training_resumes_and_finishes(synthetic_data_dir, tmp_path):
     assert "resumed from" in proc.stdout and "checkpoint_epoch_00001.pyth (1 epochs done)" in proc.stdout
     resumed_epochs = [r["epoch"] for r in _stats(out_dir, "train_epoch")[done_before:]]
     assert resumed_epochs == [2, 3]
-    assert [e for e, _ in cu.list_checkpoints(str(out_dir))] == [1, 2, 3]
-    assert cu.load_checkpoint_file(cu.get_checkpoint_path(str(out_dir), 3))["epoch"] == 3
+    assert [e for e, _ in checkpoint.list_checkpoints(str(out_dir))] == [1, 2, 3]
+    assert checkpoint.load_checkpoint_file(checkpoint.get_checkpoint_path(str(out_dir), 3))["epoch"] == 3

@@ -20,6 +20,7 @@ def _decode_all(path):
         return reader.get_frames(range(reader.num_frames)).numpy(), reader.fps
 
 
+@pytest.mark.slow
 def test_layout_and_lists(synthetic_data_dir):
     names = json.loads((synthetic_data_dir / "classnames.json").read_text())
     assert names == {m: i for i, m in enumerate(MOTIONS[:4])}
@@ -111,6 +112,7 @@ def test_wrapped_drawing_splits_the_shape_across_the_edges():
     assert wrapped[16, 2].max() == 255 and clipped[16, 2].max() == 255
 
 
+@pytest.mark.slow
 def test_first_frames_do_not_reveal_the_class(synthetic_data_dir):
     """Per-class mean first frames are alike: no class has a constant look (colour, position)."""
     means = []

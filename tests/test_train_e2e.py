@@ -13,9 +13,11 @@ import pytest
 
 from conftest import SYNTH_CLASSES, make_cfg
 from resformer_video.engine.runner import run
-from resformer_video.utils import checkpoint as cu
+from resformer_video.utils import checkpoint
 
 CHANCE = 100.0 / SYNTH_CLASSES
+
+pytestmark = pytest.mark.slow  # about 1 minute of training on 2 cores
 
 
 def _write_list(path, rows):
@@ -57,8 +59,9 @@ def test_train_checkpoint_test_above_chance(train_as_test_dir, tmp_path):
     assert {"ce_64", "ce_32", "sc_32", "loss", "lr"} <= set(epochs[0])
     assert epochs[-1]["loss"] < 0.7 * epochs[0]["loss"]
     assert [r["epoch"] for r in records if r["_type"] == "val"] == [8, 16]
-    assert [e for e, _ in cu.list_checkpoints(str(out_dir))] == [8, 16]
-    assert "class_names" in cu.load_checkpoint_file(cu.get_checkpoint_path(str(out_dir), 16))
+    assert [e for e, _ in checkpoint.list_checkpoints(str(out_dir))] == [8, 16]
+    last = checkpoint.get_checkpoint_path(str(out_dir), 16)
+    assert "class_names" in checkpoint.load_checkpoint_file(last)
     assert (out_dir / "log.txt").read_text().count("sc_32") >= 16
     assert any(name.startswith("events") for name in os.listdir(out_dir / "tensorboard"))
     # Testing: video-level accuracy from the reloaded checkpoint, per resolution, well above chance.

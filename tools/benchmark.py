@@ -26,7 +26,7 @@ from resformer_video.config import ConfigError, load_config  # noqa: E402
 from resformer_video.benchmark import (MODES, PRECISIONS, STEP_VARIANTS,  # noqa: E402
                                        BenchmarkOptionError, BenchmarkOptions, format_report,
                                        run_benchmark)
-from resformer_video.utils.parser import build_parser  # noqa: E402
+from resformer_video.utils.parser import build_parser, parse_flags_then_overrides  # noqa: E402
 
 # The command-line flag of each BenchmarkOptions field, for error messages.
 FLAGS = {"batch": "--batch", "precision": "--precision", "device": "--device", "mode": "--mode",
@@ -77,11 +77,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="also print torch.profiler's top ops of the sdpa training step and "
                              "the share of GEMMs, attention and the rest (what bounds the speed)")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the report here")
-    args = parser.parse_args(argv)
-    flags = [opt for opt in args.opts if opt.startswith("--")]
-    if flags:
-        parser.error(f"flags must come before the KEY VALUE overrides, found {flags[0]} after them")
-    return args
+    return parse_flags_then_overrides(parser, argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

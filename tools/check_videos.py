@@ -26,7 +26,7 @@ from resformer_video.datasets.check import VideoCheck, check_videos, summarize  
 from resformer_video.datasets.kinetics import config_decoders, split_videos  # noqa: E402
 from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
 from resformer_video.datasets.lists import SPLITS, DatasetListError  # noqa: E402
-from resformer_video.utils.parser import build_parser  # noqa: E402
+from resformer_video.utils.parser import build_parser, parse_flags_then_overrides  # noqa: E402
 
 SHOWN_FAILURES = 20
 
@@ -38,11 +38,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0, help="decoding processes (0: this one)")
     parser.add_argument("--report", default=None,
                         help="JSON report path (default OUTPUT_DIR/video_check.json)")
-    args = parser.parse_args(argv)
-    flags = [opt for opt in args.opts if opt.startswith("--")]
-    if flags:
-        parser.error(f"flags must come before the KEY VALUE overrides, found {flags[0]} after them")
-    return args
+    return parse_flags_then_overrides(parser, argv)
 
 
 def _splits(text: str) -> List[str]:

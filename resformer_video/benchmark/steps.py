@@ -10,7 +10,7 @@ from yacs.config import CfgNode
 
 from resformer_video.benchmark.options import TIMESFORMER
 from resformer_video.benchmark.timesformer_reference import build_timesformer_reference
-from resformer_video.engine.evaluate import cfg_with
+from resformer_video.config import cfg_with
 from resformer_video.engine.train import build_train_state, forward_backward, optimizer_step
 from resformer_video.models import build_model
 from resformer_video.utils.precision import autocast, autocast_dtype

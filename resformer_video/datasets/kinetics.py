@@ -2,11 +2,14 @@
 
 Each item is a dict (see docs/ARCHITECTURE.md "Data"):
 ``clips`` list of float ``(3, T, H_i, W_i)`` (train: one per ``DATA.TRAIN_CROP_SIZES``, largest
-first; val/test: one), ``label``, ``video_idx``, ``view_idx``, ``valid`` and ``failed`` (paths).
+first; val/test: one), ``sizes`` (their crop sizes), ``label``, ``video_idx``, ``view_idx``,
+``valid`` and ``failed`` (paths).
 
 - ``train``: one random clip per video; a video that fails to decode is replaced by a random other
-  one (at most ``DATA.MAX_DECODE_RETRIES`` times), logged once and listed in ``failed``. With
-  ``DATA.NUM_REPEATED_SAMPLES R > 1`` an item is a list of ``R`` such dicts from one decode of the
+  one (at most ``DATA.MAX_DECODE_RETRIES`` times) and listed in ``failed``: the training loop
+  counts and reports it (once, whichever worker met it); here it only feeds the failure-fraction
+  stop and a debug line with the decoder's error.
+  With ``DATA.NUM_REPEATED_SAMPLES R > 1`` an item is a list of ``R`` such dicts from one decode of the
   video (``R`` clips at different temporal offsets, each augmented independently; the first
   carries ``failed``); :func:`collate_clips` flattens them.
 - ``val``: the centre clip and centre crop of every video at ``DATA.TEST_CROP_SIZE``.
@@ -31,7 +34,8 @@ from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, de
                                                import_backend, read_video)
 from resformer_video.datasets.lists import SPLITS, VideoList, load_split
 from resformer_video.datasets.sampling import sample_clip_indices, sample_repeated_clip_indices
-from resformer_video.datasets.transforms import build_test_transform, build_train_transform
+from resformer_video.datasets.transforms import (build_test_transform, build_train_transform,
+                                                 spatial_crop_indices)
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +74,9 @@ class VideoDataset(Dataset):
         num_videos: ``len(paths)``.
         num_views: views per video (1 for train and val; ``NUM_ENSEMBLE_VIEWS * NUM_SPATIAL_CROPS``
             for test); ``len(dataset) == num_videos * num_views``.
-        test_size: short side / crop size of val and test views (settable for resolution sweeps).
     """
 
-    def __init__(self, cfg, split: str, test_size: Optional[int] = None) -> None:
+    def __init__(self, cfg, split: str) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
         videos = split_videos(cfg, split)
@@ -95,7 +98,7 @@ class VideoDataset(Dataset):
         self.protocol = cfg.TEST.PROTOCOL if split != "train" else "default"
         self._cfg = cfg
         self.train_transform = build_train_transform(cfg) if split == "train" else None
-        self.test_transform = build_test_transform(cfg, test_size) if split != "train" else None
+        self.test_transform = build_test_transform(cfg) if split != "train" else None
         self._tried = 0
         self._failures = 0
         self._failed_paths: set = set()
@@ -103,14 +106,6 @@ class VideoDataset(Dataset):
         self._check_paths_exist()
 
     # ------------------------------------------------------------------ bookkeeping
-    @property
-    def test_size(self) -> int:
-        return self.test_transform.size if self.test_transform is not None else 0
-
-    @test_size.setter
-    def test_size(self, size: int) -> None:
-        self.test_transform = build_test_transform(self._cfg, size)
-
     def __len__(self) -> int:
         return self.num_videos * self.num_views
 
@@ -125,16 +120,17 @@ class VideoDataset(Dataset):
                 f"{missing[0]}; check DATA.PATH_PREFIX ({self._cfg.DATA.PATH_PREFIX!r}) and "
                 f"DATA.PATH_TO_DATA_DIR ({self._cfg.DATA.PATH_TO_DATA_DIR!r})")
 
-    def _log_once(self, path: str, err: Exception) -> None:
-        """Warn about a failing video the first time it fails in this process."""
+    def _log_once(self, path: str, err: Exception, level: int = logging.WARNING) -> None:
+        """Log a failing video the first time it fails in this process."""
         if path not in self._failed_paths:
             self._failed_paths.add(path)
-            logger.warning("%s: unreadable video skipped: %s", self.split, err)
+            logger.log(level, "%s: unreadable video skipped: %s", self.split, err)
 
     def _record_failure(self, path: str, err: Exception) -> None:
-        """Count a failed training attempt and stop when failures dominate the attempts."""
+        """Count a failed training attempt for the failure-fraction stop, and stop when failures
+        dominate the attempts. The report (warning, counts) is the training loop's."""
         self._failures += 1
-        self._log_once(path, err)
+        self._log_once(path, err, logging.DEBUG)
         if (self._tried >= MIN_TRIES_BEFORE_FRACTION_CHECK
                 and self._failures > self.max_failure_fraction * self._tried):
             raise DatasetFailureError(
@@ -202,7 +198,7 @@ class VideoDataset(Dataset):
     def _test_item(self, index: int) -> Dict[str, Any]:
         video_idx, view_idx = divmod(index, self.num_views)
         temporal_idx, spatial_idx = divmod(view_idx, self.num_spatial)
-        spatial = 1 if self.num_spatial == 1 else spatial_idx
+        spatial = spatial_crop_indices(self.num_spatial)[spatial_idx]
         path = self.paths[video_idx]
         self._tried += 1
         try:
@@ -216,18 +212,20 @@ class VideoDataset(Dataset):
 
     def _item(self, clips: List[torch.Tensor], video_idx: int, view_idx: int, valid: bool,
               failed: List[str]) -> Dict[str, Any]:
-        return {"clips": clips, "label": self.labels[video_idx], "video_idx": video_idx,
-                "view_idx": view_idx, "valid": valid, "failed": failed}
+        sizes = self.train_transform.sizes if self.split == "train" else [self.test_transform.size]
+        return {"clips": clips, "sizes": sizes, "label": self.labels[video_idx],
+                "video_idx": video_idx, "view_idx": view_idx, "valid": valid, "failed": failed}
 
 
 def collate_clips(samples: List[Union[Dict[str, Any], List[Dict[str, Any]]]]) -> Dict[str, Any]:
     """Stack items into a batch: ``clips`` a list (largest first) of ``(B, 3, T, H_i, W_i)``;
-    ``label``, ``video_idx``, ``view_idx`` ``(B,)`` long; ``valid`` ``(B,)`` bool; ``failed`` a list
-    of B lists of paths. Items that are lists (repeated samples) are flattened first."""
+    ``sizes`` their crop sizes (ints, the same for every item); ``label``, ``video_idx``,
+    ``view_idx`` ``(B,)`` long; ``valid`` ``(B,)`` bool; ``failed`` a list of B lists of paths.
+    Items that are lists (repeated samples) are flattened first."""
     samples = [s for item in samples for s in (item if isinstance(item, list) else [item])]
     num_res = len(samples[0]["clips"])
     clips = [torch.stack([s["clips"][r] for s in samples]) for r in range(num_res)]
-    batch: Dict[str, Any] = {"clips": clips}
+    batch: Dict[str, Any] = {"clips": clips, "sizes": list(samples[0]["sizes"])}
     for key in ("label", "video_idx", "view_idx"):
         batch[key] = torch.tensor([s[key] for s in samples], dtype=torch.long)
     batch["valid"] = torch.tensor([s["valid"] for s in samples], dtype=torch.bool)

@@ -20,17 +20,17 @@ from typing import Iterator, List
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from resformer_video.datasets.kinetics import VideoDataset, collate_clips
 
 
 def _world() -> tuple[int, int]:
     """``(rank, world_size)``, ``(0, 1)`` without an initialised process group."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    # Imported here: utils.distributed imports the config package, which imports this package.
+    from resformer_video.utils import distributed
+
+    return distributed.get_rank(), distributed.get_world_size()
 
 
 class ShardSampler(Sampler[int]):
@@ -101,11 +101,10 @@ def build_dataset(cfg, split: str) -> VideoDataset:
     return VideoDataset(cfg, split)
 
 
-def build_loader(cfg, split: str, dataset: Dataset | None = None) -> DataLoader:
+def build_loader(cfg, split: str) -> DataLoader:
     """DataLoader of ``split`` with ``DATA_LOADER`` workers, pinned memory (on CUDA machines),
-    persistent workers, a sampler with ``set_epoch`` and :func:`collate_clips`. ``dataset`` may be
-    given to reuse one (e.g. after changing its ``test_size``)."""
-    dataset = dataset if dataset is not None else build_dataset(cfg, split)
+    persistent workers, a sampler with ``set_epoch`` and :func:`collate_clips`."""
+    dataset = build_dataset(cfg, split)
     rank, world = _world()
     train = split == "train"
     repeats = cfg.DATA.NUM_REPEATED_SAMPLES if train else 1

@@ -154,6 +154,12 @@ def spatial_crop_box(height: int, width: int, size: int, spatial_idx: int,
     return y, x
 
 
+def spatial_crop_indices(num_crops: int) -> List[int]:
+    """The :func:`spatial_crop_box` indices of ``TEST.NUM_SPATIAL_CROPS`` views: the centre crop
+    alone for one, start, centre and end for three."""
+    return [1] if num_crops == 1 else list(range(num_crops))
+
+
 class TestTransform:
     """Test view: uint8 ``(T, H, W, 3)`` -> float ``(3, T, size, size)``: short side to ``size``,
     crop ``spatial_idx`` (see :func:`spatial_crop_box`), normalise."""

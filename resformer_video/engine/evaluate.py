@@ -24,12 +24,11 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from resformer_video.config import ConfigError, check_data_dir
+from resformer_video.config import ConfigError, cfg_with, check_data_dir
 from resformer_video.datasets import build_loader
 from resformer_video.engine.class_report import write_class_report
 from resformer_video.models import build_model, load_trained_weights
-from resformer_video.utils import checkpoint as cu
-from resformer_video.utils import distributed as du
+from resformer_video.utils import checkpoint, distributed
 from resformer_video.utils.logging import setup_logging
 from resformer_video.utils.meters import ViewPredictions
 from resformer_video.utils.precision import autocast, config_autocast_dtype
@@ -116,15 +115,6 @@ def plot_results(cfg: CfgNode, results: Dict[int, Dict[str, float]], path: str) 
     plt.close(fig)
 
 
-def cfg_with(cfg: CfgNode, *opts: Any) -> CfgNode:
-    """A frozen copy of ``cfg`` with ``KEY, VALUE, ...`` overrides (e.g. ``"DATA.TEST_CROP_SIZE", 160``)."""
-    out = cfg.clone()
-    out.defrost()
-    out.merge_from_list(list(opts))
-    out.freeze()
-    return out
-
-
 def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
     """Load ``TEST.CHECKPOINT_FILE_PATH``, else the latest valid checkpoint in ``OUTPUT_DIR``.
 
@@ -136,15 +126,15 @@ def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
     if path:
         weights = load_trained_weights(model, path)
         return {"path": path, "class_names": weights.class_names}
-    found = cu.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
+    found = checkpoint.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
     if found is not None:
         path, state = found
-        cu.load_checkpoint({"model_state": state["model_state"], "epoch": state["epoch"]}, model)
+        checkpoint.load_checkpoint({"model_state": state["model_state"], "epoch": state["epoch"]}, model)
         return {"path": path, "class_names": state.get("class_names")}
     if cfg.MODEL.PRETRAINED:
         return {"path": cfg.MODEL.PRETRAINED, "class_names": None}
     raise ConfigError("TEST.CHECKPOINT_FILE_PATH",
-                      f"is empty and {cu.get_checkpoint_dir(cfg.OUTPUT_DIR)} holds no valid "
+                      f"is empty and {checkpoint.get_checkpoint_dir(cfg.OUTPUT_DIR)} holds no valid "
                       "checkpoint: set it (or MODEL.PRETRAINED) to the weights to test")
 
 
@@ -210,7 +200,7 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
     """
     setup_logging(cfg.OUTPUT_DIR)
     check_data_dir(cfg)
-    device = du.get_device(cfg)
+    device = distributed.get_device(cfg)
     dtype = config_autocast_dtype(cfg, device)
     model = build_model(cfg).to(device)
     weights = load_test_weights(cfg, model)
@@ -226,7 +216,7 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
         failed.extend(p for p in result["failed"] if p not in failed)
         if "predictions" in result:
             predictions[str(size)] = result["predictions"]
-        if du.is_master_proc():
+        if distributed.is_master_proc():
             os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
             files = write_class_report(cfg.OUTPUT_DIR, size, result["scores"], result["labels"],
                                        result["class_names"])
@@ -248,9 +238,9 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
     if failed:
         logger.warning("%d test videos failed to decode and were left out:\n  %s", len(failed),
                        "\n  ".join(failed))
-    if du.is_master_proc():
+    if distributed.is_master_proc():
         _write_results(cfg, report, metrics)
         logger.info("wrote %s, %s and %s in %s", RESULTS_JSON, RESULTS_TABLE, RESULTS_PLOT,
                     cfg.OUTPUT_DIR)
-    du.barrier()
+    distributed.barrier()
     return report

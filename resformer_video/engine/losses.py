@@ -10,7 +10,9 @@ where ``z_i`` is the final-norm class token (``SCALE_CONSISTENCY.TARGET cls_toke
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+import dataclasses
+from collections.abc import Mapping
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -35,12 +37,53 @@ def scale_consistency_loss(student: Tensor, teacher: Tensor, kind: str = "l2") -
     raise ValueError(f"SCALE_CONSISTENCY.LOSS: unknown loss {kind!r}")
 
 
+@dataclasses.dataclass
+class SizeLoss:
+    """One training size's loss parts, detached 0-d tensors: cross-entropy and, for every size
+    below the largest one (with a consistency weight > 0), the scale-consistency distance."""
+
+    ce: Tensor
+    sc: Optional[Tensor] = None
+
+
+@dataclasses.dataclass(eq=False)
+class LossParts(Mapping):
+    """The parts of a multi-resolution loss: :class:`SizeLoss` per crop size (largest first) and
+    the detached total (None for a single size's term).
+
+    Read as a mapping it gives the names logged per iteration: ``ce_{size}``, ``sc_{size}`` for
+    each size (largest first), then ``loss``.
+    """
+
+    sizes: Dict[int, SizeLoss] = dataclasses.field(default_factory=dict)
+    total: Optional[Tensor] = None
+
+    def flat(self) -> Dict[str, Tensor]:
+        """``{"ce_224": ..., "ce_160": ..., "sc_160": ..., ..., "loss": ...}``."""
+        out: Dict[str, Tensor] = {}
+        for size, part in self.sizes.items():
+            out[f"ce_{size}"] = part.ce
+            if part.sc is not None:
+                out[f"sc_{size}"] = part.sc
+        if self.total is not None:
+            out["loss"] = self.total
+        return out
+
+    def __getitem__(self, key: str) -> Tensor:
+        return self.flat()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.flat())
+
+    def __len__(self) -> int:
+        return len(self.flat())
+
+
 class MultiResolutionLoss:
     """Cross-entropy per resolution plus the scale-consistency term towards the next larger size.
 
-    Use :meth:`term` one resolution at a time (backward per resolution: keep the returned teacher
-    for the next, smaller size) or :meth:`__call__` on all resolutions at once; both give the same
-    value and the same gradients.
+    :meth:`chain` adds the sizes one at a time (backward per resolution); :meth:`__call__` takes
+    all resolutions at once through the same chain; both give the same value and gradients.
     """
 
     def __init__(self, label_smoothing: float = 0.0, sc_weight: float = 1.0,
@@ -56,7 +99,7 @@ class MultiResolutionLoss:
                    cfg.SCALE_CONSISTENCY.TARGET, cfg.SCALE_CONSISTENCY.LOSS)
 
     def term(self, feats: Tensor, logits: Tensor, labels: Tensor, teacher: Optional[Tensor],
-             num_resolutions: int, size: int) -> Tuple[Tensor, Dict[str, Tensor], Tensor]:
+             num_resolutions: int, size: int) -> Tuple[Tensor, LossParts, Tensor]:
         """One resolution's share of the total loss.
 
         Args:
@@ -65,41 +108,68 @@ class MultiResolutionLoss:
             labels: ``(B,)`` class indices.
             teacher: the detached target of the next larger size, or None for the largest.
             num_resolutions: ``r``, the number of training sizes (the total is divided by it).
-            size: this crop size, used to name the logged parts (``ce_224``, ``sc_160``).
+            size: this crop size, the key of its parts.
 
         Returns:
-            ``(CE + w * SC) / r`` as a tensor, the parts as detached 0-d tensors, and this size's detached target
-            (the teacher of the next, smaller size).
+            ``(CE + w * SC) / r`` as a tensor, this size's :class:`LossParts` (no total), and this
+            size's detached target (the teacher of the next, smaller size).
         """
         ce = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
         loss = ce
-        parts = {f"ce_{size}": ce.detach()}
+        part = SizeLoss(ce=ce.detach())
         target = feats if self.sc_target == "cls_token" else logits
         target = target.float()
         if teacher is not None and self.sc_weight > 0:
             sc = scale_consistency_loss(target, teacher, self.sc_loss)
             loss = loss + self.sc_weight * sc
-            parts[f"sc_{size}"] = sc.detach()
-        return loss / num_resolutions, parts, target.detach()
+            part.sc = sc.detach()
+        return loss / num_resolutions, LossParts({size: part}), target.detach()
+
+    def chain(self, labels: Tensor, sizes: Sequence[int]) -> "ResolutionChain":
+        """A :class:`ResolutionChain` over ``sizes`` (largest first) for ``labels`` ``(B,)``."""
+        return ResolutionChain(self, labels, sizes)
 
     def __call__(self, outputs: Sequence[Tuple[Tensor, Tensor]], labels: Tensor,
-                 sizes: Sequence[int]) -> Tuple[Tensor, Dict[str, Tensor]]:
+                 sizes: Sequence[int]) -> Tuple[Tensor, LossParts]:
         """Total loss over ``outputs`` = ``[(feats_i, logits_i), ...]`` (largest size first)."""
-        total: Optional[Tensor] = None
-        parts: Dict[str, Tensor] = {}
-        teacher: Optional[Tensor] = None
-        for (feats, logits), size in zip(outputs, sizes):
-            loss, term_parts, teacher = self.term(feats, logits, labels, teacher, len(outputs), size)
-            total = loss if total is None else total + loss
-            parts.update(term_parts)
-        assert total is not None, "no resolutions given"
-        parts["loss"] = total.detach()
-        return total, parts
+        assert outputs, "no resolutions given"
+        chain = self.chain(labels, sizes)
+        total = sum(chain.add(feats, logits) for feats, logits in outputs)
+        return total, chain.parts()
 
 
-def parts_to_floats(parts: Dict[str, Tensor]) -> Dict[str, float]:
-    """Loss parts as Python floats, with one device synchronisation."""
-    if not parts:
+class ResolutionChain:
+    """The teacher loop: each size's term, largest first, with the detached target of the size
+    before it as its teacher. :meth:`add` one size's outputs at a time (and backward its loss
+    before the next forward, if wanted); :meth:`parts` at the end."""
+
+    def __init__(self, criterion: MultiResolutionLoss, labels: Tensor, sizes: Sequence[int]) -> None:
+        self.criterion = criterion
+        self.labels = labels
+        self.sizes = list(sizes)
+        self._parts = LossParts()
+        self._teacher: Optional[Tensor] = None
+        self._total: Optional[Tensor] = None
+
+    def add(self, feats: Tensor, logits: Tensor) -> Tensor:
+        """The next size's share ``(CE + w * SC) / r`` of the total (with its graph)."""
+        size = self.sizes[len(self._parts.sizes)]
+        loss, parts, self._teacher = self.criterion.term(feats, logits, self.labels, self._teacher,
+                                                         len(self.sizes), size)
+        self._parts.sizes.update(parts.sizes)
+        self._total = loss.detach() if self._total is None else self._total + loss.detach()
+        return loss
+
+    def parts(self) -> LossParts:
+        """The parts of every size added so far, with their detached total."""
+        return LossParts(dict(self._parts.sizes), self._total)
+
+
+def parts_to_floats(parts: Mapping) -> Dict[str, float]:
+    """Loss parts (a :class:`LossParts` or ``{name: 0-d tensor}``) as Python floats by name, with
+    one device synchronisation."""
+    flat = parts.flat() if isinstance(parts, LossParts) else dict(parts)
+    if not flat:
         return {}
-    values = torch.stack([v.float() for v in parts.values()]).tolist()
-    return dict(zip(parts.keys(), values))
+    values = torch.stack([v.float() for v in flat.values()]).tolist()
+    return dict(zip(flat.keys(), values))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -38,30 +39,48 @@ def build_optimizer(model: nn.Module, cfg: CfgNode) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.SOLVER.BASE_LR)
 
 
-def _lr_steps_with_relative_lrs(cfg: CfgNode, epoch: float) -> float:
-    index = max(i for i, start in enumerate(cfg.SOLVER.STEPS) if start <= epoch)
-    return cfg.SOLVER.BASE_LR * cfg.SOLVER.LRS[index]
+@dataclasses.dataclass(frozen=True)
+class LRSchedule:
+    """The learning rate at a fractional epoch (``epoch + iter / iters_per_epoch``), from the
+    ``SOLVER`` numbers it needs (read once by :meth:`from_cfg`).
 
+    ``policy`` gives the rate (``steps_with_relative_lrs``: ``base_lr * lrs[i]`` from epoch
+    ``steps[i]`` on; ``cosine``: half a cosine from ``base_lr`` to 0 at ``max_epoch``); during
+    ``warmup_epochs`` it ramps linearly from ``warmup_start_lr`` to the policy's rate at the end
+    of warm-up.
+    """
 
-def _lr_cosine(cfg: CfgNode, epoch: float) -> float:
-    return cfg.SOLVER.BASE_LR * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.SOLVER.MAX_EPOCH))
+    policy: str
+    base_lr: float
+    max_epoch: int
+    steps: Tuple[float, ...] = (0,)
+    lrs: Tuple[float, ...] = (1.0,)
+    warmup_epochs: float = 0.0
+    warmup_start_lr: float = 0.0
 
+    @classmethod
+    def from_cfg(cls, cfg: CfgNode) -> "LRSchedule":
+        solver = cfg.SOLVER
+        return cls(solver.LR_POLICY, solver.BASE_LR, solver.MAX_EPOCH, tuple(solver.STEPS),
+                   tuple(solver.LRS), solver.WARMUP_EPOCHS, solver.WARMUP_START_LR)
 
-LR_POLICIES = {"steps_with_relative_lrs": _lr_steps_with_relative_lrs, "cosine": _lr_cosine}
+    def __call__(self, epoch: float) -> float:
+        warmup = self.warmup_epochs
+        if epoch < warmup:
+            end_lr = self._policy_lr(warmup)
+            return self.warmup_start_lr + (end_lr - self.warmup_start_lr) * epoch / warmup
+        return self._policy_lr(epoch)
+
+    def _policy_lr(self, epoch: float) -> float:
+        if self.policy == "cosine":
+            return self.base_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / self.max_epoch))
+        index = max(i for i, start in enumerate(self.steps) if start <= epoch)
+        return self.base_lr * self.lrs[index]
 
 
 def get_lr_at_epoch(cfg: CfgNode, epoch: float) -> float:
-    """Learning rate at a fractional ``epoch`` (``epoch + iter / iters_per_epoch``).
-
-    ``SOLVER.LR_POLICY`` gives the rate; during ``SOLVER.WARMUP_EPOCHS`` it ramps linearly from
-    ``SOLVER.WARMUP_START_LR`` to the policy's rate at the end of warm-up.
-    """
-    policy = LR_POLICIES[cfg.SOLVER.LR_POLICY]
-    warmup = cfg.SOLVER.WARMUP_EPOCHS
-    if epoch < warmup:
-        end_lr = policy(cfg, warmup)
-        return cfg.SOLVER.WARMUP_START_LR + (end_lr - cfg.SOLVER.WARMUP_START_LR) * epoch / warmup
-    return policy(cfg, epoch)
+    """``SOLVER``'s learning rate at a fractional ``epoch`` (see :class:`LRSchedule`)."""
+    return LRSchedule.from_cfg(cfg)(epoch)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import random
 import time
-from typing import Any, ContextManager, Dict, List, Optional, Set, Tuple
+from typing import Any, ContextManager, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -25,11 +25,10 @@ from yacs.config import CfgNode
 from resformer_video.config import ConfigError, check_data_dir
 from resformer_video.datasets import build_loader
 from resformer_video.engine.evaluate import evaluate_clips
-from resformer_video.engine.losses import MultiResolutionLoss, parts_to_floats
-from resformer_video.engine.optimizer import build_optimizer, get_lr_at_epoch, set_lr
+from resformer_video.engine.losses import LossParts, MultiResolutionLoss, parts_to_floats
+from resformer_video.engine.optimizer import LRSchedule, build_optimizer, get_lr_at_epoch, set_lr
 from resformer_video.models import build_model, count_parameters
-from resformer_video.utils import checkpoint as cu
-from resformer_video.utils import distributed as du
+from resformer_video.utils import checkpoint, distributed
 from resformer_video.utils.logging import StatsWriter, setup_logging
 from resformer_video.utils.meters import TrainMeter
 from resformer_video.utils.precision import autocast, config_autocast_dtype, make_grad_scaler
@@ -80,7 +79,7 @@ def wrap_model(model: nn.Module, cfg: CfgNode,
     """``FeaturesAndLogits(model)``, in DDP under a process group, compiled if ``TRAIN.COMPILE``."""
     net: nn.Module = FeaturesAndLogits(model)
     ddp = None
-    if du.is_dist():
+    if distributed.is_dist():
         device_ids = [device.index] if device.type == "cuda" else None
         ddp = DistributedDataParallel(net, device_ids=device_ids, output_device=device_ids and device_ids[0])
         net = ddp
@@ -108,7 +107,8 @@ def _sync_context(ddp: Optional[DistributedDataParallel], sync: bool) -> Context
 
 
 def forward_backward(state: TrainState, clips: List[Tensor], labels: Tensor,
-                     sync: bool = True, group_size: Optional[int] = None) -> Dict[str, Tensor]:
+                     sync: bool = True, group_size: Optional[int] = None,
+                     sizes: Optional[Sequence[int]] = None) -> LossParts:
     """Forward every resolution, backward ``loss / group_size``; return the loss parts.
 
     Args:
@@ -117,11 +117,12 @@ def forward_backward(state: TrainState, clips: List[Tensor], labels: Tensor,
         sync: whether this is the last micro-batch of an optimiser step (DDP all-reduces then).
         group_size: micro-batches in this optimiser step (default ``state.accum_steps``; fewer in
             an epoch's last, partial group, so that its gradient is still a mean).
+        sizes: the crop sizes of ``clips`` (a batch's ``sizes``); default each clip's width.
 
     With ``backward_per_resolution`` each size's graph is freed after its backward; the detached
     target of the larger size is kept for the next, so the gradients equal the one-backward ones.
     """
-    sizes = [int(c.shape[-1]) for c in clips]
+    sizes = list(sizes) if sizes is not None else [int(c.shape[-1]) for c in clips]
     group = group_size or state.accum_steps
     if not state.backward_per_resolution:
         with _sync_context(state.ddp, sync):
@@ -130,20 +131,13 @@ def forward_backward(state: TrainState, clips: List[Tensor], labels: Tensor,
             loss, parts = state.criterion(outputs, labels, sizes)
             state.scaler.scale(loss / group).backward()
         return parts
-    parts: Dict[str, Tensor] = {}
-    teacher: Optional[Tensor] = None
-    total = torch.zeros((), device=state.device)
-    for i, (clip, size) in enumerate(zip(clips, sizes)):
+    chain = state.criterion.chain(labels, sizes)
+    for i, clip in enumerate(clips):
         with _sync_context(state.ddp, sync and i == len(clips) - 1):
             with autocast(state.device, state.dtype):
                 ((feats, logits),) = state.net([clip])
-            loss, term_parts, teacher = state.criterion.term(feats, logits, labels, teacher,
-                                                             len(clips), size)
-            state.scaler.scale(loss / group).backward()
-        parts.update(term_parts)
-        total = total + loss.detach()
-    parts["loss"] = total
-    return parts
+            state.scaler.scale(chain.add(feats, logits) / group).backward()
+    return chain.parts()
 
 
 def optimizer_step(state: TrainState) -> None:
@@ -157,7 +151,8 @@ def optimizer_step(state: TrainState) -> None:
 
 
 def _note_failures(state: TrainState, failed: List[List[str]]) -> None:
-    """Count training videos that failed to decode; log each path the first time it fails."""
+    """The one report of training decode failures (the workers' datasets only log them at debug
+    level): count every replaced video, warn about each path the first time it fails."""
     for paths in failed or []:
         for path in paths:
             state.num_failed += 1
@@ -172,14 +167,15 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
     state.net.train()
     meter.reset()
     num_iters = len(loader)
-    world_size = du.get_world_size()
-    lr = get_lr_at_epoch(cfg, epoch)
+    world_size = distributed.get_world_size()
+    schedule = LRSchedule.from_cfg(cfg)
+    lr = schedule(epoch)
     state.optimizer.zero_grad(set_to_none=True)
     tic = time.perf_counter()
     for cur_iter, batch in enumerate(loader):
         micro = cur_iter % state.accum_steps
         if micro == 0:
-            lr = get_lr_at_epoch(cfg, epoch + cur_iter / num_iters)
+            lr = schedule(epoch + cur_iter / num_iters)
             set_lr(state.optimizer, lr)
         last_micro = micro == state.accum_steps - 1 or cur_iter == num_iters - 1
         group_size = min(state.accum_steps, num_iters - (cur_iter - micro))
@@ -187,7 +183,7 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
         clips = [c.to(state.device, non_blocking=True) for c in batch["clips"]]
         labels = batch["label"].to(state.device, non_blocking=True)
         parts = parts_to_floats(forward_backward(state, clips, labels, sync=last_micro,
-                                                 group_size=group_size))
+                                                 group_size=group_size, sizes=batch["sizes"]))
         if not np.isfinite(parts["loss"]):
             raise FloatingPointError(f"loss is {parts['loss']} at epoch {epoch + 1} "
                                      f"iteration {cur_iter + 1}")
@@ -195,26 +191,26 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
             optimizer_step(state)
         meter.update(parts, time.perf_counter() - tic, labels.shape[0])
         if (cur_iter + 1) % cfg.LOG_PERIOD == 0 or cur_iter == num_iters - 1:
-            _log_iteration(meter.iter_stats(epoch, cur_iter, lr, world_size), stats,
-                           epoch * num_iters + cur_iter)
+            _log_iteration(meter.iter_stats(epoch, cur_iter, lr, world_size), meter.part_names,
+                           stats, epoch * num_iters + cur_iter)
         tic = time.perf_counter()
-    epoch_stats = _mean_over_ranks(meter.epoch_stats(epoch, lr), state.device)
+    epoch_stats = _mean_over_ranks(meter.epoch_stats(epoch, lr), meter.part_names, state.device)
     epoch_stats["failed_videos"] = state.num_failed
     stats.write(epoch_stats, tb_prefix="train_epoch", tb_step=epoch + 1)
     return epoch_stats
 
 
-def _mean_over_ranks(stats: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
-    """``stats`` with every loss part averaged over the processes (the log shows rank 0's)."""
-    keys = [k for k in stats if k == "loss" or k.startswith(("ce_", "sc_"))]
-    for key, value in zip(keys, du.all_reduce_mean([stats[k] for k in keys], device)):
+def _mean_over_ranks(stats: Dict[str, Any], keys: List[str], device: torch.device) -> Dict[str, Any]:
+    """``stats`` with the loss parts ``keys`` averaged over the processes (the log shows rank 0's)."""
+    for key, value in zip(keys, distributed.all_reduce_mean([stats[k] for k in keys], device)):
         stats[key] = value
     return stats
 
 
-def _log_iteration(iter_stats: Dict[str, Any], stats: StatsWriter, step: int) -> None:
-    parts = " ".join(f"{k} {v:.4f}" for k, v in iter_stats.items()
-                     if k == "loss" or k.startswith(("ce_", "sc_")))
+def _log_iteration(iter_stats: Dict[str, Any], part_names: List[str], stats: StatsWriter,
+                   step: int) -> None:
+    """One log line (the loss parts ``part_names`` of ``iter_stats``) and the stats record."""
+    parts = " ".join(f"{k} {iter_stats[k]:.4f}" for k in part_names)
     logger.info("epoch %d/%d iter %d/%d | eta %s | %s | lr %.3g | %.1f clips/s | mem %.0f MB",
                 iter_stats["epoch"], iter_stats["epochs"], iter_stats["iter"], iter_stats["iters"],
                 iter_stats["eta"], parts, iter_stats["lr"], iter_stats["clips_per_s"],
@@ -242,27 +238,27 @@ def _resume(cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer,
     """Finished epochs restored from the latest valid checkpoint (0 without one)."""
     if not cfg.TRAIN.AUTO_RESUME:
         return 0
-    found = cu.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
+    found = checkpoint.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
     if found is None:
         return 0
     path, state = found
-    epoch = cu.load_checkpoint(state, model, optimizer, scaler, rank=du.get_rank())
+    epoch = checkpoint.load_checkpoint(state, model, optimizer, scaler, rank=distributed.get_rank())
     logger.info("resumed from %s (%d epochs done)", path, epoch)
     return epoch
 
 
 def _save(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str]) -> None:
     """Gather every rank's RNG state, then write the checkpoint on rank 0."""
-    rng_states = du.all_gather_objects(cu.get_rng_state())
-    if du.is_master_proc():
-        path = cu.get_checkpoint_path(cfg.OUTPUT_DIR, epoch)
-        cu.save_checkpoint(path, state.model, epoch, state.optimizer,
-                           state.scaler if state.scaler.is_enabled() else None, cfg.dump(),
-                           class_names, rng_states,
-                           schedule={"policy": cfg.SOLVER.LR_POLICY,
-                                     "lr": get_lr_at_epoch(cfg, epoch)})
+    rng_states = distributed.all_gather_objects(checkpoint.get_rng_state())
+    if distributed.is_master_proc():
+        path = checkpoint.get_checkpoint_path(cfg.OUTPUT_DIR, epoch)
+        checkpoint.save_checkpoint(path, state.model, epoch, state.optimizer,
+                                   state.scaler if state.scaler.is_enabled() else None, cfg.dump(),
+                                   class_names, rng_states,
+                                   schedule={"policy": cfg.SOLVER.LR_POLICY,
+                                             "lr": get_lr_at_epoch(cfg, epoch)})
         logger.info("wrote checkpoint %s", path)
-    du.barrier()
+    distributed.barrier()
 
 
 def keep_best(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str],
@@ -271,9 +267,9 @@ def keep_best(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str
     return the best top-1 so far. Every rank has the same gathered ``val``, so all agree."""
     if not val.get("num_clips") or (best is not None and val["clip_top1"] <= best):
         return best
-    if du.is_master_proc():
-        path = cu.get_best_path(cfg.OUTPUT_DIR)
-        cu.save_checkpoint(path, state.model, epoch, cfg_text=cfg.dump(), class_names=class_names,
+    if distributed.is_master_proc():
+        path = checkpoint.get_best_path(cfg.OUTPUT_DIR)
+        checkpoint.save_checkpoint(path, state.model, epoch, cfg_text=cfg.dump(), class_names=class_names,
                            extra={"val": {k: float(v) for k, v in val.items()}})
         logger.info("wrote %s (val top-1 %.2f after epoch %d)", path, val["clip_top1"], epoch)
     return float(val["clip_top1"])
@@ -291,7 +287,7 @@ def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device,
             ``TRAIN.GLOBAL_BATCH_SIZE`` over the processes).
     """
     if accum_steps is None:
-        accum_steps = accumulation_steps(cfg, du.get_world_size())
+        accum_steps = accumulation_steps(cfg, distributed.get_world_size())
     optimizer = build_optimizer(model, cfg)
     net, ddp = wrap_model(model, cfg, device)
     return TrainState(model=model, net=net, ddp=ddp, optimizer=optimizer,
@@ -306,9 +302,9 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
     """Train for ``SOLVER.MAX_EPOCH`` epochs (resuming if possible); return the last epoch's stats."""
     setup_logging(cfg.OUTPUT_DIR)
     check_data_dir(cfg)
-    device = du.get_device(cfg)
+    device = distributed.get_device(cfg)
     dtype = config_autocast_dtype(cfg, device)
-    set_seed(cfg.RNG_SEED + du.get_rank())
+    set_seed(cfg.RNG_SEED + distributed.get_rank())
     logger.info("config:\n%s", cfg.dump())
     model = build_model(cfg).to(device)
     logger.info("model %s: %.2fM parameters", cfg.MODEL.ARCH, count_parameters(model) / 1e6)
@@ -321,11 +317,11 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
     state = build_train_state(cfg, model, device, dtype)
     start_epoch = _resume(cfg, model, state.optimizer, state.scaler)
     logger.info("%d micro-batch(es) of %d clips per optimiser step on %d process(es)",
-                state.accum_steps, cfg.TRAIN.BATCH_SIZE, du.get_world_size())
+                state.accum_steps, cfg.TRAIN.BATCH_SIZE, distributed.get_world_size())
     stats = StatsWriter(cfg.OUTPUT_DIR, tensorboard=cfg.TENSORBOARD.ENABLE)
     meter = TrainMeter(len(train_loader), cfg.SOLVER.MAX_EPOCH, window=max(cfg.LOG_PERIOD, 1))
     summary: Dict[str, Any] = {"start_epoch": start_epoch}
-    best_top1 = cu.read_best_top1(cfg.OUTPUT_DIR) if start_epoch else None
+    best_top1 = checkpoint.read_best_top1(cfg.OUTPUT_DIR) if start_epoch else None
     try:
         for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
             _set_loader_epoch(train_loader, epoch)

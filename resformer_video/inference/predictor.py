@@ -32,7 +32,7 @@ from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, imp
 from resformer_video.datasets.kinetics import config_decoders
 from resformer_video.datasets.lists import default_class_names, find_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
-from resformer_video.datasets.transforms import TestTransform, build_test_transform
+from resformer_video.datasets.transforms import TestTransform, build_test_transform, spatial_crop_indices
 from resformer_video.models import (CheckpointError, TrainedWeights, build_model, is_own_checkpoint,
                                     load_trained_weights, read_checkpoint)
 from resformer_video.models.checkpoint_filter import own_config_text
@@ -134,7 +134,7 @@ class VideoPredictor:
         self.stride_s = stride_s or window_s
         self.transform: TestTransform = build_test_transform(cfg)
         self.num_temporal = cfg.TEST.NUM_ENSEMBLE_VIEWS
-        self.spatial_indices = [1] if cfg.TEST.NUM_SPATIAL_CROPS == 1 else [0, 1, 2]
+        self.spatial_indices = spatial_crop_indices(cfg.TEST.NUM_SPATIAL_CROPS)
 
     @property
     def views_per_window(self) -> int:

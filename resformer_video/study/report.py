@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Sequence
 import torch
 from yacs.config import CfgNode
 
-from resformer_video.engine.evaluate import cfg_with
+from resformer_video.config import cfg_with
 from resformer_video.models import build_model, count_flops
 
 STUDY_JSON = "study.json"

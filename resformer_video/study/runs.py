@@ -20,10 +20,11 @@ import yaml
 from yacs.config import CfgNode
 
 from resformer_video.engine import test, train
-from resformer_video.engine.evaluate import RESULTS_JSON, cfg_with
+from resformer_video.config import cfg_with
+from resformer_video.engine.evaluate import RESULTS_JSON
 from resformer_video.study.report import write_json
 from resformer_video.study.variants import variant_cfg
-from resformer_video.utils import checkpoint as cu
+from resformer_video.utils import checkpoint
 from resformer_video.utils.distributed import launch
 
 STUDY_CFG = "study_cfg.yaml"
@@ -124,7 +125,7 @@ def check_stored_config(run: Run) -> None:
 
 def epochs_left(run: Run) -> int:
     """Training epochs the run still has to do (from its checkpoints)."""
-    done = max((epoch for epoch, _ in cu.list_checkpoints(run.run_dir)), default=0)
+    done = max((epoch for epoch, _ in checkpoint.list_checkpoints(run.run_dir)), default=0)
     return max(run.cfg.SOLVER.MAX_EPOCH - done, 0)
 
 
@@ -136,7 +137,7 @@ def train_and_test(run: Run) -> Dict[str, Any]:
         handle.write(run.cfg.dump())
     start = time.time()
     summary = launch(run.cfg, train)
-    final = cu.get_checkpoint_path(run.run_dir, run.cfg.SOLVER.MAX_EPOCH)
+    final = checkpoint.get_checkpoint_path(run.run_dir, run.cfg.SOLVER.MAX_EPOCH)
     launch(cfg_with(run.cfg, "TEST.CHECKPOINT_FILE_PATH", final), test)
     record = {"variant": run.variant, "seed": run.seed, "wall_s": round(time.time() - start, 1),
               "start_epoch": int(summary.get("start_epoch", 0))}

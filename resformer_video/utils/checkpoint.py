@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from resformer_video.utils import distributed as du
+from resformer_video.utils import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +194,9 @@ def find_latest_valid_checkpoint(output_dir: str) -> Optional[Tuple[str, Dict[st
     different directory listings for a while.
     """
     found = None
-    if du.is_master_proc():
+    if distributed.is_master_proc():
         found = _first_loadable([path for _, path in reversed(list_checkpoints(output_dir))])
-    chosen = du.all_gather_objects(found[0] if found else None)[0]
+    chosen = distributed.all_gather_objects(found[0] if found else None)[0]
     if chosen is None:
         return None
     return found if found is not None else (chosen, load_checkpoint_file(chosen))

@@ -55,6 +55,11 @@ class TrainMeter:
         self.iter_time = SmoothedValue(self.window)
         self.clips = 0
 
+    @property
+    def part_names(self) -> List[str]:
+        """The names of the loss parts given to :meth:`update`, in their order."""
+        return list(self.values)
+
     def update(self, parts: Dict[str, float], iter_seconds: float, num_clips: int) -> None:
         for key, value in parts.items():
             self.values.setdefault(key, SmoothedValue(self.window)).update(value)

@@ -26,6 +26,17 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def parse_flags_then_overrides(parser: argparse.ArgumentParser,
+                               argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """``parser.parse_args(argv)`` for a :func:`build_parser` parser; a ``--flag`` after the first
+    ``KEY VALUE`` override (which argparse would take as an override) is a usage error."""
+    args = parser.parse_args(argv)
+    flags = [opt for opt in args.opts if opt.startswith("--")]
+    if flags:
+        parser.error(f"flags must come before the KEY VALUE overrides, found {flags[0]} after them")
+    return args
+
+
 def parse_args(description: str, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse ``--cfg FILE [KEY VALUE ...]``."""
     return build_parser(description).parse_args(argv)
