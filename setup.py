@@ -45,6 +45,7 @@ setup(
         "numpy",
         "tensorboard>=2.10",
         "matplotlib>=3.5",
+        "pyyaml>=5.1",
     ],
     extras_require={
         "torchcodec": ["torchcodec>=0.2"],

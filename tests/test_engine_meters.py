@@ -78,7 +78,7 @@ def test_training_failures_counted_and_logged_once_per_path(caplog, monkeypatch)
 
     monkeypatch.setattr(logging.getLogger("resformer_video"), "propagate", True)  # reach caplog
     state = SimpleNamespace(failed_paths=set(), num_failed=0)
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING", logger="resformer_video"):  # an earlier run may have set ERROR
         _note_failures(state, [["a.mp4"], [], ["a.mp4", "b.mp4"]])
         _note_failures(state, [["b.mp4"]])
     assert state.num_failed == 4 and state.failed_paths == {"a.mp4", "b.mp4"}

@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from resformer_video.engine.runner import USER_ERRORS  # noqa: E402
 from resformer_video.inference.features import (FeatureExtractor, expand_inputs,  # noqa: E402
                                                 extract_to_folder)
-from resformer_video.inference.predictor import DEFAULT_WINDOW_S, PRECISIONS, build_predictor  # noqa: E402
+from resformer_video.inference.predictor import DEFAULT_WINDOW_S, build_predictor  # noqa: E402
+from resformer_video.utils.precision import PRECISIONS  # noqa: E402
 from resformer_video.utils.parser import CONFIG_HELP  # noqa: E402
 
 CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
@@ -57,7 +58,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--path-prefix", default="", help="joined to relative paths of list files")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if NUM_GPUS > 0)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="autocast of the forward (default: bf16 on CUDA, fp32 on CPU)")
+                        help="autocast of the forward (default: bf16 where it is native, GPU or CPU with AVX512-BF16/AMX, else fp32)")
     args = parser.parse_args(argv)
     args.inputs, args.opts = split_overrides(args.inputs)
     args.layers = [i for group in args.layers for i in group]

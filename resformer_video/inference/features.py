@@ -31,7 +31,7 @@ import torch
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, read_video
 from resformer_video.datasets.kinetics import config_decoders
 from resformer_video.datasets.lists import VIDEO_EXTENSIONS, is_int, video_files
-from resformer_video.engine.precision import autocast
+from resformer_video.utils.precision import autocast
 from resformer_video.inference.predictor import VideoPredictor
 
 INDEX_CSV = "index.csv"
