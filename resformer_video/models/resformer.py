@@ -195,27 +195,20 @@ class VideoResFormer(nn.Module):
         """The one place weights are initialised (timm style).
 
         Linear layers: truncated normal (std 0.02), zero bias; LayerNorms: ones and zeros; class
-        token, learned position table and temporal table: truncated normal (0.02);
-        ``temporal_fc`` of every block but the first (as TimeSformer) and the LPE conv: zeros;
+        token and learned position table: truncated normal (0.02); temporal table: zeros;
+        ``temporal_fc`` and the LPE conv: zeros (each block starts as its image counterpart);
         EMSA: reduction conv picks the centre token, head-mixing conv is the identity. Patch and
         GPE convolutions keep PyTorch's default initialisation, as in timm and ResFormer.
-
-        The temporal table is random, not zero as in TimeSformer: divided attention is otherwise
-        symmetric in the frames at the start (reversing a clip leaves the logits unchanged), the
-        table's gradient is nearly the same for every frame, and training from scratch sits at a
-        plateau that cannot tell a motion from its reverse (docs/RESULTS.md). Loading an image or
-        TimeSformer checkpoint overwrites or keeps these small values; it changes nothing there.
+        (A random temporal table and TimeSformer's non-zero first ``temporal_fc`` were tried for
+        training from scratch; they did not make the model learn frame order sooner:
+        docs/RESULTS.md.)
         """
         trunc_normal_(self.cls_token, std=0.02)
         if hasattr(self, "pos_embed"):
             trunc_normal_(self.pos_embed, std=0.02)
         if hasattr(self, "time_embed"):
-            trunc_normal_(self.time_embed, std=0.02)
+            nn.init.zeros_(self.time_embed)
         self.apply(_init_module)
-        if self.attention_type == "divided_space_time" and len(self.blocks):
-            first = self.blocks[0].temporal_fc
-            trunc_normal_(first.weight, std=0.02)  # TimeSformer zeroes it in later blocks only
-            nn.init.zeros_(first.bias)
 
     @torch.jit.ignore
     def no_weight_decay(self) -> Set[str]:
