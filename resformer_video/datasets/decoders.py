@@ -22,19 +22,17 @@ decord's FFmpeg prints on a failed open goes into that message, not to the termi
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import os
-import re
-import sys
-import tempfile
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
+
+from resformer_video.utils.native_stderr import captured_native_stderr, last_native_reason
 
 BACKENDS = ("decord", "torchcodec", "pyav", "torchcodec_cuda")
 # A GPU backend's CPU counterpart, tried next for a file the GPU decoder cannot read.
@@ -58,30 +56,6 @@ class VideoDecodeError(RuntimeError):
     def __init__(self, message: str, reason: Optional[str] = None) -> None:
         super().__init__(message)
         self.reason = reason or message
-
-
-@contextlib.contextmanager
-def captured_native_stderr(lines: List[str]) -> Iterator[None]:
-    """Append to ``lines`` what native code (decord's FFmpeg) writes to file descriptor 2 in the
-    block, instead of letting it reach the terminal. Python-level writes of other threads in that
-    moment are captured too, so keep the block short."""
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines.extend(line for line in sink.read().decode(errors="replace").splitlines() if line.strip())
-
-
-def _native_reason(lines: Sequence[str], path: str) -> str:
-    """decord's last log line without its ``[time] file.cc:N:`` prefix and the path."""
-    line = re.sub(r"^\[[^\]]*\]\s*\S+:\d+:\s*", "", lines[-1]) if lines else ""
-    return line.replace(f"ERROR opening: {path}, ", "").strip()
 
 
 class DecoderUnavailableError(ImportError):
@@ -186,7 +160,7 @@ class DecordReader(VideoReader):
             with captured_native_stderr(native):
                 self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
         except Exception as err:
-            raise RuntimeError(_native_reason(native, path) or str(err)) from err
+            raise RuntimeError(last_native_reason(native, path) or str(err)) from err
         num_frames = len(self._vr)
         super().__init__(path, self._vr.get_avg_fps(), num_frames)
         starts = np.asarray(self._vr.get_frame_timestamp(list(range(num_frames))), dtype=np.float64)
