@@ -11,6 +11,7 @@ CONSOLE_SCRIPTS = {
     "resformer-model-info": "model_info",
     "resformer-benchmark": "benchmark",
     "resformer-make-synthetic": "make_synthetic",
+    "resformer-extract-features": "extract_features",
 }
 
 setup(
@@ -45,6 +46,7 @@ setup(
         "numpy",
         "tensorboard>=2.10",
         "matplotlib>=3.5",
+        "pillow>=9.2",
         "pyyaml>=5.1",
     ],
     extras_require={

@@ -25,6 +25,7 @@ ENTRY_POINTS: Dict[str, str] = {
     "resformer-model-info": "model_info",
     "resformer-benchmark": "benchmark",
     "resformer-make-synthetic": "make_synthetic_dataset",
+    "resformer-extract-features": "extract_features",
 }
 
 
@@ -80,3 +81,7 @@ def benchmark() -> Any:
 
 def make_synthetic() -> Any:
     return run_tool("make_synthetic_dataset")
+
+
+def extract_features() -> Any:
+    return run_tool("extract_features")

@@ -14,6 +14,8 @@ with ``tools/run_net.py``.
 Each video gets its whole-video top-k and, when longer than one window, the top-k of every window.
 An unreadable video gives one ``error: PATH: why`` line on stderr; the others are still predicted
 and the exit code is 1. ``--json`` prints one JSON list (failed videos have an ``error`` field).
+``--out-video FILE`` (one input video only) also writes the video with each window's top-3 labels
+drawn on its frames (H.264), to look at instead of read.
 """
 
 import argparse
@@ -22,11 +24,16 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
+import av
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
+from resformer_video.datasets.decoders import DecoderUnavailableError, VideoDecodeError  # noqa: E402
+from resformer_video.datasets.kinetics import config_decoders  # noqa: E402
 from resformer_video.datasets.lists import VIDEO_EXTENSIONS, DatasetListError  # noqa: E402
+from resformer_video.inference.annotate import write_annotated_video  # noqa: E402
 from resformer_video.inference.predictor import (DEFAULT_WINDOW_S,  # noqa: E402
+                                                 VideoPrediction, VideoPredictor,
                                                  build_predictor, format_prediction)
 from resformer_video.utils.parser import split_overrides  # noqa: E402
 from resformer_video.utils.precision import PRECISIONS  # noqa: E402
@@ -57,6 +64,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                              "with bf16, a CPU with AVX512-BF16 or AMX -, else fp32; fp16 is "
                              "CUDA only)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON list")
+    parser.add_argument("--out-video", default=None, metavar="FILE",
+                        help="also write the (single) input video with each window's top-3 labels "
+                             "drawn on it, H.264 (e.g. out.mp4)")
     args = parser.parse_intermixed_args(argv)
     if args.topk < 1:
         parser.error(f"--topk must be >= 1, got {args.topk}")
@@ -88,11 +98,26 @@ def expand_folders(paths: Sequence[str]) -> List[str]:
     return out
 
 
+def write_out_video(predictor: VideoPredictor, pred: VideoPrediction, out_path: str) -> bool:
+    """Write ``pred``'s video annotated with its windows' labels to ``out_path``; False (and one
+    error line) if that fails."""
+    try:
+        write_annotated_video(pred, out_path, config_decoders(predictor.cfg))
+    except (VideoDecodeError, OSError, ValueError, av.error.FFmpegError) as err:
+        print(f"error: --out-video {out_path}: {err}", file=sys.stderr)
+        return False
+    print(f"annotated video written to {out_path}", file=sys.stderr)
+    return True
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     args.videos = expand_folders(args.videos)
     if not args.videos:
         print("error: no video files found in the given folders", file=sys.stderr)
+        return 2
+    if args.out_video and len(args.videos) != 1:
+        print(f"error: --out-video takes one input video, got {len(args.videos)}", file=sys.stderr)
         return 2
     try:
         predictor = build_predictor(args.checkpoint, args.cfg_file, config_overrides(args),
@@ -113,6 +138,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(format_prediction(pred), flush=True)
     if args.json:
         print(json.dumps(results, indent=2))
+    if args.out_video and not failed:
+        failed += not write_out_video(predictor, pred, args.out_video)
     if failed:
         print(f"{failed} of {len(args.videos)} video(s) could not be read", file=sys.stderr)
     return 1 if failed else 0
