@@ -2,17 +2,17 @@
 
 from setuptools import find_packages, setup
 
-# Console script -> function in resformer_video/cli.py (which runs the tools/ script's main()).
-CONSOLE_SCRIPTS = {
-    "resformer-train": "train",
-    "resformer-predict": "predict",
-    "resformer-export": "export",
-    "resformer-check-videos": "check_videos",
-    "resformer-model-info": "model_info",
-    "resformer-benchmark": "benchmark",
-    "resformer-make-synthetic": "make_synthetic",
-    "resformer-extract-features": "extract_features",
-}
+# Console scripts, all -> resformer_video.cli:main, which runs the tool cli.ENTRY_POINTS names.
+CONSOLE_SCRIPTS = (
+    "resformer-train",
+    "resformer-predict",
+    "resformer-export",
+    "resformer-check-videos",
+    "resformer-model-info",
+    "resformer-benchmark",
+    "resformer-make-synthetic",
+    "resformer-extract-features",
+)
 
 setup(
     name="resformer_video",
@@ -29,8 +29,7 @@ setup(
     package_dir={"resformer_video.tools": "tools"},
     package_data={"resformer_video": ["data/*.txt"]},
     include_package_data=True,
-    entry_points={"console_scripts": [f"{name} = resformer_video.cli:{func}"
-                                      for name, func in CONSOLE_SCRIPTS.items()]},
+    entry_points={"console_scripts": [f"{name} = resformer_video.cli:main" for name in CONSOLE_SCRIPTS]},
     # Every third-party package imported by resformer_video/ and tools/ (decord, torchcodec and
     # PyAV through DATA.DECODER; tensorboard through torch.utils.tensorboard).
     install_requires=[

@@ -3,7 +3,8 @@
 ``setup.py`` installs ``tools/`` as the package ``resformer_video.tools``, so a pip install without
 the repository has them; in a source checkout that is not installed they are loaded from
 ``tools/`` by path. ``python tools/x.py`` keeps working either way. Each entry point runs the
-tool's ``main()`` on ``sys.argv`` and exits with its return code.
+tool's ``main()`` on ``sys.argv`` and exits with its return code: every script points to :func:`main`,
+which picks the tool by the script's name.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from types import ModuleType
 from typing import Any, Dict
 
 SOURCE_TOOLS = Path(__file__).resolve().parents[1] / "tools"
-# Console script -> tool module (listed in setup.py's entry_points).
+# Console script -> tool module (setup.py's CONSOLE_SCRIPTS lists the same names, all -> main).
 ENTRY_POINTS: Dict[str, str] = {
     "resformer-train": "run_net",
     "resformer-predict": "predict",
@@ -55,33 +56,10 @@ def run_tool(name: str) -> Any:
     return load_tool(name).main()
 
 
-def train() -> Any:
-    return run_tool("run_net")
-
-
-def predict() -> Any:
-    return run_tool("predict")
-
-
-def export() -> Any:
-    return run_tool("export")
-
-
-def check_videos() -> Any:
-    return run_tool("check_videos")
-
-
-def model_info() -> Any:
-    return run_tool("model_info")
-
-
-def benchmark() -> Any:
-    return run_tool("benchmark")
-
-
-def make_synthetic() -> Any:
-    return run_tool("make_synthetic_dataset")
-
-
-def extract_features() -> Any:
-    return run_tool("extract_features")
+def main() -> Any:
+    """The one console entry point: runs the tool that :data:`ENTRY_POINTS` maps the invoked
+    script's name (``sys.argv[0]``, e.g. ``resformer-predict``) to."""
+    script = Path(sys.argv[0]).name
+    if script not in ENTRY_POINTS:
+        raise SystemExit(f"error: unknown command {script!r}; one of {sorted(ENTRY_POINTS)}")
+    return run_tool(ENTRY_POINTS[script])

@@ -56,14 +56,20 @@ def test_every_direct_import_is_declared_and_nothing_else():
 
 def test_console_scripts_match_the_cli_and_run_the_tools(monkeypatch, capsys):
     scripts = _setup_literal("CONSOLE_SCRIPTS")
-    assert set(scripts) == set(cli.ENTRY_POINTS)
-    for script, func in scripts.items():
-        monkeypatch.setattr(sys, "argv", [script, "--help"])
+    assert set(scripts) == set(cli.ENTRY_POINTS) and len(scripts) == len(set(scripts))
+    for script in scripts:
+        monkeypatch.setattr(sys, "argv", [f"/venv/bin/{script}", "--help"])
         with pytest.raises(SystemExit) as exit_info:
-            getattr(cli, func)()
+            cli.main()
         assert exit_info.value.code == 0, script
         assert "usage:" in capsys.readouterr().out
         assert (REPO / "tools" / f"{cli.ENTRY_POINTS[script]}.py").is_file()
+
+
+def test_unknown_console_script_name_is_one_error_line(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["resformer-nothing"])
+    with pytest.raises(SystemExit, match="unknown command 'resformer-nothing'"):
+        cli.main()
 
 
 def test_loading_a_tool_leaves_sys_path_alone():
