@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from conftest import make_cfg, randomize
 from conftest import tiny_model as tiny
 from resformer_video.models import VideoResFormer, build_model
-from resformer_video.models.pos_embed import sincos_2d_embed
+from resformer_video.models.pos_embed import sincos_1d_embed, sincos_2d_embed
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 
@@ -129,6 +129,21 @@ def test_reversed_clip_changes_the_logits_only_with_a_temporal_embedding():
         seeing.time_embed.normal_(0.0, 0.5)
         torch.testing.assert_close(blind(clip), blind(reverse), atol=1e-5, rtol=1e-5)
         assert (seeing(clip) - seeing(reverse)).abs().max() > 1e-4
+
+
+def test_fresh_model_sees_frame_order_only_with_the_sincos_temporal_start():
+    """A freshly built model (no weights changed) tells a clip from its reversal with the default
+    sine-cosine temporal table; with TimeSformer's zero table it starts blind to order."""
+    torch.manual_seed(0)
+    clip = torch.randn(2, 3, 4, 32, 32)
+    default, zeros = tiny(), tiny(temporal_embed_init="zeros")
+    torch.testing.assert_close(default.time_embed[0], sincos_1d_embed(default.num_frames, default.embed_dim))
+    assert default.time_embed.abs().mean() > 0.4 and zeros.time_embed.abs().max() == 0
+    with torch.no_grad():
+        torch.testing.assert_close(zeros(clip), zeros(clip.flip(2)), atol=1e-5, rtol=1e-5)
+        assert (default(clip) - default(clip.flip(2))).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="temporal_embed_init"):
+        tiny(temporal_embed_init="random")
 
 
 def test_identical_frames_differ_with_a_temporal_embedding():

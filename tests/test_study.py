@@ -131,3 +131,28 @@ def test_eta_scales_the_measured_time_by_each_run_s_cost(tmp_path):
     assert clock.eta_s(runs) is None  # nothing measured yet
     clock.add("timesformer", 10, 20.0)  # 2 s per GFLOP-epoch
     assert clock.eta_s(runs[1:]) == pytest.approx(2.0 * 10 * 3.0)
+
+
+def test_variants_differ_only_in_what_the_study_compares():
+    """Every variant is the base config plus its own overrides: the data, model size, optimiser,
+    schedule, batch and test protocol are the same; space_only (as TimeSformer's) has no temporal
+    embedding."""
+    from resformer_video.study.variants import VARIANTS as ALL, variant_cfg
+    base = load_config(STUDY_CFG, [])
+    compared = {"MODEL.POS_EMBED", "MODEL.TEMPORAL_EMBED", "MODEL.ATTENTION_TYPE",
+                "DATA.TRAIN_CROP_SIZES", "SCALE_CONSISTENCY.WEIGHT", "OUTPUT_DIR"}
+
+    def flat(node, prefix=""):
+        out = {}
+        for key, value in node.items():
+            name = prefix + key
+            out.update(flat(value, name + ".") if hasattr(value, "items") else {name: value})
+        return out
+
+    cfgs = {name: flat(variant_cfg(base, name, 0, f"/tmp/{name}")) for name in ALL}
+    shared = [{k: v for k, v in cfg.items() if k not in compared} for cfg in cfgs.values()]
+    assert all(other == shared[0] for other in shared[1:])
+    assert cfgs["space_only"]["MODEL.TEMPORAL_EMBED"] == "none"
+    assert cfgs["timesformer"]["MODEL.POS_EMBED"] == "learned"
+    assert cfgs["resformer_multi_sc"]["SCALE_CONSISTENCY.WEIGHT"] > 0 == cfgs["resformer_multi"]["SCALE_CONSISTENCY.WEIGHT"]
+    assert len(cfgs["timesformer"]["DATA.TRAIN_CROP_SIZES"]) == 1 < len(cfgs["resformer_multi"]["DATA.TRAIN_CROP_SIZES"])

@@ -183,3 +183,34 @@ def test_generator_is_byte_deterministic_across_processes(tmp_path):
     digests = [_file_digests(tmp_path / name) for name, _, _ in runs]
     assert len(digests[0]) == 6 + 4  # 6 videos, 3 lists, classnames.json
     assert digests[0] == digests[1] == digests[2]
+
+
+def test_ensure_synthetic_dataset_generates_once_and_refuses_other_settings(tmp_path):
+    from conftest import make_cfg
+    from resformer_video.datasets import ensure_synthetic_dataset
+    data = tmp_path / "data"
+    opts = ["SYNTHETIC.CLASSES", ["growing", "shrinking"], "SYNTHETIC.VIDEOS_PER_CLASS", 3,
+            "SYNTHETIC.VIDEO_SIZE", 32, "SYNTHETIC.DURATION", [0.2, 0.3], "MODEL.NUM_CLASSES", 2]
+    cfg = make_cfg(data, opts)
+    assert ensure_synthetic_dataset(cfg, log=lambda _: None) is True
+    assert json.loads((data / "synthetic_spec.json").read_text())["classes"] == ["growing", "shrinking"]
+    assert ensure_synthetic_dataset(cfg, log=lambda _: None) is False
+    with pytest.raises(ValueError, match="SYNTHETIC settings.*delete the folder"):
+        ensure_synthetic_dataset(make_cfg(data, opts + ["SYNTHETIC.SEED", 1]), log=lambda _: None)
+    (data / "synthetic_spec.json").unlink()
+    with pytest.raises(ValueError, match="has no synthetic_spec.json"):
+        ensure_synthetic_dataset(cfg, log=lambda _: None)
+
+
+@pytest.mark.parametrize("pair,index", [(("fading_in", "fading_out"), 0), (("warming", "cooling"), 1),
+                                        (("growing", "shrinking"), 2)])
+def test_appearance_pairs_change_one_quantity_in_opposite_directions(pair, index):
+    """(opacity, tint, scale) over one second: each pair changes one of them, by a lot, in opposite
+    directions, and leaves the others alone (so only the order of frames tells them apart)."""
+    rng = np.random.default_rng(0)
+    state = lambda m, t: np.array(m.appearance(t) + (m.at(t)[3],))
+    first, second = (_sample_motion(rng, name, 64, 1.0, 20.0) for name in pair)
+    deltas = [state(m, 1.0) - state(m, 0.0) for m in (first, second)]
+    for delta in deltas:
+        assert abs(delta[index]) > 0.3 and np.abs(np.delete(delta, index)).max() == 0
+    assert deltas[0][index] * deltas[1][index] < 0

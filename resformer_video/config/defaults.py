@@ -48,6 +48,10 @@ _C.MODEL.POS_EMBED = "global_local"
 # Temporal embedding: learned (a table of DATA.NUM_FRAMES, as in TimeSformer) or none (positions
 # spatial only; divided attention is then blind to frame order: reversed clips give the same logits).
 _C.MODEL.TEMPORAL_EMBED = "learned"
+# Start of the learned temporal table when not loaded from MODEL.PRETRAINED: sincos (the sine-cosine
+# code of the frame index; training from scratch needs a non-zero start to learn frame order) or
+# zeros (TimeSformer's; image checkpoints always start it at zeros). docs/RESULTS.md says why.
+_C.MODEL.TEMPORAL_EMBED_INIT = "sincos"
 # Stochastic depth rate of the last block (linearly increasing from 0).
 _C.MODEL.DROP_PATH_RATE = 0.1
 # Dropout before the classifier head.

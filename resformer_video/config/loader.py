@@ -23,7 +23,7 @@ from resformer_video.datasets.sampling import TEST_PROTOCOLS
 from resformer_video.models.attention import ATTN_IMPLS
 from resformer_video.models.build import ARCH_SPECS
 from resformer_video.models.resformer import (ATTENTION_TYPES, POS_EMBEDS, SPATIAL_ATTENTIONS,
-                                              TEMPORAL_EMBEDS)
+                                              TEMPORAL_EMBED_INITS, TEMPORAL_EMBEDS)
 from resformer_video.utils.precision import CONFIG_PRECISIONS
 
 ARCHS = tuple(ARCH_SPECS)
@@ -192,6 +192,7 @@ def _validate_model(cfg: CfgNode) -> None:
     _choice(cfg, "MODEL.ATTENTION_TYPE", ATTENTION_TYPES)
     _choice(cfg, "MODEL.POS_EMBED", POS_EMBEDS)
     _choice(cfg, "MODEL.TEMPORAL_EMBED", TEMPORAL_EMBEDS)
+    _choice(cfg, "MODEL.TEMPORAL_EMBED_INIT", TEMPORAL_EMBED_INITS)
     _choice(cfg, "MODEL.ATTN_IMPL", ATTN_IMPLS)
     _choice(cfg, "MODEL.SPATIAL_ATTENTION", SPATIAL_ATTENTIONS)
     _at_least(cfg, "MODEL.NUM_CLASSES", 1)

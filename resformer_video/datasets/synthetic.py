@@ -2,7 +2,8 @@
 
 Each class is a kind of motion of a textured shape over a noisy textured background: moving left,
 right, up or down, rotating clockwise or counter-clockwise, growing or shrinking, or scrolling left,
-right, up or down on a torus (the shape leaves one edge and re-enters at the opposite one). Shape, texture,
+right, up or down on a torus (the shape leaves one edge and re-enters at the opposite one), fading in
+or out, or warming (bluish to reddish) or cooling. Shape, texture,
 colours, size, speed, start position, frame rate and length are random per video, and every
 single frame of one class could come from any other class, so the label is only visible in the
 motion (a model must use time). Output is deterministic for a seed.
@@ -31,7 +32,11 @@ if TYPE_CHECKING:
 
 MOTIONS = ("moving_left", "moving_right", "moving_up", "moving_down",
            "rotating_clockwise", "rotating_counterclockwise", "growing", "shrinking",
-           "scrolling_left", "scrolling_right", "scrolling_up", "scrolling_down")
+           "scrolling_left", "scrolling_right", "scrolling_up", "scrolling_down",
+           "fading_in", "fading_out", "warming", "cooling")
+# Largest colour change of warming/cooling: the sprite's red gain is 1 + TINT_GAIN * tint and its
+# blue gain 1 - TINT_GAIN * tint, for a tint in [-1, 1].
+TINT_GAIN = 0.45
 DEFAULT_FPS = (12, 15, 24, 25, 30)
 TEXTURE_RES = 32
 DEFAULT_BACKGROUND_CONTRAST = 200.0
@@ -51,11 +56,19 @@ class Motion:
     scale0: float
     scale_rate: float  # log-scale per second
     wrap: bool = False  # the frame is a torus: the shape leaves one edge and re-enters at the other
+    alpha0: float = 1.0  # opacity of the shape at t = 0 ...
+    alpha_rate: float = 0.0  # ... and its change per second
+    tint0: float = 0.0  # colour shift in [-1, 1] at t = 0 (> 0 reddish, < 0 bluish) ...
+    tint_rate: float = 0.0  # ... and its change per second
 
     def at(self, t: float) -> Tuple[float, float, float, float]:
         x = self.centre0[0] + self.velocity[0] * t
         y = self.centre0[1] + self.velocity[1] * t
         return x, y, self.angle0 + self.angular_speed * t, self.scale0 * float(np.exp(self.scale_rate * t))
+
+    def appearance(self, t: float) -> Tuple[float, float]:
+        """Opacity and tint of the shape at time ``t`` (linear in ``t``)."""
+        return self.alpha0 + self.alpha_rate * t, self.tint0 + self.tint_rate * t
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -112,6 +125,13 @@ def _sample_motion(rng: np.random.Generator, motion: str, size: int, duration: f
         velocity = [0.0, 0.0]
         velocity[axis] = sign * travel / duration
         return Motion(tuple(start), tuple(velocity), angle0, 0.0, 1.0, 0.0)
+    if motion.startswith("fading_"):  # opacity low -> high (in) or high -> low (out); no motion
+        low, high = rng.uniform(0.1, 0.3), rng.uniform(0.8, 1.0)
+        start, end = (low, high) if motion == "fading_in" else (high, low)
+        return Motion(centre, zero, angle0, 0.0, 1.0, 0.0, alpha0=start, alpha_rate=(end - start) / duration)
+    if motion in ("warming", "cooling"):  # tint -a -> +a (warming) or +a -> -a; no motion
+        amount = rng.uniform(0.6, 1.0) * (1 if motion == "warming" else -1)
+        return Motion(centre, zero, angle0, 0.0, 1.0, 0.0, tint0=-amount, tint_rate=2 * amount / duration)
     if motion.startswith("rotating_"):
         speed = np.deg2rad(rng.uniform(90, 180)) * (1 if motion == "rotating_clockwise" else -1)
         return Motion(centre, zero, angle0, speed, 1.0, 0.0)
@@ -124,12 +144,13 @@ def _sample_motion(rng: np.random.Generator, motion: str, size: int, duration: f
 
 def _render_frame(background: np.ndarray, texture: np.ndarray, mask: np.ndarray, base: float,
                   pose: Tuple[float, float, float, float], noise: np.ndarray,
-                  wrap: bool = False) -> np.ndarray:
+                  wrap: bool = False, alpha: float = 1.0, tint: float = 0.0) -> np.ndarray:
     """Composite the sprite at ``pose`` (x, y, angle, scale) onto ``background``: uint8 ``(S, S, 3)``.
 
     Pixels are mapped back into sprite coordinates (inverse rotation and scale, nearest texel).
     The angle is clockwise on screen (image y points down). ``wrap`` draws on a torus (offsets
-    taken modulo the frame size)."""
+    taken modulo the frame size). ``alpha`` blends the sprite over the background; ``tint``
+    (in [-1, 1]) scales its red by ``1 + TINT_GAIN * tint`` and its blue by ``1 - TINT_GAIN * tint``."""
     size = background.shape[0]
     x, y, angle, scale = pose
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
@@ -143,7 +164,10 @@ def _render_frame(background: np.ndarray, texture: np.ndarray, mask: np.ndarray,
     ti = np.clip(((v + 0.5) * TEXTURE_RES).astype(int), 0, TEXTURE_RES - 1)
     tj = np.clip(((u + 0.5) * TEXTURE_RES).astype(int), 0, TEXTURE_RES - 1)
     inside &= mask[ti, tj]
-    frame = np.where(inside[:, :, None], texture[ti, tj].astype(np.float64), background)
+    sprite = texture[ti, tj].astype(np.float64)
+    if tint:
+        sprite = sprite * np.array([1 + TINT_GAIN * tint, 1.0, 1 - TINT_GAIN * tint])
+    frame = np.where(inside[:, :, None], alpha * sprite + (1 - alpha) * background, background)
     return np.clip(frame + noise, 0, 255).astype(np.uint8)
 
 
@@ -164,7 +188,7 @@ def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: i
     noise_level = rng.uniform(2, 8)
     frames = [
         _render_frame(background, texture, mask, base, params.at(i / fps),
-                      rng.normal(0, noise_level, background.shape), params.wrap)
+                      rng.normal(0, noise_level, background.shape), params.wrap, *params.appearance(i / fps))
         for i in range(num_frames)
     ]
     return np.stack(frames)
@@ -265,7 +289,7 @@ def make_synthetic_dataset(out_dir: str, num_classes: int = 4, videos_per_class:
     """Write a synthetic motion dataset to ``out_dir`` (see the module docstring for the layout).
 
     Args:
-        num_classes: 1 to 8 motion classes (the first of :data:`MOTIONS`), unless ``classes`` is given.
+        num_classes: 1 to 16 motion classes (the first of :data:`MOTIONS`), unless ``classes`` is given.
         videos_per_class: videos per class, split into train / val / test by the fractions
             (at least one val and one test video per class).
         seed: everything (content, frame rates, split) is a function of the seed.
@@ -311,21 +335,49 @@ def make_synthetic_dataset(out_dir: str, num_classes: int = 4, videos_per_class:
     return splits
 
 
+SPEC_FILE = "synthetic_spec.json"
+
+
+def synthetic_spec(cfg: "CfgNode") -> Dict[str, object]:
+    """What ``cfg.SYNTHETIC`` generates (classes and every generator setting), as JSON-ready values."""
+    syn = cfg.SYNTHETIC
+    return {"classes": list(syn.CLASSES) or list(MOTIONS[:cfg.MODEL.NUM_CLASSES]),
+            "videos_per_class": int(syn.VIDEOS_PER_CLASS), "seed": int(syn.SEED),
+            "size": int(syn.VIDEO_SIZE), "duration": [float(d) for d in syn.DURATION],
+            "background_contrast": float(syn.BACKGROUND_CONTRAST),
+            "sprite_scale": [float(s) for s in syn.SPRITE_SCALE]}
+
+
 def ensure_synthetic_dataset(cfg: "CfgNode", log: Callable[[str], None] = print) -> bool:
     """Generate the dataset that ``cfg.SYNTHETIC`` describes into ``DATA.PATH_TO_DATA_DIR`` unless
-    that folder already has its lists (:data:`DATASET_FILES`). Returns True when it generated.
+    that folder already has it. Returns True when it generated.
 
-    The classes are ``SYNTHETIC.CLASSES`` or the first ``MODEL.NUM_CLASSES`` of :data:`MOTIONS`."""
-    data_dir, syn = cfg.DATA.PATH_TO_DATA_DIR, cfg.SYNTHETIC
+    The classes are ``SYNTHETIC.CLASSES`` or the first ``MODEL.NUM_CLASSES`` of :data:`MOTIONS`.
+    The settings are saved as :data:`SPEC_FILE` beside the lists; a folder with lists made from
+    other settings (or without that file) raises ``ConfigError`` rather than being used."""
+    data_dir, spec = cfg.DATA.PATH_TO_DATA_DIR, synthetic_spec(cfg)
+    spec_path = os.path.join(data_dir, SPEC_FILE)
     if all(os.path.isfile(os.path.join(data_dir, name)) for name in DATASET_FILES):
+        saved = None
+        if os.path.isfile(spec_path):
+            with open(spec_path, encoding="utf-8") as handle:
+                saved = json.load(handle)
+        if saved != spec:
+            from resformer_video.config import ConfigError  # the config package imports this module
+            found = f"was generated with {saved}" if saved else f"has no {SPEC_FILE}"
+            raise ConfigError("DATA.PATH_TO_DATA_DIR", f"{data_dir} {found}, not the SYNTHETIC settings "
+                              f"{spec}: delete the folder or choose another DATA.PATH_TO_DATA_DIR")
         log(f"using the dataset in {data_dir}")
         return False
-    classes = list(syn.CLASSES) or list(MOTIONS[:cfg.MODEL.NUM_CLASSES])
     start = time.time()
-    log(f"generating {len(classes)} classes x {syn.VIDEOS_PER_CLASS} videos in {data_dir} ...")
-    make_synthetic_dataset(data_dir, videos_per_class=syn.VIDEOS_PER_CLASS, seed=syn.SEED,
-                           size=syn.VIDEO_SIZE, duration=tuple(syn.DURATION),
-                           background_contrast=syn.BACKGROUND_CONTRAST, classes=classes,
-                           sprite_scale=tuple(syn.SPRITE_SCALE))
+    log(f"generating {len(spec['classes'])} classes x {spec['videos_per_class']} videos in {data_dir} ...")
+    make_synthetic_dataset(data_dir, videos_per_class=spec["videos_per_class"], seed=spec["seed"],
+                           size=spec["size"], duration=tuple(spec["duration"]),
+                           background_contrast=spec["background_contrast"], classes=spec["classes"],
+                           sprite_scale=tuple(spec["sprite_scale"]))
+    tmp = spec_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(spec, handle, indent=1)
+    os.replace(tmp, spec_path)
     log(f"dataset ready in {time.time() - start:.0f} s")
     return True

@@ -11,7 +11,8 @@ from resformer_video.models.resformer import VideoResFormer
 
 # Architecture -> (width, heads, depth).
 ARCH_SPECS: Dict[str, Tuple[int, int, int]] = {
-    "resformer_micro": (128, 2, 12),  # for CPU studies and demos trained from scratch
+    "resformer_nano": (64, 2, 12),  # for CPU studies and demos trained from scratch
+    "resformer_micro": (128, 2, 12),
     "resformer_tiny": (192, 3, 12),
     "resformer_small": (384, 6, 12),
     "resformer_base": (768, 12, 12),
@@ -42,6 +43,7 @@ def build_model(cfg: CfgNode) -> VideoResFormer:
         **shared_model_kwargs(cfg),
         pos_embed=cfg.MODEL.POS_EMBED,
         temporal_embed=cfg.MODEL.TEMPORAL_EMBED,
+        temporal_embed_init=cfg.MODEL.TEMPORAL_EMBED_INIT,
         head_dropout=cfg.MODEL.DROPOUT,
         attn_impl=cfg.MODEL.ATTN_IMPL,
         spatial_attention=cfg.MODEL.SPATIAL_ATTENTION,

@@ -41,6 +41,17 @@ def sincos_2d_embed(height: int, width: int, dim: int, temperature: float = GPE_
     return torch.cat((pos_y, pos_x), dim=0)
 
 
+def sincos_1d_embed(length: int, dim: int, temperature: float = GPE_TEMPERATURE) -> torch.Tensor:
+    """The GPE's sine-cosine code for one axis, float32 ``(length, dim)``: positions ``1..length``
+    normalised by ``length`` and scaled by ``2 pi``, interleaved ``sin, cos`` (``dim`` even)."""
+    if dim % 2:
+        raise ValueError(f"sine-cosine embedding needs an even width, got {dim}")
+    steps = torch.arange(1, length + 1, dtype=torch.float32) / (length + GPE_EPS) * (2 * math.pi)
+    dim_t = torch.arange(dim, dtype=torch.float32)
+    dim_t = temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / dim)
+    return _interleave_sin_cos(steps[:, None] / dim_t)
+
+
 def _interleave_sin_cos(angles: torch.Tensor) -> torch.Tensor:
     """``(n, c)`` angles -> ``(n, c)``: sin of the even columns and cos of the odd, interleaved."""
     return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)

@@ -18,11 +18,13 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from resformer_video.models.attention import Attention, EfficientAttention, Grid
-from resformer_video.models.pos_embed import GlobalPosEmbed, resize_pos_embed, resize_time_embed
+from resformer_video.models.pos_embed import (GlobalPosEmbed, resize_pos_embed, resize_time_embed,
+                                              sincos_1d_embed)
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 POS_EMBEDS = ("global_local", "global", "learned", "none")
 TEMPORAL_EMBEDS = ("none", "learned")
+TEMPORAL_EMBED_INITS = ("sincos", "zeros")
 SPATIAL_ATTENTIONS = ("msa", "emsa")
 NO_WEIGHT_DECAY_KEYS = ("cls_token", "pos_embed", "time_embed", "gpe.", ".lpe.")
 
@@ -122,6 +124,8 @@ class VideoResFormer(nn.Module):
         pos_embed: ``global_local`` (GPE + LPE), ``global`` (GPE), ``learned`` (table) or ``none``.
         temporal_embed: ``learned`` (table of ``num_frames``, as TimeSformer) or ``none`` (then
             divided attention cannot tell the order of frames).
+        temporal_embed_init: start of the learned table: ``sincos`` (sine-cosine code of the frame
+            index, as the GPE's; from-scratch training needs it) or ``zeros`` (TimeSformer's).
         drop_rate, attn_drop_rate, drop_path_rate: dropouts and the last block's stochastic depth.
         head_dropout: dropout before the classifier.
         attn_impl: ``sdpa`` or ``explicit`` (MSA kernels; also EMSA's without head conv and IN).
@@ -133,7 +137,8 @@ class VideoResFormer(nn.Module):
                  patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768, depth: int = 12,
                  num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True, num_frames: int = 8,
                  attention_type: str = "divided_space_time", pos_embed: str = "global_local",
-                 temporal_embed: str = "learned", drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
+                 temporal_embed: str = "learned", temporal_embed_init: str = "sincos",
+                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.1, head_dropout: float = 0.0, attn_impl: str = "sdpa",
                  spatial_attention: str = "msa", emsa_sr_ratio: int = 2, emsa_head_conv: bool = True,
                  emsa_instance_norm: bool = True) -> None:
@@ -141,6 +146,7 @@ class VideoResFormer(nn.Module):
         _check_choice("attention_type", attention_type, ATTENTION_TYPES)
         _check_choice("pos_embed", pos_embed, POS_EMBEDS)
         _check_choice("temporal_embed", temporal_embed, TEMPORAL_EMBEDS)
+        _check_choice("temporal_embed_init", temporal_embed_init, TEMPORAL_EMBED_INITS)
         _check_choice("spatial_attention", spatial_attention, SPATIAL_ATTENTIONS)
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.num_classes = num_classes
@@ -149,6 +155,7 @@ class VideoResFormer(nn.Module):
         self.num_frames = num_frames
         self.attention_type = attention_type
         self.pos_embed_type = pos_embed
+        self.temporal_embed_init = temporal_embed_init
         self.grid_size = (img_size[0] // patch_size, img_size[1] // patch_size)
         self.grad_checkpointing = False
 
@@ -195,19 +202,28 @@ class VideoResFormer(nn.Module):
         """The one place weights are initialised (timm style).
 
         Linear layers: truncated normal (std 0.02), zero bias; LayerNorms: ones and zeros; class
-        token and learned position table: truncated normal (0.02); temporal table: zeros;
+        token and learned position table: truncated normal (0.02); temporal table: the sine-cosine
+        code of the frame index (``temporal_embed_init="sincos"``) or zeros (TimeSformer's);
         ``temporal_fc`` and the LPE conv: zeros (each block starts as its image counterpart);
         EMSA: reduction conv picks the centre token, head-mixing conv is the identity. Patch and
         GPE convolutions keep PyTorch's default initialisation, as in timm and ResFormer.
-        (A random temporal table and TimeSformer's non-zero first ``temporal_fc`` were tried for
-        training from scratch; they did not make the model learn frame order sooner:
-        docs/RESULTS.md.)
+
+        Why not TimeSformer's zero table: with it the model starts blind to frame order (a reversed
+        clip gives the same logits) and the gradient that would make the table non-zero cancels
+        between a clip and its reversal, so from scratch the loss sits at chance on classes that
+        differ only in order (docs/RESULTS.md: a brightness ramp up vs down is not learned in 150
+        steps from zeros, and at once from sincos). TimeSformer fine-tunes image weights, where
+        the checkpoint filter still starts the table at zeros.
         """
         trunc_normal_(self.cls_token, std=0.02)
         if hasattr(self, "pos_embed"):
             trunc_normal_(self.pos_embed, std=0.02)
         if hasattr(self, "time_embed"):
-            nn.init.zeros_(self.time_embed)
+            with torch.no_grad():
+                if self.temporal_embed_init == "sincos":
+                    self.time_embed.copy_(sincos_1d_embed(self.num_frames, self.embed_dim)[None])
+                else:
+                    self.time_embed.zero_()
         self.apply(_init_module)
 
     @torch.jit.ignore

@@ -54,9 +54,11 @@ VARIANTS: Dict[str, Callable[[CfgNode], Overrides]] = {
         "MODEL.POS_EMBED", "global_local", "MODEL.TEMPORAL_EMBED", "learned",
         "DATA.TRAIN_CROP_SIZES", _all_sizes(cfg, "resformer_multi_sc"),
         "SCALE_CONSISTENCY.WEIGHT", _sc_weight(cfg, "resformer_multi_sc")],
-    # The full method with space-only attention: what temporal modelling buys.
+    # The full method with space-only attention: what temporal modelling buys. As in TimeSformer's
+    # space_only model, there is no temporal embedding: each frame is seen alone and the frames'
+    # class tokens are averaged, so the model cannot tell the order of frames.
     "space_only": lambda cfg: [
-        "MODEL.POS_EMBED", "global_local", "MODEL.TEMPORAL_EMBED", "learned",
+        "MODEL.POS_EMBED", "global_local", "MODEL.TEMPORAL_EMBED", "none",
         "DATA.TRAIN_CROP_SIZES", _all_sizes(cfg, "space_only"),
         "SCALE_CONSISTENCY.WEIGHT", _sc_weight(cfg, "space_only"), "MODEL.ATTENTION_TYPE", "space_only"],
 }
