@@ -114,6 +114,19 @@ def test_resumed_training_equals_uninterrupted(cfg_factory, tmp_path):
     assert not torch.equal(_model_state(tmp_path / "b", 1)["head.weight"], got["head.weight"])
 
 
+@pytest.mark.slow
+def test_seeded_training_repeats_exactly_with_a_loader_worker(cfg_factory, tmp_path):
+    """Two runs with one seed (augmentation in a loader worker process) end with bit-identical
+    weights; another seed does not (docs/RESULTS.md: the study's runs repeat exactly too)."""
+    opts = RUN_OPTS + ["SOLVER.MAX_EPOCH", 1, "DATA_LOADER.NUM_WORKERS", 1]
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        run_training(cfg_factory(opts + ["OUTPUT_DIR", str(tmp_path / name), "RNG_SEED", seed]))
+    first, repeat, other = (_model_state(tmp_path / name, 1) for name in "abc")
+    for key in first:
+        assert torch.equal(first[key], repeat[key]), key
+    assert not torch.equal(first["head.weight"], other["head.weight"])
+
+
 def _run_net_cmd(data_dir, out_dir):
     opts = dict(SMALL_OVERRIDES)
     opts.update({"DATA.PATH_TO_DATA_DIR": str(data_dir), "DATA.PATH_PREFIX": str(data_dir),

@@ -68,11 +68,14 @@ def test_motion_parameters_match_the_class_and_stay_in_frame(motion):
     for _ in range(20):
         params = _sample_motion(rng, motion, size, duration, base)
         (x0, y0, a0, s0), (x1, y1, a1, s1) = params.at(0.0), params.at(duration)
+        (alpha0, tint0), (alpha1, tint1) = params.appearance(0.0), params.appearance(duration)
         expected = {
             "moving_left": x1 < x0 - 0.25 * size, "moving_right": x1 > x0 + 0.25 * size,
             "moving_up": y1 < y0 - 0.25 * size, "moving_down": y1 > y0 + 0.25 * size,
             "rotating_clockwise": a1 > a0 + np.pi / 2, "rotating_counterclockwise": a1 < a0 - np.pi / 2,
             "growing": s1 > 1.7 * s0, "shrinking": s0 > 1.7 * s1,
+            "fading_in": alpha1 > alpha0 + 0.5, "fading_out": alpha0 > alpha1 + 0.5,
+            "warming": tint1 > tint0 + 1.0, "cooling": tint0 > tint1 + 1.0,
         }
         assert expected[motion]
         for x, y in ((x0, y0), (x1, y1)):
