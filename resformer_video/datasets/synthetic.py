@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from resformer_video.utils.atomic import write_json
+
 if TYPE_CHECKING:
     from yacs.config import CfgNode
 
@@ -375,9 +377,6 @@ def ensure_synthetic_dataset(cfg: "CfgNode", log: Callable[[str], None] = print)
                            size=spec["size"], duration=tuple(spec["duration"]),
                            background_contrast=spec["background_contrast"], classes=spec["classes"],
                            sprite_scale=tuple(spec["sprite_scale"]))
-    tmp = spec_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(spec, handle, indent=1)
-    os.replace(tmp, spec_path)
+    write_json(spec_path, spec)
     log(f"dataset ready in {time.time() - start:.0f} s")
     return True

@@ -31,6 +31,7 @@ import torch
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, read_video
 from resformer_video.datasets.kinetics import config_decoders
 from resformer_video.datasets.lists import VIDEO_EXTENSIONS, is_int, video_files
+from resformer_video.utils.atomic import atomic_write, write_json
 from resformer_video.utils.precision import autocast
 from resformer_video.inference.predictor import VideoPredictor
 
@@ -152,28 +153,11 @@ def feature_name(path: str) -> str:
     return f"{os.path.splitext(os.path.basename(path))[0]}-{digest}"
 
 
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _save_npy(path: str, array: np.ndarray) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as handle:
             np.save(handle, array)
-    _atomic_write(path, write)
-
-
-def _write_json(path: str, data: Dict[str, Any]) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1)
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def read_index(out_dir: str) -> Dict[str, Dict[str, str]]:
@@ -191,7 +175,7 @@ def _write_index(out_dir: str, rows: Dict[str, Dict[str, Any]]) -> None:
             writer = csv.DictWriter(handle, fieldnames=INDEX_FIELDS)
             writer.writeheader()
             writer.writerows(rows.values())
-    _atomic_write(os.path.join(out_dir, INDEX_CSV), write)
+    atomic_write(os.path.join(out_dir, INDEX_CSV), write)
 
 
 def _already_written(out_dir: str, row: Optional[Dict[str, str]]) -> bool:
@@ -256,5 +240,5 @@ def extract_to_folder(extractor: FeatureExtractor, paths: Sequence[str], out_dir
     statuses = [row["status"] for row in rows.values()]
     summary.update(layers=settings["layers"], index_ok=statuses.count("ok"),
                    index_failed=statuses.count("error"))
-    _write_json(os.path.join(out_dir, SUMMARY_JSON), summary)
+    write_json(os.path.join(out_dir, SUMMARY_JSON), summary)
     return summary

@@ -23,31 +23,29 @@ def sincos_2d_embed(height: int, width: int, dim: int, temperature: float = GPE_
                     device: torch.device | None = None) -> torch.Tensor:
     """ResFormer's normalised 2-D sine-cosine table, float32 ``(dim, height, width)``.
 
-    Channels ``[0, dim/2)`` encode the row, ``[dim/2, dim)`` the column (``dim`` divisible by 4).
+    Channels ``[0, dim/2)`` encode the row, ``[dim/2, dim)`` the column (``dim`` divisible by 4),
+    each with :func:`sincos_1d_embed`.
     """
     if dim % 4:
         raise ValueError(f"sine-cosine embedding needs a width divisible by 4, got {dim}")
     half = dim // 2
-    rows = torch.arange(1, height + 1, dtype=torch.float32, device=device)
-    cols = torch.arange(1, width + 1, dtype=torch.float32, device=device)
-    rows = rows / (height + GPE_EPS) * (2 * math.pi)
-    cols = cols / (width + GPE_EPS) * (2 * math.pi)
-    dim_t = torch.arange(half, dtype=torch.float32, device=device)
-    dim_t = temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / half)
-    pos_y = _interleave_sin_cos(rows[:, None] / dim_t)  # (height, half)
-    pos_x = _interleave_sin_cos(cols[:, None] / dim_t)  # (width, half)
+    pos_y = sincos_1d_embed(height, half, temperature, device)  # (height, half)
+    pos_x = sincos_1d_embed(width, half, temperature, device)  # (width, half)
     pos_y = pos_y.t()[:, :, None].expand(half, height, width)
     pos_x = pos_x.t()[:, None, :].expand(half, height, width)
     return torch.cat((pos_y, pos_x), dim=0)
 
 
-def sincos_1d_embed(length: int, dim: int, temperature: float = GPE_TEMPERATURE) -> torch.Tensor:
+def sincos_1d_embed(length: int, dim: int, temperature: float = GPE_TEMPERATURE,
+                    device: torch.device | None = None) -> torch.Tensor:
     """The GPE's sine-cosine code for one axis, float32 ``(length, dim)``: positions ``1..length``
-    normalised by ``length`` and scaled by ``2 pi``, interleaved ``sin, cos`` (``dim`` even)."""
+    normalised by ``length`` and scaled by ``2 pi``, interleaved ``sin, cos`` (``dim`` even) with
+    frequencies ``temperature ** (2 * (i // 2) / dim)``. Also the start of the temporal table."""
     if dim % 2:
         raise ValueError(f"sine-cosine embedding needs an even width, got {dim}")
-    steps = torch.arange(1, length + 1, dtype=torch.float32) / (length + GPE_EPS) * (2 * math.pi)
-    dim_t = torch.arange(dim, dtype=torch.float32)
+    steps = torch.arange(1, length + 1, dtype=torch.float32, device=device)
+    steps = steps / (length + GPE_EPS) * (2 * math.pi)
+    dim_t = torch.arange(dim, dtype=torch.float32, device=device)
     dim_t = temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / dim)
     return _interleave_sin_cos(steps[:, None] / dim_t)
 

@@ -209,10 +209,10 @@ class VideoResFormer(nn.Module):
         GPE convolutions keep PyTorch's default initialisation, as in timm and ResFormer.
 
         Why not TimeSformer's zero table: with it the model starts blind to frame order (a reversed
-        clip gives the same logits) and the gradient that would make the table non-zero cancels
-        between a clip and its reversal, so from scratch the loss sits at chance on classes that
-        differ only in order (docs/RESULTS.md: a brightness ramp up vs down is not learned in 150
-        steps from zeros, and at once from sincos). TimeSformer fine-tunes image weights, where
+        clip gives the same logits) and the table's gradient averages out over a class and its
+        time-reversed partner, so from scratch the loss sits at chance on classes that differ only
+        in order (docs/RESULTS.md: a brightness ramp up vs down stayed at chance for 150 steps from
+        zeros and was learned by step 75 from sincos). TimeSformer fine-tunes image weights, where
         the checkpoint filter still starts the table at zeros.
         """
         trunc_normal_(self.cls_token, std=0.02)

@@ -3,7 +3,6 @@ paper's table layout, with GFLOPs per clip) and ``study.png`` (top-1 against tes
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -15,6 +14,7 @@ from yacs.config import CfgNode
 
 from resformer_video.config import cfg_with
 from resformer_video.models import build_model, count_flops
+from resformer_video.utils.atomic import write_json
 
 STUDY_JSON = "study.json"
 STUDY_TABLE = "study.md"
@@ -49,14 +49,6 @@ def summarize(rows: List[Dict[str, Any]], train_sizes: Dict[str, List[int]],
                                "runs": len(runs)}
         variants[name] = {"train_sizes": list(trained), "test": test}
     return {"variants": variants}
-
-
-def write_json(path: str, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (a temporary file, then ``os.replace``)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(obj, handle, indent=1)
-    os.replace(tmp, path)
 
 
 def machine_info() -> Dict[str, Any]:

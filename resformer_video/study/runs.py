@@ -22,9 +22,9 @@ from yacs.config import CfgNode
 from resformer_video.engine import test, train
 from resformer_video.config import cfg_with
 from resformer_video.engine.evaluate import RESULTS_JSON
-from resformer_video.study.report import write_json
 from resformer_video.study.variants import variant_cfg
 from resformer_video.utils import checkpoint
+from resformer_video.utils.atomic import write_json
 from resformer_video.utils.distributed import launch
 
 STUDY_CFG = "study_cfg.yaml"
