@@ -35,12 +35,39 @@ def _sc_weight(cfg: CfgNode, variant: str) -> float:
     return weight
 
 
+def training_flops_ratio(cfg: CfgNode) -> float:
+    """Training FLOPs per clip at every ``DATA.TRAIN_CROP_SIZES`` size over those at the first size
+    alone (fvcore forward counts of the model ``cfg`` builds; a backward pass scales both alike)."""
+    from resformer_video.study.report import variant_gflops  # report builds models; keep this module light
+
+    sizes = [int(s) for s in cfg.DATA.TRAIN_CROP_SIZES]
+    gflops = variant_gflops(cfg, sizes)
+    return sum(gflops.values()) / gflops[sizes[0]]
+
+
+def _compute_matched(cfg: CfgNode) -> Overrides:
+    """A single-size run as long as a multi-size one in training FLOPs: ``SOLVER.MAX_EPOCH`` times
+    :func:`training_flops_ratio` (rounded), warm-up and step epochs scaled alike (same schedule shape)."""
+    _all_sizes(cfg, "timesformer_matched")
+    epochs = max(1, round(cfg.SOLVER.MAX_EPOCH * training_flops_ratio(cfg)))
+    scale = epochs / cfg.SOLVER.MAX_EPOCH
+    overrides = ["SOLVER.MAX_EPOCH", epochs, "SOLVER.WARMUP_EPOCHS", float(cfg.SOLVER.WARMUP_EPOCHS) * scale]
+    if cfg.SOLVER.LR_POLICY.startswith("steps"):
+        overrides += ["SOLVER.STEPS", [round(float(step) * scale) for step in cfg.SOLVER.STEPS]]
+    return overrides
+
+
 VARIANTS: Dict[str, Callable[[CfgNode], Overrides]] = {
     # TimeSformer's recipe: a learned position table (resized with nearest at other test sizes, as
     # TimeSformer does at run time), a learned time embedding, one training size, no consistency loss.
     "timesformer": lambda cfg: [
         "MODEL.POS_EMBED", "learned", "MODEL.TEMPORAL_EMBED", "learned",
         "DATA.TRAIN_CROP_SIZES", _first_size(cfg), "SCALE_CONSISTENCY.WEIGHT", 0.0],
+    # TimeSformer's recipe trained for the multi-size variants' training FLOPs (more epochs of the
+    # same schedule): what the extra compute of multi-size training would buy the baseline.
+    "timesformer_matched": lambda cfg: [
+        "MODEL.POS_EMBED", "learned", "MODEL.TEMPORAL_EMBED", "learned",
+        "DATA.TRAIN_CROP_SIZES", _first_size(cfg), "SCALE_CONSISTENCY.WEIGHT", 0.0] + _compute_matched(cfg),
     # ResFormer's positional embeddings (GPE + LPE) alone: one training size, no consistency loss.
     "resformer_single": lambda cfg: [
         "MODEL.POS_EMBED", "global_local", "MODEL.TEMPORAL_EMBED", "learned",
