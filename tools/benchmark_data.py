@@ -76,22 +76,20 @@ def prepare_realclips(root: str) -> Dict[str, object]:
 def write_kinetics_like(path: str, seconds: int, width: int, height: int, fps: int, gop: int) -> None:
     """An H.264 file encoded as Kinetics' usually are: ``width x height``, ``fps``, a key frame
     every ``gop`` frames; a textured scene panning with some noise, so P-frames carry real work."""
-    import av
     import numpy as np
+
+    from resformer_video.datasets.encoding import VideoWriter, x264_options
 
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, (height // 4, 2 * width // 4, 3), dtype=np.uint8)
     texture = texture.repeat(4, axis=0).repeat(4, axis=1)
-    with av.open(path, "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "crf": "23"}
+    with VideoWriter(path, fps, width, height, options=x264_options(23, gop, preset="medium",
+                                                                    scenecut=False)) as writer:
         for i in range(seconds * fps):
             shift = (3 * i) % width
             frame = texture[:, shift:shift + width].copy()
             frame[rng.integers(0, height, 64), rng.integers(0, width, 64)] = 255
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+            writer.write(frame)
 
 
 def prepare_kinetics(root: str) -> Dict[str, object]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import platform
 from typing import Any, Dict, Optional, Tuple
 
 import torch
 
+from resformer_video.utils.machine import machine_info as base_machine_info
 from resformer_video.utils.precision import cpu_bf16_features
 
 # Dense peak TFLOP/s (no sparsity) by device-name substring; the first match wins, so the more
@@ -44,31 +43,5 @@ def device_peak_tflops(device: torch.device, precision: str) -> Optional[float]:
 
 
 def machine_info(device: torch.device) -> Dict[str, Any]:
-    """Host, CPU (with its native-bf16 features), threads, load average, torch version and (on
-    CUDA) the GPU name."""
-    info = {
-        "host": platform.node(),
-        "cpu": _cpu_model(),
-        "cpu_bf16": list(cpu_bf16_features()),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": device.type,
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-    return info
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """:func:`resformer_video.utils.machine.machine_info` plus the CPU's native-bf16 features."""
+    return dict(base_machine_info(device), cpu_bf16=list(cpu_bf16_features()))

@@ -22,11 +22,11 @@ import os
 import struct
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from resformer_video.datasets.encoding import VideoWriter
 from resformer_video.utils.atomic import write_json
 
 if TYPE_CHECKING:
@@ -196,20 +196,12 @@ def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: i
     return np.stack(frames)
 
 
-# Encoder options by codec (key frame every second where the codec takes ``g``); others: defaults.
-_CODEC_OPTIONS = {
-    "libx264": lambda crf, fps: {"crf": str(crf), "preset": "veryfast", "g": str(max(1, round(fps))),
-                                 "threads": "1"},
-    "libvpx-vp9": lambda crf, fps: {"crf": str(crf), "b": "0", "g": str(max(1, round(fps))),
-                                    "threads": "1"},
-    "libsvtav1": lambda crf, fps: {"crf": str(crf), "preset": "12", "g": str(max(1, round(fps)))},
-}
-
-
 def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
               timestamps: Optional[Sequence[float]] = None, rotation: int = 0,
               codec: str = "libx264") -> None:
-    """Encode uint8 ``(T, H, W, 3)`` RGB frames as H.264 (yuv420p, key frame every second) with PyAV.
+    """Encode uint8 ``(T, H, W, 3)`` RGB frames as H.264 (yuv420p, key frame every second) with
+    :class:`~resformer_video.datasets.encoding.VideoWriter` (the same bytes in every process and on
+    every CPU).
 
     The container follows ``path``'s extension; ``codec`` ``libvpx-vp9`` (``.webm``) or
     ``libsvtav1`` (``.mkv``) writes the VP9 / AV1 files video downloads often are.
@@ -220,30 +212,12 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
     ``rotation`` (0, 90, 180, 270) tags the file, as phones do for portrait video, to be displayed
     rotated by that many degrees counterclockwise (the frames are stored as given).
     """
-    import av
-
     if timestamps is not None and (len(timestamps) != len(frames) or np.any(np.diff(timestamps) <= 0)):
         raise ValueError(f"timestamps must be {len(frames)} increasing times, one per frame")
-    rate = Fraction(fps).limit_denominator(1001)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with av.open(path, "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = _CODEC_OPTIONS[codec](crf, fps) if codec in _CODEC_OPTIONS else {}
-        # One encoder thread, set on the context itself (PyAV defaults to automatic slice threading):
-        # the same frames then give byte-identical files in every process and on any core count.
-        stream.codec_context.thread_count = 1
-        if timestamps is not None:
-            stream.codec_context.time_base = Fraction(1, 1000)
+    with VideoWriter(path, fps, frames.shape[2], frames.shape[1], codec=codec, crf=crf,
+                     millisecond_pts=timestamps is not None) as writer:
         for i, array in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            if timestamps is not None:
-                frame.pts, frame.time_base = int(round(timestamps[i] * 1000)), Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            writer.write(array, None if timestamps is None else timestamps[i])
     if rotation:
         set_display_rotation(path, rotation)
 

@@ -9,7 +9,8 @@ from yacs.config import CfgNode
 
 from resformer_video.config import ConfigError
 from resformer_video.datasets import ensure_synthetic_dataset
-from resformer_video.study.report import machine_info, summarize, variant_gflops, write_outputs
+from resformer_video.study.report import summarize, variant_gflops, write_outputs
+from resformer_video.utils.machine import machine_info
 from resformer_video.study.runs import (Log, Run, check_stored_config, execute_runs, finished_results,
                                         plan_runs, read_run_record, tested_sizes)
 

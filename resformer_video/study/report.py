@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import statistics
 from typing import Any, Dict, List, Sequence
 
-import torch
 from yacs.config import CfgNode
 
 from resformer_video.config import cfg_with
@@ -49,21 +47,6 @@ def summarize(rows: List[Dict[str, Any]], train_sizes: Dict[str, List[int]],
                                "runs": len(runs)}
         variants[name] = {"train_sizes": list(trained), "test": test}
     return {"variants": variants}
-
-
-def machine_info() -> Dict[str, Any]:
-    """Platform, CPU model and count, torch version and threads, GPU name when there is one."""
-    cpu = platform.processor()
-    if os.path.isfile("/proc/cpuinfo"):
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def _three_digits(value: float) -> str:

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import platform
 from typing import Callable, ContextManager, Dict, Optional, Tuple
 
 import torch
 from yacs.config import CfgNode
+
+from resformer_video.utils.machine import CPUINFO, cpu_flags
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +94,9 @@ def _torch_cpu_features(wanted: Tuple[str, ...]) -> set:
     return {name for name in wanted if caps.get(name) is True}
 
 
-def _cpuinfo_flags(wanted: Tuple[str, ...], path: str = "/proc/cpuinfo") -> set:
+def _cpuinfo_flags(wanted: Tuple[str, ...], path: str = CPUINFO) -> set:
     """Which of ``wanted`` the ``flags`` (x86) or ``Features`` (ARM) lines of ``path`` list."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = [line for line in handle if line.startswith(("flags", "Features"))]
-    except OSError:
-        return set()
-    flags = {flag for line in lines for flag in line.split(":", 1)[-1].split()}
+    flags = cpu_flags(path) if os.path.isfile(path) else frozenset()
     # The kernel spells ARM's SVE-BF16 "svebf16".
     return {name for name in wanted if name in flags or name.replace("_", "") in flags}
 
