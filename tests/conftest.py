@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,8 @@ import torch
 from resformer_video.config import load_config
 from resformer_video.datasets.decoders import BACKENDS, DecoderUnavailableError, import_backend
 from resformer_video.models import VideoResFormer
+from resformer_video.utils.machine import cpu_class
+from resformer_video.utils.precision import cpu_bf16_features
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +72,28 @@ SMALL_OVERRIDES = {
     "TEST.NUM_SPATIAL_CROPS": 1,
     "TENSORBOARD.ENABLE": False,
 }
+
+
+# Precisions for tests that compare numbers: fp32 everywhere; bf16 where this CPU computes it
+# natively (RESFORMER_TEST_BF16=1 runs it on any CPU, emulated and slow). A skipped bf16 case says why.
+RUN_BF16 = bool(cpu_bf16_features()) or os.environ.get("RESFORMER_TEST_BF16") == "1"
+BOTH_PRECISIONS = [
+    pytest.param("fp32", id="fp32"),
+    pytest.param("bf16", id="bf16", marks=pytest.mark.skipif(
+        not RUN_BF16, reason=f"bf16 case skipped: this CPU ({cpu_class()}) has no native bf16 "
+                             "(AVX512-BF16/AMX); RESFORMER_TEST_BF16=1 runs it emulated")),
+]
+# Tolerances against a reference computed in the same precision by other code (other batching and
+# kernel order): fp32 rounding grows with the reductions of a small model (~1e-6 relative); bf16
+# keeps 8 bits of mantissa, 2^-8 = 0.4 % per rounding, over a few layers.
+SAME_PRECISION_TOLERANCE = {"fp32": {"atol": 1e-5, "rtol": 1e-4}, "bf16": {"atol": 3e-2, "rtol": 3e-2}}
+
+
+def reference_precision(precision: str) -> Any:
+    """The context a test's own reference forward runs in for ``precision`` (CPU autocast for bf16)."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def make_cfg(data_dir: Optional[Any] = None, opts: Optional[Sequence[Any]] = None, **overrides: Any):
@@ -126,8 +152,8 @@ def make_index_video(path: Any, num_frames: int, fps: float, size: int = 64,
 
 # Writes 20 frames of grey level 10 * i with codec argv[3] to argv[2]; see encode_levels_video.
 # It runs in a fresh interpreter: once decord is loaded (as in a test session), PyAV's VP9 encoder
-# fails to open (decord ships its own FFmpeg libraries; decoding is not affected). synthetic.py
-# needs only numpy and PyAV, so it is loaded by path, without importing torch.
+# fails to open (decord ships its own FFmpeg libraries; decoding is not affected). synthetic.py is
+# loaded by path, so that resformer_video.datasets (which imports the decoders) is not.
 ENCODE_LEVELS = """
 import importlib.util, sys
 import numpy as np

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_cfg, make_index_video
+from conftest import BOTH_PRECISIONS, SAME_PRECISION_TOLERANCE, make_cfg, make_index_video, reference_precision
 from resformer_video.datasets import build_test_transform, open_video
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.inference.features import expand_inputs, feature_name
@@ -39,9 +39,9 @@ def one_view_checkpoint(synthetic_data_dir, tmp_path_factory):
     return path, model.eval(), cfg
 
 
-def _reference(model, cfg, video):
+def _reference(model, cfg, video, precision="fp32"):
     """Per window: [class token, pooled block 0, pooled block -1] ``(3, D)``, built here from the
-    decoder, the sampler and the test transform."""
+    decoder, the sampler and the test transform, in ``precision``."""
     rows = []
     with open_video(str(video), "pyav") as reader:
         window, stride = round(WINDOW_S * reader.fps), round(STRIDE_S * reader.fps)
@@ -50,10 +50,10 @@ def _reference(model, cfg, video):
             idx = sample_clip_indices(length, reader.fps, cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE,
                                       cfg.DATA.TARGET_FPS, 0, 1) + start
             clip = build_test_transform(cfg)(reader.get_frames(np.minimum(idx, reader.num_frames - 1)), 1)
-            with torch.no_grad():
+            with torch.no_grad(), reference_precision(precision):
                 maps = model.forward_intermediates(clip[None], [0, -1])
-                rows.append(torch.stack([model.forward_features(clip[None])[0]]
-                                        + [m.mean(dim=(2, 3, 4))[0] for m in maps]))
+                rows.append(torch.stack([model.forward_features(clip[None])[0].float()]
+                                        + [m.float().mean(dim=(2, 3, 4))[0] for m in maps]))
     return torch.stack(rows).numpy()
 
 
@@ -62,8 +62,10 @@ def _index(out_dir):
         return {row["video"]: row for row in csv.DictReader(handle)}
 
 
+@pytest.mark.parametrize("precision", BOTH_PRECISIONS)
 def test_features_equal_the_model_and_resume_skips(one_view_checkpoint, synthetic_data_dir, tmp_path,
-                                                   capsys):
+                                                   capsys, precision):
+    """Features equal the model's own, computed here in the same (pinned) precision."""
     ckpt, model, cfg = one_view_checkpoint
     folder = tmp_path / "videos"
     folder.mkdir()
@@ -75,7 +77,8 @@ def test_features_equal_the_model_and_resume_skips(one_view_checkpoint, syntheti
     video_list.write_text(f"{listed} 2\n")
     out = tmp_path / "features"
     args = ["--checkpoint", str(ckpt), "--out", str(out), "--window", str(WINDOW_S), "--stride",
-            str(STRIDE_S), "--layers", "0,-1", "--device", "cpu", str(folder), str(video_list),
+            str(STRIDE_S), "--layers", "0,-1", "--device", "cpu", "--precision", precision,
+            str(folder), str(video_list),
             "TEST.BATCH_SIZE", "2"]
     code = EXTRACT_MAIN(args)
     stdout, stderr = capsys.readouterr()
@@ -91,7 +94,8 @@ def test_features_equal_the_model_and_resume_skips(one_view_checkpoint, syntheti
     windows = np.load(out / row["window_features"])
     video = np.load(out / row["video_features"])
     assert windows.shape == (3, 3, model.embed_dim) and video.shape == (3, model.embed_dim)
-    np.testing.assert_allclose(windows, _reference(model, cfg, long_video), atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(windows, _reference(model, cfg, long_video, precision),
+                               **SAME_PRECISION_TOLERANCE[precision])
     np.testing.assert_allclose(video, windows.mean(axis=0), atol=1e-6)
     assert row["video_features"] == f"{feature_name(str(long_video))}_video.npy"
     short = index[listed]

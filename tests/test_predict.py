@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_cfg, make_index_video
+from conftest import BOTH_PRECISIONS, SAME_PRECISION_TOLERANCE, make_cfg, make_index_video, reference_precision
 from resformer_video.datasets import build_test_transform, open_video, read_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.inference.predictor import build_predictor, window_starts
@@ -89,23 +89,25 @@ def test_corrupt_video_is_reported_and_the_others_predicted(tiny_checkpoint, syn
         assert all(entry.split()[0] in names and 0 < float(entry.split()[1]) <= 1 for entry in entries)
 
 
-def test_one_view_prediction_equals_softmax_of_the_model(synthetic_data_dir, tmp_path):
+@pytest.mark.parametrize("precision", BOTH_PRECISIONS)
+def test_one_view_prediction_equals_softmax_of_the_model(synthetic_data_dir, tmp_path, precision):
     """With 1 clip x 1 crop, the video's probabilities are softmax(model(clip)) of the centre clip,
-    built here independently from the decoder, the sampler and the test transform."""
+    built here independently from the decoder, the sampler and the test transform, in the same
+    precision (the predictor's default depends on the CPU, so it is pinned)."""
     cfg = make_cfg(synthetic_data_dir, DATA__DECODER="pyav")
     torch.manual_seed(1)
     model = build_model(cfg).eval()
     ckpt = tmp_path / "one_view.pyth"
     save_checkpoint(str(ckpt), model, epoch=0, cfg_text=cfg.dump())
     video = _videos(synthetic_data_dir, 1)[0]
-    pred = build_predictor(str(ckpt), device="cpu").predict(video, k=2)
+    pred = build_predictor(str(ckpt), device="cpu", precision=precision).predict(video, k=2)
     with open_video(video, "pyav") as reader:
         idx = sample_clip_indices(reader.num_frames, reader.fps, cfg.DATA.NUM_FRAMES,
                                   cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS, 0, 1)
         clip = build_test_transform(cfg)(reader.get_frames(idx), 1)
-    with torch.no_grad():
-        expected = model(clip[None]).softmax(-1)[0]
-    torch.testing.assert_close(pred.probs, expected, atol=1e-5, rtol=1e-4)
+    with torch.no_grad(), reference_precision(precision):
+        expected = model(clip[None]).float().softmax(-1)[0]
+    torch.testing.assert_close(pred.probs, expected, **SAME_PRECISION_TOLERANCE[precision])
     assert [s.index for s in pred.top] == expected.topk(2).indices.tolist()
 
 
