@@ -63,7 +63,8 @@ def test_study_writes_json_table_and_plot(finished_study, capsys):
         assert list(entry["test"]) == ["16", "32"]
         run_results = json.loads((out / "runs" / name / "seed0" / "test_results.json").read_text())
         for size, stats in entry["test"].items():
-            assert set(stats) == {"top1", "top1_std", "top5", "runs"}
+            assert set(stats) == {"top1", "top1_std", "top1_ci95", "top5", "runs"}
+            assert stats["top1_ci95"] is None  # one run: no interval
             assert stats["runs"] == 1 and stats["top1_std"] == 0.0
             assert stats["top1"] == run_results["results"][size]["top1"]
             assert stats["top5"] == 100.0  # 2 classes
@@ -73,8 +74,9 @@ def test_study_writes_json_table_and_plot(finished_study, capsys):
     assert [(r["variant"], r["seed"]) for r in study["runs"]] == [("timesformer", 0), ("resformer_multi_sc", 0)]
     assert all(r["wall_s"] > 0 for r in study["runs"])
     table = (out / "study.md").read_text()
-    assert "| Model | Train res. | 16 | 32 |" in table
-    assert "| timesformer | 32 | " in table and "| resformer_multi_sc | 32/16 | " in table
+    assert "| Model | Train res. | runs | 16 | 32 |" in table
+    assert "| timesformer | 32 | 1 | " in table and "| resformer_multi_sc | 32/16 | 1 | " in table
+    assert "Lead over timesformer" in table and "fp32 on a" in table
     assert " ± 0.0 |" in table and "chance 50.0 %" in table and "GFLOPs per clip" in table
     assert (out / "study.png").read_bytes()[:4] == b"\x89PNG"
     # Learned table for timesformer; its config is stored beside its results.
@@ -118,10 +120,67 @@ def test_full_method_without_consistency_weight_is_a_config_error(tool, tmp_path
 
 
 def test_summary_is_mean_and_sample_std_over_seeds():
-    rows = [{"variant": "a", "results": {"8": {"top1": top1, "top5": 100.0}}} for top1 in (50.0, 70.0, 60.0)]
+    rows = [{"variant": "a", "seed": seed, "results": {"8": {"top1": top1, "top5": 100.0}}}
+            for seed, top1 in enumerate((50.0, 70.0, 60.0))]
     study = summarize(rows, {"a": [8]}, [8])
     stats = study["variants"]["a"]["test"]["8"]
-    assert stats == {"top1": 60.0, "top1_std": pytest.approx(10.0), "top5": 100.0, "runs": 3}
+    half = 4.303 * 10.0 / 3 ** 0.5  # t(0.975, 2) * std / sqrt(n)
+    assert stats == {"top1": 60.0, "top1_std": pytest.approx(10.0), "top5": 100.0, "runs": 3,
+                     "top1_ci95": [pytest.approx(60.0 - half), pytest.approx(60.0 + half)]}
+
+
+def test_lead_is_paired_by_dataset_and_seed():
+    """The lead is the mean of per-(dataset, seed) differences, with a t interval over the pairs;
+    a run without its partner is left out; datasets and seeds are separated in the factors."""
+    top1 = {("timesformer", 0, 0): 80.0, ("timesformer", 0, 1): 90.0, ("timesformer", 1, 0): 70.0,
+            ("full", 0, 0): 90.0, ("full", 0, 1): 94.0, ("full", 1, 0): 86.0, ("full", 1, 1): 99.0}
+    rows = [{"variant": v, "data_seed": d, "seed": s, "results": {"8": {"top1": t, "top5": 100.0}}}
+            for (v, d, s), t in top1.items()]
+    study = summarize(rows, {"timesformer": [8], "full": [8, 4]}, [8])
+    lead = study["leads"]["full"]["8"]
+    diffs = [10.0, 4.0, 16.0]  # (0,0), (0,1), (1,0); (1,1) has no baseline run
+    std = (sum((d - 10.0) ** 2 for d in diffs) / 2) ** 0.5
+    assert lead["n"] == 3 and lead["mean"] == pytest.approx(10.0) and lead["std"] == pytest.approx(std)
+    assert lead["ci95"] == [pytest.approx(10.0 - 4.303 * std / 3 ** 0.5), pytest.approx(10.0 + 4.303 * std / 3 ** 0.5)]
+    factors = study["factors"]["timesformer"]["8"]
+    assert factors["by_dataset"] == {"0": 85.0, "1": 70.0} and factors["dataset_range"] == 15.0
+    assert factors["seed_std"] == pytest.approx(50 ** 0.5)  # only dataset 0 has two seeds
+
+
+def test_prediction_range_and_t_quantiles():
+    from resformer_video.study.stats import prediction_range, t975
+    assert t975(4) == 2.776 and t975(100) == 1.96
+    with pytest.raises(ValueError, match="at least 2"):
+        t975(0)
+    low, high = prediction_range(90.0, 2.0, 5)
+    assert high - 90.0 == pytest.approx(2.776 * 2.0 * (1.2 ** 0.5)) and low < 90.0
+    assert prediction_range(99.0, 2.0, 5)[1] == 100.0  # clipped
+
+
+def test_several_datasets_have_their_own_folders_and_seeds(tmp_path):
+    base = load_config(STUDY_CFG, [])
+    runs = study_runs.plan_runs(base, ["timesformer"], [0, 1], str(tmp_path), data_seeds=[3, 4])
+    assert [(r.data_seed, r.seed) for r in runs] == [(3, 0), (3, 1), (4, 0), (4, 1)]
+    assert runs[2].run_dir == str(tmp_path / "data4" / "runs" / "timesformer" / "seed0")
+    assert runs[2].cfg.SYNTHETIC.SEED == 4 and runs[2].cfg.DATA.PATH_TO_DATA_DIR == str(tmp_path / "data4" / "data")
+    assert runs[0].cfg.DATA.PATH_PREFIX == str(tmp_path / "data3" / "data")
+
+
+def test_compute_matched_baseline_trains_for_the_multi_size_flops():
+    """timesformer_matched: TimeSformer's recipe for round(epochs x FLOPs ratio) epochs, the warm-up
+    scaled alike; the ratio is fvcore's (64+48+40 px against 64 px: close to the pixel ratio)."""
+    from resformer_video.study.variants import training_flops_ratio, variant_cfg
+    base = load_config(STUDY_CFG, [])
+    ratio = training_flops_ratio(base)
+    pixels = sum(s * s for s in base.DATA.TRAIN_CROP_SIZES) / base.DATA.TRAIN_CROP_SIZES[0] ** 2
+    assert 0.9 * pixels < ratio < 1.1 * pixels
+    matched = variant_cfg(base, "timesformer_matched", 0, "/tmp/m")
+    plain = variant_cfg(base, "timesformer", 0, "/tmp/p")
+    assert matched.SOLVER.MAX_EPOCH == round(base.SOLVER.MAX_EPOCH * ratio) > plain.SOLVER.MAX_EPOCH
+    scale = matched.SOLVER.MAX_EPOCH / plain.SOLVER.MAX_EPOCH
+    assert matched.SOLVER.WARMUP_EPOCHS == pytest.approx(plain.SOLVER.WARMUP_EPOCHS * scale)
+    assert list(matched.DATA.TRAIN_CROP_SIZES) == list(plain.DATA.TRAIN_CROP_SIZES)
+    assert matched.MODEL.dump() == plain.MODEL.dump()
 
 
 def test_eta_scales_the_measured_time_by_each_run_s_cost(tmp_path):
@@ -140,7 +199,8 @@ def test_variants_differ_only_in_what_the_study_compares():
     from resformer_video.study.variants import VARIANTS as ALL, variant_cfg
     base = load_config(STUDY_CFG, [])
     compared = {"MODEL.POS_EMBED", "MODEL.TEMPORAL_EMBED", "MODEL.ATTENTION_TYPE",
-                "DATA.TRAIN_CROP_SIZES", "SCALE_CONSISTENCY.WEIGHT", "OUTPUT_DIR"}
+                "DATA.TRAIN_CROP_SIZES", "SCALE_CONSISTENCY.WEIGHT", "OUTPUT_DIR",
+                "SOLVER.MAX_EPOCH", "SOLVER.WARMUP_EPOCHS"}  # the compute-matched baseline trains longer
 
     def flat(node, prefix=""):
         out = {}
@@ -152,6 +212,7 @@ def test_variants_differ_only_in_what_the_study_compares():
     cfgs = {name: flat(variant_cfg(base, name, 0, f"/tmp/{name}")) for name in ALL}
     shared = [{k: v for k, v in cfg.items() if k not in compared} for cfg in cfgs.values()]
     assert all(other == shared[0] for other in shared[1:])
+    assert {c["SOLVER.MAX_EPOCH"] for n, c in cfgs.items() if n != "timesformer_matched"} == {base.SOLVER.MAX_EPOCH}
     assert cfgs["space_only"]["MODEL.TEMPORAL_EMBED"] == "none"
     assert cfgs["timesformer"]["MODEL.POS_EMBED"] == "learned"
     assert cfgs["resformer_multi_sc"]["SCALE_CONSISTENCY.WEIGHT"] > 0 == cfgs["resformer_multi"]["SCALE_CONSISTENCY.WEIGHT"]

@@ -2,7 +2,7 @@
 """The resolution study: the ResFormer paper's Table 4 on any dataset, reproduced in shape.
 
     python tools/study.py --cfg configs/study_synthetic.yaml [--variants A,B,...] [--seeds 0,1,2]
-                          [--out DIR] [KEY VALUE ...]
+                          [--data-seeds 0,1] [--out DIR] [KEY VALUE ...]
 
 Generates the synthetic dataset the config's ``SYNTHETIC`` node describes (when
 ``DATA.PATH_TO_DATA_DIR`` has no lists yet), trains every variant (timesformer, resformer_single,
@@ -28,16 +28,21 @@ def main(argv=None) -> int:
     parser = build_parser("Train and test every study variant with every seed; write the table and plot.")
     parser.add_argument("--variants", default="", help="comma-separated variants (default: all)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    parser.add_argument("--data-seeds", default="",
+                        help="comma-separated SYNTHETIC.SEED values: run every variant and seed on each of "
+                             "these generated datasets (in DIR/data<seed>/) and pair them by dataset and seed "
+                             "(default: the config's own dataset)")
     parser.add_argument("--out", default="", help="study folder (default: the config's OUTPUT_DIR)")
     args = parser.parse_args(argv)
     try:
         variants, seeds = parse_variants(args.variants), parse_seeds(args.seeds)
+        data_seeds = parse_seeds(args.data_seeds, "--data-seeds") if args.data_seeds else None
     except ValueError as err:
         parser.error(str(err))
     command = shlex.join(["python", "tools/study.py"] + list(sys.argv[1:] if argv is None else argv))
     try:
         cfg = load_config(args.cfg_file, args.opts)
-        run_study(cfg, variants, seeds, args.out or cfg.OUTPUT_DIR, command=command)
+        run_study(cfg, variants, seeds, args.out or cfg.OUTPUT_DIR, command=command, data_seeds=data_seeds)
     except (ConfigError, FileNotFoundError, StudyConfigMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
+import torch
 from yacs.config import CfgNode
 
 from resformer_video.config import ConfigError
 from resformer_video.datasets import ensure_synthetic_dataset
 from resformer_video.study.report import summarize, variant_gflops, write_outputs
 from resformer_video.utils.machine import machine_info
-from resformer_video.study.runs import (Log, Run, check_stored_config, execute_runs, finished_results,
+from resformer_video.utils.precision import config_precision
+from resformer_video.study.runs import (Log, Run, check_stored_config, dataset_cfg, execute_runs, finished_results,
                                         plan_runs, read_run_record, tested_sizes)
 
 
-def parse_seeds(text: str) -> List[int]:
-    """``"0,1,2"`` -> ``[0, 1, 2]``; anything else raises ValueError naming ``--seeds``."""
+def parse_seeds(text: str, flag: str = "--seeds") -> List[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; anything else raises ValueError naming ``flag``."""
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"--seeds: expected comma-separated integers, got {text!r}") from None
+        raise ValueError(f"{flag}: expected comma-separated integers, got {text!r}") from None
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds: expected distinct comma-separated integers, got {text!r}")
+        raise ValueError(f"{flag}: expected distinct comma-separated integers, got {text!r}")
     return seeds
 
 
@@ -47,20 +49,28 @@ def _gflops_per_variant(runs: List[Run]) -> Dict[str, Dict[int, float]]:
     return out
 
 
+def _effective_precision(cfg: CfgNode) -> str:
+    """The precision the runs train and test in here (``TRAIN.MIXED_PRECISION`` after any fallback)."""
+    device = torch.device("cuda" if cfg.NUM_GPUS > 0 and torch.cuda.is_available() else "cpu")
+    return config_precision(cfg, device)
+
+
 def _run_row(run: Run) -> Dict[str, Any]:
     results = finished_results(run) or {}
     record = read_run_record(run)
-    return {"variant": run.variant, "seed": run.seed, "run_dir": run.run_dir,
+    return {"variant": run.variant, "seed": run.seed, "data_seed": run.data_seed, "run_dir": run.run_dir,
             "wall_s": record.get("wall_s"), "start_epoch": record.get("start_epoch"),
             "results": {size: {"top1": m["top1"], "top5": m["top5"]} for size, m in results.items()},
             "num_test_videos": max((m["num_videos"] for m in results.values()), default=0)}
 
 
 def run_study(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str,
-              command: str = "", log: Log = print) -> Dict[str, Any]:
+              command: str = "", log: Log = print, data_seeds: Optional[List[int]] = None) -> Dict[str, Any]:
     """Train and test every (variant, seed) run under ``out_dir/runs`` (finished runs are skipped,
     interrupted ones continue) and write ``study.json``, ``study.md`` and ``study.png`` to
-    ``out_dir``. Returns the study dict (the content of ``study.json``).
+    ``out_dir``. With ``data_seeds``, each (variant, seed) runs on each of that many generated
+    datasets (``SYNTHETIC.SEED``), under ``out_dir/data<seed>/``, and the report pairs the variants
+    by (dataset, seed). Returns the study dict (the content of ``study.json``).
 
     Raises:
         ConfigError: a variant cannot be made from ``base`` (e.g. scale-consistency weight 0).
@@ -68,10 +78,11 @@ def run_study(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str
     """
     start = time.time()
     _check_protocol(base)
-    runs = plan_runs(base, variants, seeds, out_dir)
+    runs = plan_runs(base, variants, seeds, out_dir, data_seeds)
     for run in runs:
         check_stored_config(run)
-    ensure_synthetic_dataset(base, log=log)
+    for data_seed in data_seeds or [None]:
+        ensure_synthetic_dataset(dataset_cfg(base, out_dir, data_seed), log=log)
     gflops = _gflops_per_variant(runs)
     train_gflops = {run.variant: sum(gflops[run.variant][int(s)] for s in run.cfg.DATA.TRAIN_CROP_SIZES)
                     for run in runs}
@@ -82,7 +93,10 @@ def run_study(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str
                       sizes)
     study.update({
         "gflops": {name: {str(s): round(g[s], 6) for s in sizes} for name, g in gflops.items()},
-        "chance": 100.0 / base.MODEL.NUM_CLASSES, "seeds": seeds, "frames": base.DATA.NUM_FRAMES,
+        "train_gflops": {name: round(g, 6) for name, g in train_gflops.items()},
+        "epochs": {run.variant: int(run.cfg.SOLVER.MAX_EPOCH) for run in runs},
+        "chance": 100.0 / base.MODEL.NUM_CLASSES, "seeds": seeds, "data_seeds": data_seeds,
+        "frames": base.DATA.NUM_FRAMES, "precision": _effective_precision(base),
         "views": f"{base.TEST.NUM_ENSEMBLE_VIEWS} clip(s) x {base.TEST.NUM_SPATIAL_CROPS} crop(s)",
         "num_test_videos": max(row["num_test_videos"] for row in rows),
         "runs": rows, "command": command, "machine": machine_info(),

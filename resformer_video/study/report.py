@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 from typing import Any, Dict, List, Sequence
 
 from yacs.config import CfgNode
 
 from resformer_video.config import cfg_with
 from resformer_video.models import build_model, count_flops
+from resformer_video.study.stats import mean_interval, mean_std, paired_differences
 from resformer_video.utils.atomic import write_json
 
 STUDY_JSON = "study.json"
@@ -26,27 +26,74 @@ def variant_gflops(cfg: CfgNode, sizes: Sequence[int]) -> Dict[int, float]:
     return {int(size): count_flops(model, cfg.DATA.NUM_FRAMES, size, size) / 1e9 for size in sizes}
 
 
-def _mean_std(values: List[float]) -> Dict[str, float]:
-    return {"mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+BASELINE = "timesformer"
 
 
 def summarize(rows: List[Dict[str, Any]], train_sizes: Dict[str, List[int]],
               sizes: Sequence[int]) -> Dict[str, Any]:
-    """``{"variants": {name: {"train_sizes", "test": {"<size>": {"top1", "top1_std", "top5",
-    "runs"}}}}}`` over ``rows`` (one per run: ``variant`` and ``results[size]`` top1/top5, %); the
-    std is the sample std over runs (0 for one run). Variants keep the order of ``train_sizes``."""
+    """``{"variants": {name: {"train_sizes", "test": {"<size>": {"top1", "top1_std", "top1_ci95",
+    "top5", "runs"}}}}, "leads": ..., "factors": ...}`` over ``rows`` (one per run: ``variant``,
+    ``seed``, ``data_seed`` and ``results[size]`` top1/top5, %). Mean, sample std and 95 % t interval
+    are over every run of a variant (all seeds and datasets); :func:`leads` and :func:`factors`
+    below. Variants keep the order of ``train_sizes``."""
     variants: Dict[str, Any] = {}
     for name, trained in train_sizes.items():
         runs = [row for row in rows if row["variant"] == name]
         test: Dict[str, Any] = {}
         for size in sizes:
-            top1 = _mean_std([row["results"][str(size)]["top1"] for row in runs])
-            top5 = _mean_std([row["results"][str(size)]["top5"] for row in runs])
-            test[str(size)] = {"top1": top1["mean"], "top1_std": top1["std"], "top5": top5["mean"],
-                               "runs": len(runs)}
+            top1 = mean_interval([row["results"][str(size)]["top1"] for row in runs])
+            top5 = mean_std([row["results"][str(size)]["top5"] for row in runs])
+            test[str(size)] = {"top1": top1["mean"], "top1_std": top1["std"], "top1_ci95": top1["ci95"],
+                               "top5": top5["mean"], "runs": len(runs)}
         variants[name] = {"train_sizes": list(trained), "test": test}
-    return {"variants": variants}
+    return {"variants": variants, "leads": leads(rows, list(train_sizes), sizes),
+            "factors": factors(rows, list(train_sizes), sizes)}
+
+
+def _top1_by_pair(rows: List[Dict[str, Any]], variant: str, size: int) -> Dict[tuple, float]:
+    return {(row.get("data_seed"), row["seed"]): row["results"][str(size)]["top1"]
+            for row in rows if row["variant"] == variant}
+
+
+def leads(rows: List[Dict[str, Any]], variants: List[str], sizes: Sequence[int],
+          baseline: str = BASELINE) -> Dict[str, Any]:
+    """Each variant's top-1 minus ``baseline``'s, paired by (dataset, seed): ``{variant: {"<size>":
+    {"mean", "std", "n", "ci95"}}}`` ({} without the baseline or without pairs)."""
+    if baseline not in variants:
+        return {}
+    out: Dict[str, Any] = {}
+    for name in variants:
+        if name == baseline:
+            continue
+        per_size = {}
+        for size in sizes:
+            diffs = paired_differences(_top1_by_pair(rows, name, size), _top1_by_pair(rows, baseline, size))
+            if diffs:
+                per_size[str(size)] = mean_interval(diffs)
+        if per_size:
+            out[name] = per_size
+    return out
+
+
+def factors(rows: List[Dict[str, Any]], variants: List[str], sizes: Sequence[int]) -> Dict[str, Any]:
+    """What moves each variant's top-1 at each size: ``{variant: {"<size>": {"by_dataset": {data_seed:
+    mean over seeds}, "dataset_range": max - min of those means, "seed_std": the mean over datasets
+    of the std over seeds}}}`` (datasets with one run add no seed spread)."""
+    out: Dict[str, Any] = {}
+    for name in variants:
+        runs = [row for row in rows if row["variant"] == name]
+        data_seeds = sorted({row.get("data_seed") for row in runs}, key=lambda d: -1 if d is None else d)
+        per_size = {}
+        for size in sizes:
+            by_data = {d: [row["results"][str(size)]["top1"] for row in runs if row.get("data_seed") == d]
+                       for d in data_seeds}
+            means = {str(d): mean_std(v)["mean"] for d, v in by_data.items()}
+            stds = [mean_std(v)["std"] for v in by_data.values() if len(v) > 1]
+            per_size[str(size)] = {"by_dataset": means,
+                                   "dataset_range": max(means.values()) - min(means.values()),
+                                   "seed_std": sum(stds) / len(stds) if stds else 0.0}
+        out[name] = per_size
+    return out
 
 
 def _three_digits(value: float) -> str:
@@ -60,26 +107,70 @@ def _cell(stats: Dict[str, Any]) -> str:
     return f"{stats['top1']:.1f} ± {stats['top1_std']:.1f}"
 
 
+def _interval(stats: Dict[str, Any]) -> str:
+    ci = stats.get("ci95")
+    spread = f"{stats['mean']:+.1f} ± {stats['std']:.1f}"
+    return spread if ci is None else f"{spread} [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+
+
+def _runs_text(study: Dict[str, Any]) -> str:
+    seeds = ", ".join(str(s) for s in study["seeds"])
+    data = study.get("data_seeds")
+    return f"seed(s) {seeds}" + (f" x dataset(s) {', '.join(str(d) for d in data)}" if data else "")
+
+
+def _lead_lines(study: Dict[str, Any], sizes: List[str]) -> List[str]:
+    if not study.get("leads"):
+        return []
+    lines = ["", f"Lead over {BASELINE} (top-1 points), paired by dataset and seed: mean ± sample std "
+             "[95 % t interval of the mean]:", "", "| Model | pairs | " + " | ".join(sizes) + " |",
+             "|---|---|" + "---|" * len(sizes)]
+    for name, per_size in study["leads"].items():
+        pairs = next(iter(per_size.values()))["n"]
+        lines.append(f"| {name} | {pairs} | " + " | ".join(_interval(per_size[s]) for s in sizes) + " |")
+    return lines
+
+
+def _factor_lines(study: Dict[str, Any], sizes: List[str]) -> List[str]:
+    if not study.get("data_seeds") or len(study["data_seeds"]) < 2:
+        return []
+    lines = ["", "What moves top-1 (points): the range of the per-dataset means (data) and the mean "
+             "std over training seeds within a dataset (seed):", "",
+             "| Model | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
+    for name, per_size in study["factors"].items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"data {per_size[s]['dataset_range']:.1f} / seed {per_size[s]['seed_std']:.1f}" for s in sizes) + " |")
+    return lines
+
+
 def study_table(study: Dict[str, Any]) -> str:
     """Markdown: the accuracy table (rows: variants with their training sizes; columns: test sizes;
-    ``mean ± std`` top-1), chance, then GFLOPs per clip of each variant at each test size."""
+    ``mean ± std`` top-1), chance, precision and CPU class; the lead over the baseline with its 95 %
+    interval; what datasets and seeds move; GFLOPs per clip and training cost of each variant."""
     variants = study["variants"]
     sizes = list(next(iter(variants.values()))["test"])
-    header = "| Model | Train res. | " + " | ".join(sizes) + " |"
-    rule = "|---|---|" + "---|" * len(sizes)
+    machine = study.get("machine", {})
+    header = "| Model | Train res. | runs | " + " | ".join(sizes) + " |"
+    rule = "|---|---|---|" + "---|" * len(sizes)
     lines = [f"Video-level top-1 (%) on the {study['num_test_videos']} held-out test videos "
-             f"({study['views']}), mean ± sample std over "
-             f"seed(s) {', '.join(str(s) for s in study['seeds'])}; "
-             f"chance {study['chance']:.1f} %.", "", header, rule]
+             f"({study['views']}), mean ± sample std over {_runs_text(study)}; "
+             f"chance {study['chance']:.1f} %; {study.get('precision', 'fp32')} on a "
+             f"{machine.get('cpu_class', 'unknown')} CPU ({machine.get('cpu', '?')}).", "", header, rule]
     for name, entry in variants.items():
         trained = "/".join(str(s) for s in entry["train_sizes"])
-        lines.append(f"| {name} | {trained} | " + " | ".join(_cell(entry["test"][s]) for s in sizes) + " |")
+        runs = next(iter(entry["test"].values()))["runs"]
+        lines.append(f"| {name} | {trained} | {runs} | " + " | ".join(_cell(entry["test"][s]) for s in sizes) + " |")
+    lines += _lead_lines(study, sizes) + _factor_lines(study, sizes)
     lines += ["", f"GFLOPs per clip ({study['frames']} frames; multiply-adds, fvcore's convention, "
-              "attention included):", "", "| Model | " + " | ".join(sizes) + " |",
-              "|---|" + "---|" * len(sizes)]
+              "attention included), and training cost (forward GFLOPs per clip summed over the "
+              "training sizes, x epochs):", "", "| Model | " + " | ".join(sizes) + " | train GFLOPs x epochs |",
+              "|---|" + "---|" * (len(sizes) + 1)]
     for name in variants:
         gflops = study["gflops"][name]
-        lines.append(f"| {name} | " + " | ".join(_three_digits(gflops[s]) for s in sizes) + " |")
+        cost = ""
+        if name in study.get("train_gflops", {}):
+            cost = f"{_three_digits(study['train_gflops'][name])} x {study['epochs'][name]}"
+        lines.append(f"| {name} | " + " | ".join(_three_digits(gflops[s]) for s in sizes) + f" | {cost} |")
     return "\n".join(lines) + "\n"
 
 
@@ -108,7 +199,8 @@ def plot_study(study: Dict[str, Any], path: str) -> None:
     ax.set_ylim(0, 100)
     ax.set_xlabel("test resolution (pixels)")
     ax.set_ylabel("video-level top-1 (%)")
-    ax.set_title(f"top-1 against test size (mean ± std over {len(study['seeds'])} seed(s))")
+    runs = next(iter(next(iter(study["variants"].values()))["test"].values()))["runs"]
+    ax.set_title(f"top-1 against test size (mean ± std over {runs} run(s) per model)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 from yacs.config import CfgNode
@@ -46,6 +46,7 @@ class Run:
     variant: str
     seed: int
     cfg: CfgNode
+    data_seed: Optional[int] = None  # the generated dataset's SYNTHETIC.SEED, when the study has several
 
     @property
     def run_dir(self) -> str:
@@ -53,18 +54,44 @@ class Run:
 
     @property
     def label(self) -> str:
-        return f"{self.variant} seed {self.seed}"
+        data = "" if self.data_seed is None else f" on data {self.data_seed}"
+        return f"{self.variant} seed {self.seed}{data}"
+
+    @property
+    def pair_key(self) -> Tuple[Optional[int], int]:
+        """What pairs this run with another variant's: the same dataset and training seed."""
+        return (self.data_seed, self.seed)
 
 
-def run_dir(out_dir: str, variant: str, seed: int) -> str:
-    """``OUT/runs/<variant>/seed<seed>``."""
-    return os.path.join(out_dir, "runs", variant, f"seed{seed}")
+def dataset_root(out_dir: str, data_seed: Optional[int]) -> str:
+    """``OUT`` for a study on the config's dataset, ``OUT/data<data_seed>`` for one of several."""
+    return out_dir if data_seed is None else os.path.join(out_dir, f"data{data_seed}")
 
 
-def plan_runs(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str) -> List[Run]:
-    """Every (variant, seed) run, variant-major, with its validated config."""
-    return [Run(name, seed, variant_cfg(base, name, seed, run_dir(out_dir, name, seed)))
-            for name in variants for seed in seeds]
+def run_dir(out_dir: str, variant: str, seed: int, data_seed: Optional[int] = None) -> str:
+    """``OUT/runs/<variant>/seed<seed>`` (``OUT/data<data_seed>/runs/...`` with several datasets)."""
+    return os.path.join(dataset_root(out_dir, data_seed), "runs", variant, f"seed{seed}")
+
+
+def dataset_cfg(base: CfgNode, out_dir: str, data_seed: Optional[int]) -> CfgNode:
+    """``base`` for the config's dataset; else generated with ``SYNTHETIC.SEED data_seed`` into
+    ``OUT/data<data_seed>/data``."""
+    if data_seed is None:
+        return base
+    data = os.path.join(dataset_root(out_dir, data_seed), "data")
+    return cfg_with(base, "SYNTHETIC.SEED", data_seed, "DATA.PATH_TO_DATA_DIR", data, "DATA.PATH_PREFIX", data)
+
+
+def plan_runs(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str,
+              data_seeds: Optional[List[int]] = None) -> List[Run]:
+    """Every (dataset, variant, seed) run, dataset- then variant-major, with its validated config;
+    ``data_seeds`` None: the config's own dataset."""
+    runs = []
+    for data_seed in data_seeds or [None]:
+        data_base = dataset_cfg(base, out_dir, data_seed)
+        runs += [Run(name, seed, variant_cfg(data_base, name, seed, run_dir(out_dir, name, seed, data_seed)),
+                     data_seed) for name in variants for seed in seeds]
+    return runs
 
 
 def tested_sizes(cfg: CfgNode) -> List[int]:
