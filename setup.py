@@ -27,7 +27,7 @@ setup(
     # tools/ is installed as resformer_video.tools so the console scripts work without the repo.
     packages=find_packages(include=["resformer_video", "resformer_video.*"]) + ["resformer_video.tools"],
     package_dir={"resformer_video.tools": "tools"},
-    package_data={"resformer_video": ["data/*.txt"]},
+    package_data={"resformer_video": ["data/*.txt", "data/*.json"]},
     include_package_data=True,
     entry_points={"console_scripts": [f"{name} = resformer_video.cli:main" for name in CONSOLE_SCRIPTS]},
     # Every third-party package imported by resformer_video/ and tools/ (decord, torchcodec and

@@ -217,3 +217,30 @@ def test_variants_differ_only_in_what_the_study_compares():
     assert cfgs["timesformer"]["MODEL.POS_EMBED"] == "learned"
     assert cfgs["resformer_multi_sc"]["SCALE_CONSISTENCY.WEIGHT"] > 0 == cfgs["resformer_multi"]["SCALE_CONSISTENCY.WEIGHT"]
     assert len(cfgs["timesformer"]["DATA.TRAIN_CROP_SIZES"]) == 1 < len(cfgs["resformer_multi"]["DATA.TRAIN_CROP_SIZES"])
+
+
+def _demo_study(top1s):
+    test = lambda t: {"32": {"top1": t[0]}, "64": {"top1": t[1]}}
+    return {"variants": {"timesformer": {"train_sizes": [64], "test": test(top1s[0])},
+                         "resformer_multi_sc": {"train_sizes": [64, 48], "test": test(top1s[1])}},
+            "gflops": {"resformer_multi_sc": {"32": 0.02, "64": 0.086}}, "num_test_videos": 240,
+            "views": "1 clip(s) x 1 crop(s)", "chance": 50.0, "precision": "fp32",
+            "machine": {"cpu_class": "AVX2"}, "seeds": [0], "runs": []}
+
+
+def test_demo_prints_the_study_range_and_whether_the_run_falls_inside():
+    """The demo's table carries the recorded study's mean and 95 % single-run range and a verdict;
+    the recorded numbers are made from a study's JSON by reference_from_study."""
+    from resformer_video.study.demo import reference_from_study, side_by_side
+    recorded = {"variants": {name: {"train_sizes": [64], "test": {
+        size: {"top1": mean, "top1_std": 2.0, "runs": 10} for size, mean in (("32", 90.0), ("64", 99.0))}}
+        for name in ("timesformer", "resformer_multi_sc")}, "seeds": [0, 1, 2, 3, 4], "data_seeds": [0, 1],
+        "precision": "fp32", "machine": {"cpu_class": "AVX2"}, "leads": {}}
+    reference = reference_from_study(recorded)
+    assert reference["variants"]["timesformer"]["32"] == {"mean": 90.0, "std": 2.0, "n": 10}
+    inside = side_by_side(_demo_study([(91.0, 99.5), (88.0, 100.0)]), reference)
+    assert "this run: 4 of 4 cells inside" in inside and "10 runs per model (5 seeds x 2 generated" in inside
+    assert "90.0 [ 85.3" in inside  # 90 - 2.262 * 2 * sqrt(1.1) = 85.26
+    outside = side_by_side(_demo_study([(70.0, 99.5), (88.0, 100.0)]), reference)
+    assert "this run: 3 of 4 cells inside; OUTSIDE the study's range at 1 cell(s)" in outside
+    assert "!" in outside.splitlines()[1] and "(no recorded study" in side_by_side(_demo_study([(1, 2), (3, 4)]))

@@ -1,50 +1,28 @@
 #!/usr/bin/env python
 """The demo: the point of the library in one command, on CPU.
 
-    python tools/demo.py [--cfg configs/demo_synthetic.yaml] [KEY VALUE ...]
+    python tools/demo.py [--cfg configs/demo_synthetic.yaml] [--threads N] [KEY VALUE ...]
 
-Generates a small synthetic motion dataset (``SYNTHETIC`` in the config; real H.264 files), then
-trains two models on the same data with the same budget, as two variants of the resolution study
-(``tools/study.py``): ``timesformer`` (TimeSformer's recipe: learned position table, one training
-size) and ``resformer_multi_sc`` (the full method: GPE + LPE, multi-resolution training and the
-scale-consistency loss). Both are tested at every ``TEST.RESOLUTIONS`` size and printed side by side
-next to chance. Everything goes to ``OUTPUT_DIR`` (default ``./output/demo``): the study table,
-plot and JSON, and each run's logs, checkpoints and test results. Rerunning skips finished runs.
+Generates a small synthetic motion dataset (``SYNTHETIC`` in the config; real H.264 files), trains
+``timesformer`` (TimeSformer's recipe) and ``resformer_multi_sc`` (the full method) on it with the
+same budget, tests both at every ``TEST.RESOLUTIONS`` size and prints them side by side with the
+recorded study's mean and the range one run should fall in (resformer_video/study/demo.py).
+Everything goes to ``OUTPUT_DIR`` (default ``./output/demo``); rerunning skips finished runs.
 """
 
 import os
 import shlex
 import sys
-import time
-from typing import Any, Dict
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.study import StudyConfigMismatch, run_study  # noqa: E402
-from resformer_video.utils.parser import build_parser  # noqa: E402
+from resformer_video.config import ConfigError, load_config
+from resformer_video.study import StudyConfigMismatch
+from resformer_video.study.demo import run_demo
+from resformer_video.utils.parser import build_parser
 
 DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "configs", "demo_synthetic.yaml")
-VARIANTS = ("timesformer", "resformer_multi_sc")
-LABELS = {"timesformer": "TimeSformer", "resformer_multi_sc": "ResFormer"}
-
-
-def side_by_side(study: Dict[str, Any]) -> str:
-    """The demo's table: one row per test size, video-level top-1 of each variant, chance."""
-    variants = study["variants"]
-    header = f"{'test size':>10}" + "".join(f"{LABELS[name]:>13}" for name in VARIANTS) + f"{'GFLOPs':>9}"
-    lines = [header]
-    for size in variants[VARIANTS[0]]["test"]:
-        cells = "".join(f"{variants[name]['test'][size]['top1']:>12.1f}%" for name in VARIANTS)
-        lines.append(f"{size:>10}{cells}{study['gflops'][VARIANTS[1]][size]:>9.3f}")
-    trained = ", ".join(f"{LABELS[name]} at {'/'.join(map(str, variants[name]['train_sizes']))}"
-                        for name in VARIANTS)
-    lines.append(f"\nvideo-level top-1 on {study['num_test_videos']} test videos ({study['views']}); "
-                 f"chance {study['chance']:.1f}%; trained: {trained} px")
-    return "\n".join(lines)
 
 
 def main() -> int:
@@ -52,17 +30,13 @@ def main() -> int:
                           "(CPU) and compare them at several test resolutions.")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
-    start = time.time()
     torch.set_num_threads(args.threads)
-    command = shlex.join(["python", "tools/demo.py"] + sys.argv[1:])
     try:
         cfg = load_config(args.cfg_file or DEFAULT_CFG, args.opts)
-        study = run_study(cfg, list(VARIANTS), [cfg.RNG_SEED], cfg.OUTPUT_DIR, command=command)
+        print("\n" + run_demo(cfg, shlex.join(["python", "tools/demo.py"] + sys.argv[1:])))
     except (ConfigError, FileNotFoundError, StudyConfigMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print("\n" + side_by_side(study))
-    print(f"total time {(time.time() - start) / 60:.1f} min; table, plot and runs in {cfg.OUTPUT_DIR}")
     return 0
 
 
