@@ -20,11 +20,13 @@ from yacs.config import CfgNode
 from resformer_video.config.defaults import get_cfg_defaults
 from resformer_video.datasets.decoders import BACKENDS as DECODERS
 from resformer_video.datasets.sampling import TEST_PROTOCOLS
+from resformer_video.datasets.synthetic import MOTIONS
 from resformer_video.models.attention import ATTN_IMPLS
 from resformer_video.models.build import ARCH_SPECS
 from resformer_video.models.resformer import (ATTENTION_TYPES, POS_EMBEDS, SPATIAL_ATTENTIONS,
                                               TEMPORAL_EMBED_INITS, TEMPORAL_EMBEDS)
 from resformer_video.utils.precision import CONFIG_PRECISIONS
+from resformer_video.errors import ConfigError  # noqa: F401  (re-exported)
 
 ARCHS = tuple(ARCH_SPECS)
 LAYOUTS = ("csv", "folders")
@@ -37,14 +39,6 @@ DIST_BACKENDS = ("", "nccl", "gloo")
 TEST_SPLITS = ("test", "val", "train")
 MAX_TEST_SIZE = 1024
 BASE_KEY = "_BASE_"
-
-
-class ConfigError(ValueError):
-    """An invalid config key or value; ``key`` is the full dotted key name."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
 
 
 def load_config(cfg_file: Optional[str] = None, opts: Optional[Sequence[str]] = None,
@@ -305,7 +299,6 @@ def _validate_test(cfg: CfgNode) -> None:
 
 
 def _validate_synthetic(cfg: CfgNode) -> None:
-    from resformer_video.datasets.synthetic import MOTIONS  # the data package imports this module
 
     classes = list(cfg.SYNTHETIC.CLASSES)
     unknown = [name for name in classes if name not in MOTIONS]

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from resformer_video.utils.native_stderr import captured_native_stderr, last_native_reason
+from resformer_video.errors import VideoDecodeError, DecoderUnavailableError  # noqa: F401  (re-exported)
 
 BACKENDS = ("decord", "torchcodec", "pyav", "torchcodec_cuda")
 # A GPU backend's CPU counterpart, tried next for a file the GPU decoder cannot read.
@@ -47,19 +48,6 @@ _INSTALL_HINTS = {
 _INSTALL_HINTS["torchcodec_cuda"] = _INSTALL_HINTS["torchcodec"] + " (a CUDA build of torchcodec)"
 _MODULES = {"decord": "decord", "torchcodec": "torchcodec.decoders", "pyav": "av",
             "torchcodec_cuda": "torchcodec.decoders"}
-
-
-class VideoDecodeError(RuntimeError):
-    """A video that cannot be opened or decoded (missing, empty, truncated, not a video).
-    ``reason``: why, without the path (for messages that combine several backends)."""
-
-    def __init__(self, message: str, reason: Optional[str] = None) -> None:
-        super().__init__(message)
-        self.reason = reason or message
-
-
-class DecoderUnavailableError(ImportError):
-    """The package of the requested ``DATA.DECODER`` backend cannot be imported."""
 
 
 def import_backend(backend: str):

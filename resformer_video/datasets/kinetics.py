@@ -36,15 +36,12 @@ from resformer_video.datasets.lists import SPLITS, VideoList, load_split
 from resformer_video.datasets.sampling import sample_clip_indices, sample_repeated_clip_indices
 from resformer_video.datasets.transforms import (build_test_transform, build_train_transform,
                                                  spatial_crop_indices)
+from resformer_video.errors import DatasetFailureError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
 MIN_TRIES_BEFORE_FRACTION_CHECK = 20
 PATH_CHECK_SAMPLE = 32
-
-
-class DatasetFailureError(RuntimeError):
-    """Too many videos of a split cannot be read (wrong ``DATA.PATH_PREFIX``, broken files)."""
 
 
 def split_videos(cfg: CfgNode, split: str) -> VideoList:

@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from resformer_video.errors import DatasetListError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ KINETICS400_NAMES = "kinetics400_classnames.txt"  # shipped in resformer_video/d
 SPLITS = ("train", "val", "test")
 FOLDER_SPLIT_SEED = 0  # fixed, so every run (and every RNG_SEED) splits a folder the same way
 DEFAULT_FOLDER_SPLIT = (0.8, 0.1, 0.1)
-
-
-class DatasetListError(ValueError):
-    """A missing or malformed dataset list or class-names file; the message starts with the file."""
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,11 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from resformer_video.datasets.kinetics import VideoDataset, collate_clips
+from resformer_video.utils import distributed
 
 
 def _world() -> tuple[int, int]:
     """``(rank, world_size)``, ``(0, 1)`` without an initialised process group."""
-    # Imported here: utils.distributed imports the config package, which imports this package.
-    from resformer_video.utils import distributed
-
     return distributed.get_rank(), distributed.get_world_size()
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tupl
 import numpy as np
 
 from resformer_video.datasets.encoding import VideoWriter
+from resformer_video.errors import ConfigError
 from resformer_video.utils.atomic import write_json
 
 if TYPE_CHECKING:
@@ -339,7 +340,6 @@ def ensure_synthetic_dataset(cfg: "CfgNode", log: Callable[[str], None] = print)
             with open(spec_path, encoding="utf-8") as handle:
                 saved = json.load(handle)
         if saved != spec:
-            from resformer_video.config import ConfigError  # the config package imports this module
             found = f"was generated with {saved}" if saved else f"has no {SPEC_FILE}"
             raise ConfigError("DATA.PATH_TO_DATA_DIR", f"{data_dir} {found}, not the SYNTHETIC settings "
                               f"{spec}: delete the folder or choose another DATA.PATH_TO_DATA_DIR")

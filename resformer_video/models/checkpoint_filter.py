@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from resformer_video.models.pos_embed import resize_pos_embed, resize_time_embed
+from resformer_video.errors import CheckpointError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ RESFORMER_RENAMES = ((re.compile(r"^pos_embed\.embed_layer\."), "gpe.proj."),
 TEMPORAL_COPIES = (("attn.qkv.", "temporal_attn.qkv."), ("attn.proj.", "temporal_attn.proj."),
                    ("norm1.", "temporal_norm1."))
 HEAD_KEYS = ("head.weight", "head.bias")
-
-
-class CheckpointError(ValueError):
-    """An unreadable or incompatible checkpoint; the message names the file and the first bad key."""
 
 
 @dataclass

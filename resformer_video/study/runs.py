@@ -26,6 +26,7 @@ from resformer_video.study.variants import variant_cfg
 from resformer_video.utils import checkpoint
 from resformer_video.utils.atomic import write_json
 from resformer_video.utils.distributed import launch
+from resformer_video.errors import StudyConfigMismatch  # noqa: F401  (re-exported)
 
 STUDY_CFG = "study_cfg.yaml"
 RUN_RECORD = "study_run.json"
@@ -33,10 +34,6 @@ RUN_RECORD = "study_run.json"
 UNCOMPARED_KEYS = ("OUTPUT_DIR", "LOG_PERIOD", "DATA_LOADER", "TENSORBOARD")
 
 Log = Callable[[str], None]
-
-
-class StudyConfigMismatch(ValueError):
-    """A run folder holds a run made with another config than this invocation's."""
 
 
 @dataclasses.dataclass

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List
 from yacs.config import CfgNode
 
 from resformer_video.config import ConfigError, validate_config
+from resformer_video.study.report import variant_gflops
 
 Overrides = List[Any]  # [KEY, VALUE, KEY, VALUE, ...] as for yacs merge_from_list
 
@@ -38,8 +39,6 @@ def _sc_weight(cfg: CfgNode, variant: str) -> float:
 def training_flops_ratio(cfg: CfgNode) -> float:
     """Training FLOPs per clip at every ``DATA.TRAIN_CROP_SIZES`` size over those at the first size
     alone (fvcore forward counts of the model ``cfg`` builds; a backward pass scales both alike)."""
-    from resformer_video.study.report import variant_gflops  # report builds models; keep this module light
-
     sizes = [int(s) for s in cfg.DATA.TRAIN_CROP_SIZES]
     gflops = variant_gflops(cfg, sizes)
     return sum(gflops.values()) / gflops[sizes[0]]

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from yacs.config import CfgNode
 
-from resformer_video.config import ConfigError
+from resformer_video.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ import torch
 from yacs.config import CfgNode
 
 from resformer_video.utils.machine import CPUINFO, cpu_flags
+from resformer_video.errors import ConfigError, PrecisionUnavailable  # noqa: F401  (re-exported here)
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ FALLBACK_KEY = "TRAIN.PRECISION_FALLBACK"
 # bf16 arithmetic: x86 AVX512-BF16 and AMX-BF16; ARM's BF16 extension (FEAT_BF16 / SVE-BF16).
 X86_BF16_FEATURES = ("avx512_bf16", "amx_bf16")
 ARM_BF16_FEATURES = ("bf16", "sve_bf16")
-
-
-class PrecisionUnavailable(ValueError):
-    """A precision that cannot (or should not) run on a device; the message says why."""
 
 
 def canonical_precision(name: str) -> str:
@@ -180,9 +177,6 @@ def config_precision(cfg: CfgNode, device: torch.device) -> str:
 
 
 def _config_error(message: str) -> ValueError:
-    # Imported here: the config package imports this module's names when it loads.
-    from resformer_video.config.loader import ConfigError
-
     return ConfigError(MIXED_PRECISION_KEY, message)
 
 
