@@ -195,7 +195,7 @@ def synthetic_data_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="resformer_synthetic_") as tmp:
         out = Path(tmp)
         make_synthetic_dataset(str(out), num_classes=SYNTH_CLASSES, videos_per_class=SYNTH_VIDEOS_PER_CLASS,
-                               seed=0, size=SYNTH_SIZE, duration=(1.0, 2.0))
+                               seed=0, size=SYNTH_SIZE, duration=(1.0, 2.0), background_contrast=200.0)
         yield out
 
 

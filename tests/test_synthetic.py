@@ -220,3 +220,20 @@ def test_appearance_pairs_change_one_quantity_in_opposite_directions(pair, index
     for delta in deltas:
         assert abs(delta[index]) > 0.3 and np.abs(np.delete(delta, index)).max() == 0
     assert deltas[0][index] * deltas[1][index] < 0
+
+
+def test_the_config_node_and_the_tool_default_to_the_generator_s_settings():
+    """One set of generator defaults: GENERATOR_DEFAULTS feeds the SYNTHETIC node and the tool."""
+    from resformer_video.config import get_cfg_defaults
+    from resformer_video.datasets.synthetic import GENERATOR_DEFAULTS
+    node = get_cfg_defaults().SYNTHETIC
+    assert (node.VIDEOS_PER_CLASS, node.SEED, node.VIDEO_SIZE, tuple(node.DURATION), node.BACKGROUND_CONTRAST,
+            tuple(node.SPRITE_SCALE)) == tuple(GENERATOR_DEFAULTS[k] for k in (
+                "videos_per_class", "seed", "size", "duration", "background_contrast", "sprite_scale"))
+    spec = importlib.util.spec_from_file_location("make_synthetic_tool", REPO_ROOT / "tools" / "make_synthetic_dataset.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args(["out"])
+    assert (args.size, tuple(args.duration), args.background_contrast, tuple(args.sprite_scale)) == (
+        GENERATOR_DEFAULTS["size"], GENERATOR_DEFAULTS["duration"], GENERATOR_DEFAULTS["background_contrast"],
+        GENERATOR_DEFAULTS["sprite_scale"])

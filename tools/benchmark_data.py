@@ -59,7 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def prepare_synthetic(root: str) -> Dict[str, object]:
     """4 classes x 6 videos of 96x96, 2-4 s (the demo's kind of data)."""
-    make_synthetic_dataset(root, num_classes=4, videos_per_class=6, seed=0, size=96)
+    make_synthetic_dataset(root, num_classes=4, videos_per_class=6, seed=0, size=96, duration=(2.0, 4.0),
+                           background_contrast=200.0)
     return {"dir": root, "prefix": root, "classes": 4}
 
 

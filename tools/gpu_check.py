@@ -67,7 +67,8 @@ def check_train_test(out: Path, timeout: float) -> Dict[str, Any]:
     from resformer_video.datasets import make_synthetic_dataset
 
     data, run_dir = out / "synthetic", out / "train_test_bf16"
-    make_synthetic_dataset(str(data), num_classes=4, videos_per_class=12, seed=0, size=64)
+    make_synthetic_dataset(str(data), num_classes=4, videos_per_class=12, seed=0, size=64, duration=(2.0, 4.0),
+                           background_contrast=200.0)
     opts = ["DATA.PATH_TO_DATA_DIR", str(data), "DATA.PATH_PREFIX", str(data), "OUTPUT_DIR", str(run_dir)]
     run_command([sys.executable, "tools/run_net.py"] + opts + TRAIN_OPTS, timeout, out / "train_test_bf16.log")
     return {"test_results": json.loads((run_dir / "test_results.json").read_text(encoding="utf-8"))}

@@ -8,6 +8,8 @@ rejected by :func:`resformer_video.config.validate_config`. Both errors name the
 
 from yacs.config import CfgNode
 
+from resformer_video.datasets.synthetic import GENERATOR_DEFAULTS
+
 _C = CfgNode()
 
 # ---------------------------------------------------------------------------------------------
@@ -31,9 +33,8 @@ _C.LOG_PERIOD = 10
 # Model
 # ---------------------------------------------------------------------------------------------
 _C.MODEL = CfgNode()
-# Architecture (ARCH_SPECS in models/build.py): resformer_micro (128 wide, 2 heads; for CPU
-# studies from scratch), resformer_tiny (192 wide, 3 heads), resformer_small
-# (384, 6), resformer_base (768, 12).
+# Architecture: a name of the table in models/archs.py (resformer_nano ... resformer_base; widths,
+# heads and blocks there, and in docs/ARCHITECTURE.md).
 _C.MODEL.ARCH = "resformer_base"
 # Number of output classes.
 _C.MODEL.NUM_CLASSES = 400
@@ -255,18 +256,19 @@ _C.SYNTHETIC = CfgNode()
 # Motion classes, in label order (names from datasets/synthetic.py MOTIONS); [] takes the first
 # MODEL.NUM_CLASSES of MOTIONS. Their number must equal MODEL.NUM_CLASSES.
 _C.SYNTHETIC.CLASSES = []
+# The generator's settings below default to its own (GENERATOR_DEFAULTS in datasets/synthetic.py).
 # Videos per class (split 60/20/20 into train/val/test).
-_C.SYNTHETIC.VIDEOS_PER_CLASS = 250
+_C.SYNTHETIC.VIDEOS_PER_CLASS = GENERATOR_DEFAULTS["videos_per_class"]
 # Seed of the generator: content, frame rates and the split are a function of it (byte-identical files).
-_C.SYNTHETIC.SEED = 0
+_C.SYNTHETIC.SEED = GENERATOR_DEFAULTS["seed"]
 # Frame width and height of the generated videos, in pixels (even).
-_C.SYNTHETIC.VIDEO_SIZE = 64
+_C.SYNTHETIC.VIDEO_SIZE = GENERATOR_DEFAULTS["size"]
 # Length of each video in seconds, [min, max].
-_C.SYNTHETIC.DURATION = [1.0, 1.4]
+_C.SYNTHETIC.DURATION = list(GENERATOR_DEFAULTS["duration"])
 # Range (0-255 levels) of the random colour texture behind the moving shape (higher is harder).
-_C.SYNTHETIC.BACKGROUND_CONTRAST = 40.0
+_C.SYNTHETIC.BACKGROUND_CONTRAST = GENERATOR_DEFAULTS["background_contrast"]
 # Sprite size as a fraction of the frame, [min, max] (a wide range makes test resolution matter).
-_C.SYNTHETIC.SPRITE_SCALE = [0.28, 0.42]
+_C.SYNTHETIC.SPRITE_SCALE = list(GENERATOR_DEFAULTS["sprite_scale"])
 
 # ---------------------------------------------------------------------------------------------
 # TensorBoard

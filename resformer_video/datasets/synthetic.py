@@ -22,7 +22,7 @@ import os
 import struct
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,8 +42,12 @@ MOTIONS = ("moving_left", "moving_right", "moving_up", "moving_down",
 TINT_GAIN = 0.45
 DEFAULT_FPS = (12, 15, 24, 25, 30)
 TEXTURE_RES = 32
-DEFAULT_BACKGROUND_CONTRAST = 200.0
-DEFAULT_SPRITE_SCALE = (0.28, 0.42)
+# The generator's settings when not given: the one set of defaults, which the config's SYNTHETIC
+# node (config/defaults.py) and tools/make_synthetic_dataset.py take as theirs.
+GENERATOR_DEFAULTS: Dict[str, Any] = {
+    "videos_per_class": 250, "seed": 0, "size": 64, "duration": (1.0, 1.4),
+    "background_contrast": 40.0, "sprite_scale": (0.28, 0.42),
+}
 DATASET_FILES = ("train.csv", "val.csv", "test.csv", "classnames.json")
 
 
@@ -175,8 +179,8 @@ def _render_frame(background: np.ndarray, texture: np.ndarray, mask: np.ndarray,
 
 
 def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: int,
-                 fps: float, background_contrast: float = DEFAULT_BACKGROUND_CONTRAST,
-                 sprite_scale: Tuple[float, float] = DEFAULT_SPRITE_SCALE) -> np.ndarray:
+                 fps: float, background_contrast: float = GENERATOR_DEFAULTS["background_contrast"],
+                 sprite_scale: Tuple[float, float] = GENERATOR_DEFAULTS["sprite_scale"]) -> np.ndarray:
     """uint8 ``(num_frames, size, size, 3)`` frames of one random video of ``motion``.
 
     ``background_contrast`` is the range (0-255 levels) of the smooth random colour texture behind
@@ -256,13 +260,16 @@ def _split_counts(videos_per_class: int, val_fraction: float, test_fraction: flo
     return n_val, n_test
 
 
-def make_synthetic_dataset(out_dir: str, num_classes: int = 4, videos_per_class: int = 6, seed: int = 0,
-                           size: int = 96, duration: Sequence[float] = (2.0, 4.0),
+def make_synthetic_dataset(out_dir: str, num_classes: int = 4,
+                           videos_per_class: int = GENERATOR_DEFAULTS["videos_per_class"],
+                           seed: int = GENERATOR_DEFAULTS["seed"], size: int = GENERATOR_DEFAULTS["size"],
+                           duration: Sequence[float] = GENERATOR_DEFAULTS["duration"],
                            fps_choices: Sequence[float] = DEFAULT_FPS, num_frames: int = 0,
                            val_fraction: float = 0.2, test_fraction: float = 0.2,
-                           background_contrast: float = DEFAULT_BACKGROUND_CONTRAST,
+                           background_contrast: float = GENERATOR_DEFAULTS["background_contrast"],
                            classes: Sequence[str] = (),
-                           sprite_scale: Tuple[float, float] = DEFAULT_SPRITE_SCALE) -> Dict[str, List[Tuple[str, int]]]:
+                           sprite_scale: Tuple[float, float] = GENERATOR_DEFAULTS["sprite_scale"],
+                           ) -> Dict[str, List[Tuple[str, int]]]:
     """Write a synthetic motion dataset to ``out_dir`` (see the module docstring for the layout).
 
     Args:

@@ -28,6 +28,7 @@ from resformer_video.config import ConfigError, cfg_with, check_data_dir
 from resformer_video.datasets import build_loader
 from resformer_video.engine.class_report import write_class_report
 from resformer_video.models import build_model, load_trained_weights
+from resformer_video.models.archs import ARCHS
 from resformer_video.utils import checkpoint, distributed
 from resformer_video.utils.logging import setup_logging
 from resformer_video.utils.meters import ViewPredictions
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 RESULTS_JSON = "test_results.json"
 RESULTS_TABLE = "test_results.md"
 RESULTS_PLOT = "test_accuracy_vs_resolution.png"
-ARCH_NAMES = {"resformer_micro": "Mi", "resformer_tiny": "Ti", "resformer_small": "S", "resformer_base": "B"}
 
 
 # TEST.PROTOCOL -> how views combine: softmax averaged, or logits summed (TimeSformer's test_net).
@@ -75,7 +75,7 @@ def evaluate_clips(model: nn.Module, loader: Any, device: torch.device,
 def model_label(cfg: CfgNode) -> str:
     """A row name in the paper's style, e.g. ``ResFormer-B`` or ``TimeSformer-B`` (the baseline)."""
     family = "TimeSformer" if cfg.MODEL.POS_EMBED == "learned" else "ResFormer"
-    name = f"{family}-{ARCH_NAMES.get(cfg.MODEL.ARCH, cfg.MODEL.ARCH)}"
+    name = f"{family}-{ARCHS[cfg.MODEL.ARCH].short if cfg.MODEL.ARCH in ARCHS else cfg.MODEL.ARCH}"
     if cfg.MODEL.DEPTH:
         name += f" (depth {cfg.MODEL.DEPTH})"
     return name

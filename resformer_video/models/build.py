@@ -6,17 +6,12 @@ from typing import Any, Dict, Tuple
 
 from yacs.config import CfgNode
 
+from resformer_video.models.archs import ARCHS
 from resformer_video.models.checkpoint_filter import CheckpointError, load_pretrained
 from resformer_video.models.resformer import VideoResFormer
 
-# Architecture -> (width, heads, depth).
-ARCH_SPECS: Dict[str, Tuple[int, int, int]] = {
-    "resformer_nano": (64, 2, 12),  # for CPU studies and demos trained from scratch
-    "resformer_micro": (128, 2, 12),
-    "resformer_tiny": (192, 3, 12),
-    "resformer_small": (384, 6, 12),
-    "resformer_base": (768, 12, 12),
-}
+# Architecture -> (width, heads, depth), from the one table in models/archs.py.
+ARCH_SPECS: Dict[str, Tuple[int, int, int]] = {name: (s.width, s.heads, s.depth) for name, s in ARCHS.items()}
 MLP_RATIO = 4.0
 
 

@@ -19,19 +19,20 @@ import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
+from resformer_video.models.archs import ARCHS, TIMM_SIZES
 from resformer_video.models.checkpoint_filter import checkpoint_filter_fn, extract_state_dict
 from resformer_video.models.resformer import VideoResFormer
 
 logger = logging.getLogger(__name__)
 
-# Architecture name -> VideoResFormer arguments.
+# Architecture name -> VideoResFormer arguments, from the architecture table (models/archs.py).
 TIMM_ARCHS: Dict[str, Dict[str, Any]] = {
-    "resformer_video_tiny_patch16_224": dict(embed_dim=192, depth=12, num_heads=3),
-    "resformer_video_small_patch16_224": dict(embed_dim=384, depth=12, num_heads=6),
-    "resformer_video_base_patch16_224": dict(embed_dim=768, depth=12, num_heads=12),
-    "resformer_video_timesformer_base_patch16_224": dict(embed_dim=768, depth=12, num_heads=12,
-                                                         pos_embed="learned", temporal_embed="learned"),
-}
+    f"resformer_video_{size}_patch16_224": dict(embed_dim=ARCHS[f"resformer_{size}"].width,
+                                                depth=ARCHS[f"resformer_{size}"].depth,
+                                                num_heads=ARCHS[f"resformer_{size}"].heads)
+    for size in TIMM_SIZES}
+TIMM_ARCHS["resformer_video_timesformer_base_patch16_224"] = dict(
+    TIMM_ARCHS["resformer_video_base_patch16_224"], pos_embed="learned", temporal_embed="learned")
 
 
 def _pretrained_cfg(**overrides: Any) -> Dict[str, Any]:
