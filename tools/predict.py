@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resformer_video.datasets.decoders import DecoderUnavailableError, VideoDecodeError  # noqa: E402
 from resformer_video.datasets.kinetics import config_decoders  # noqa: E402
-from resformer_video.datasets.lists import VIDEO_EXTENSIONS, DatasetListError  # noqa: E402
+from resformer_video.datasets.lists import DatasetListError, video_files  # noqa: E402
 from resformer_video.inference.annotate import write_annotated_video  # noqa: E402
 from resformer_video.inference.predictor import (DEFAULT_WINDOW_S,  # noqa: E402
                                                  VideoPrediction, VideoPredictor,
@@ -91,8 +91,7 @@ def expand_folders(paths: Sequence[str]) -> List[str]:
     out: List[str] = []
     for path in paths:
         if os.path.isdir(path):
-            names = sorted(n for n in os.listdir(path) if n.lower().endswith(VIDEO_EXTENSIONS))
-            out += [os.path.join(path, name) for name in names]
+            out += video_files(path)
         else:
             out.append(path)
     return out
