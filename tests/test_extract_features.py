@@ -51,7 +51,7 @@ def _reference(model, cfg, video):
                                       cfg.DATA.TARGET_FPS, 0, 1) + start
             clip = build_test_transform(cfg)(reader.get_frames(np.minimum(idx, reader.num_frames - 1)), 1)
             with torch.no_grad():
-                maps = model.forward_intermediates(clip[None], [0, -1])
+                maps = model.forward_intermediates(clip[None], [0, -1], intermediates_only=True)
                 rows.append(torch.stack([model.forward_features(clip[None])[0]]
                                         + [m.mean(dim=(2, 3, 4))[0] for m in maps]))
     return torch.stack(rows).numpy()
