@@ -1,22 +1,23 @@
 #!/usr/bin/env python
 """The demo: the point of the library in one command, on CPU.
 
-    python tools/demo.py [--cfg configs/demo_synthetic.yaml] [KEY VALUE ...]
+    python tools/demo.py [--cfg configs/demo_synthetic.yaml] [--out DIR] [KEY VALUE ...]
 
 Generates a small synthetic motion dataset (``SYNTHETIC`` in the config; real H.264 files), then
 trains two models on the same data with the same budget, as two variants of the resolution study
 (``tools/study.py``): ``timesformer`` (TimeSformer's recipe: learned position table, one training
 size) and ``resformer_multi_sc`` (the full method: GPE + LPE, multi-resolution training and the
 scale-consistency loss). Both are tested at every ``TEST.RESOLUTIONS`` size and printed side by side
-next to chance. Everything goes to ``OUTPUT_DIR`` (default ``./output/demo``): the study table,
-plot and JSON, and each run's logs, checkpoints and test results. Rerunning skips finished runs.
+next to chance. Everything goes to ``--out DIR`` (default: the config's ``OUTPUT_DIR``,
+``./output/demo``): the study table, plot and JSON, and each run's logs, checkpoints and test
+results. Rerunning skips finished runs; a folder holding runs made with another config is refused.
 """
 
 import os
 import shlex
 import sys
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -47,22 +48,24 @@ def side_by_side(study: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser("Train TimeSformer's recipe and ResFormer's on a generated motion dataset "
                           "(CPU) and compare them at several test resolutions.")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    args = parser.parse_args()
+    parser.add_argument("--out", default="", help="demo folder (default: the config's OUTPUT_DIR)")
+    args = parser.parse_args(argv)
     start = time.time()
     torch.set_num_threads(args.threads)
-    command = shlex.join(["python", "tools/demo.py"] + sys.argv[1:])
+    command = shlex.join(["python", "tools/demo.py"] + list(sys.argv[1:] if argv is None else argv))
     try:
         cfg = load_config(args.cfg_file or DEFAULT_CFG, args.opts)
-        study = run_study(cfg, list(VARIANTS), [cfg.RNG_SEED], cfg.OUTPUT_DIR, command=command)
+        out_dir = args.out or cfg.OUTPUT_DIR
+        study = run_study(cfg, list(VARIANTS), [cfg.RNG_SEED], out_dir, command=command)
     except (ConfigError, FileNotFoundError, StudyConfigMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print("\n" + side_by_side(study))
-    print(f"total time {(time.time() - start) / 60:.1f} min; table, plot and runs in {cfg.OUTPUT_DIR}")
+    print(f"total time {(time.time() - start) / 60:.1f} min; table, plot and runs in {out_dir}")
     return 0
 
 
