@@ -146,13 +146,14 @@ def test_forward_intermediates_against_block_outputs(attention_type):
         model.forward_intermediates(clip, output_fmt="NHWC")
 
 
-def test_features_only_gives_the_block_maps():
+def test_features_only_gives_the_block_maps(tmp_path):
     full = timm.create_model("resformer_video_tiny_patch16_224", **TWO_BLOCKS).eval()
     _randomize(full)
+    torch.save(full.state_dict(), tmp_path / "weights.pth")
     features = timm.create_model("resformer_video_tiny_patch16_224", features_only=True, out_indices=(0,),
+                                 pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / "weights.pth")),
                                  **TWO_BLOCKS).eval()
     assert len(features.model.blocks) == 1  # the blocks after the last one asked for are dropped
-    features.model.load_state_dict(full.state_dict(), strict=False)
     info = features.feature_info
     assert (info.channels(), info.reduction(), info.module_name()) == ([32], [16], ["blocks.0"])
     clip = torch.randn(1, 3, 4, 64, 96)
