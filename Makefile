@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?= -q
+# -rs: list every skipped test with its reason (e.g. no real clips, no FFmpeg for torchcodec).
+PYTEST_ARGS ?= -q -rs
 
 .PHONY: install ffmpeg demo test clean-venv
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,9 @@ def test_out_video_has_the_labels_drawn_and_the_rest_unchanged(tiny_checkpoint, 
     diff = np.abs(annotated.astype(np.int16) - source.astype(np.int16))
     assert diff[:, :8, :20].mean() > 30  # the dark box with white text, top-left
     assert diff[:, -30:, -30:].mean() < 4  # bottom-right: only re-encoding noise
-    assert not list(out.parent.glob(".annotating-*"))  # no temporary file left
+    assert [p.name for p in out.parent.iterdir()] == ["annotated.mp4"]  # no temporary file left
+    (tmp_path / "reference").touch()  # the mode any new file of this process gets (0644 at umask 022)
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE((tmp_path / "reference").stat().st_mode)
 
 
 def test_out_video_refuses_several_inputs(tiny_checkpoint, tmp_path, capsys):  # noqa: F811

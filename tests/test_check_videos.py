@@ -1,6 +1,7 @@
 """tools/check_videos.py: every video of a list decoded up front; failures reported, not fatal."""
 
 import json
+import os
 import runpy
 import shutil
 
@@ -45,11 +46,29 @@ def test_check_reports_bad_videos_and_fails(mixed_dataset, capsys, workers):
 
 
 def test_check_of_test_reads_the_list_test_split_names(mixed_dataset, capsys):
-    """As the test dataset does: ``--splits test`` checks TEST.SPLIT's list (here train.csv)."""
-    code = CHECK_MAIN(["--splits", "test", "--report", str(mixed_dataset / "r.json"), "NUM_GPUS", "0",
+    """As the test dataset does: ``--splits test`` checks TEST.SPLIT's list (here train.csv); the
+    report goes next to the lists by default, not into OUTPUT_DIR."""
+    output_dir = mixed_dataset / "output"
+    code = CHECK_MAIN(["--splits", "test", "NUM_GPUS", "0", "OUTPUT_DIR", str(output_dir),
                        "MODEL.NUM_CLASSES", "4", "DATA.PATH_TO_DATA_DIR", str(mixed_dataset),
                        "DATA.PATH_PREFIX", str(mixed_dataset), "TEST.SPLIT", "train"])
-    assert code == 1 and "test: 2 of 4 videos decode, 2 failed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert code == 1 and "test: 2 of 4 videos decode, 2 failed" in out
+    report = mixed_dataset / "video_check.json"
+    assert f"report: {report}" in out and not output_dir.exists()
+    assert len(json.loads(report.read_text())["videos"]["test"]) == 4
+
+
+def test_check_refuses_an_unwritable_report_folder_up_front(mixed_dataset, capsys, monkeypatch):
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: path != str(mixed_dataset) and real_access(path, mode))
+    code = CHECK_MAIN(["--splits", "train", "NUM_GPUS", "0", "MODEL.NUM_CLASSES", "4",
+                       "DATA.PATH_TO_DATA_DIR", str(mixed_dataset), "DATA.PATH_PREFIX", str(mixed_dataset)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""  # nothing was checked
+    assert captured.err.strip().splitlines() == [
+        f"error: cannot write the report {mixed_dataset / 'video_check.json'}: {mixed_dataset} is not "
+        "writable (pass --report PATH)"]
 
 
 @pytest.mark.skipif("decord" not in LOADABLE_BACKENDS, reason="decord is not installed here")

@@ -66,3 +66,14 @@ def test_cfg_with_changes_a_frozen_copy():
     derived = cfg_with(cfg, "DATA.TEST_CROP_SIZE", 96, "TRAIN.COMPILE", True)
     assert derived.is_frozen() and (derived.DATA.TEST_CROP_SIZE, derived.TRAIN.COMPILE) == (96, True)
     assert (cfg.DATA.TEST_CROP_SIZE, cfg.TRAIN.COMPILE) == (64, False)
+
+
+def test_run_config_file_loads_back_to_the_same_config(tmp_path):
+    """The engine's ``OUTPUT_DIR/config.yaml`` is the whole config: ``--cfg`` on it repeats the run."""
+    from resformer_video.utils.logging import write_run_config
+
+    cfg = make_cfg(tmp_path, ["SOLVER.BASE_LR", 0.0123, "DATA.TRAIN_CROP_SIZES", [48, 32]])
+    path = write_run_config(str(tmp_path / "run"), cfg.dump())
+    assert path == str(tmp_path / "run" / "config.yaml")
+    assert load_config(path) == cfg
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.yaml"]  # no temporary file left

@@ -35,7 +35,7 @@ def test_output_shapes_for_frames_and_resolutions(attention_type):
                 assert model(clip).shape == (1, 7), (frames, height, width)
         clip = torch.randn(2, 3, 4, 64, 96)
         assert model.forward_features(clip).shape == (2, 32)
-        maps = model.forward_intermediates(clip, indices=(0, -1))
+        maps = model.forward_intermediates(clip, indices=(0, -1), intermediates_only=True)
     assert [m.shape for m in maps] == [(2, 32, 4, 4, 6)] * 2
     torch.testing.assert_close(maps[0], maps[1])  # one block: first and last are the same
 
@@ -184,7 +184,7 @@ def test_every_parameter_receives_a_gradient(pos_embed, temporal_embed):
     for name, param in model.named_parameters():
         got = param.grad is not None and param.grad.abs().sum() > 0
         assert got != (name in last_lpe), name
-    model.forward_intermediates(clip, indices=(-1,))[0].square().mean().backward()
+    model.forward_intermediates(clip, indices=(-1,), intermediates_only=True)[0].square().mean().backward()
     for name, param in model.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
 

@@ -244,3 +244,19 @@ def test_demo_prints_the_study_range_and_whether_the_run_falls_inside():
     outside = side_by_side(_demo_study([(70.0, 99.5), (88.0, 100.0)]), reference)
     assert "this run: 3 of 4 cells inside; OUTSIDE the study's range at 1 cell(s)" in outside
     assert "!" in outside.splitlines()[1] and "(no recorded study" in side_by_side(_demo_study([(1, 2), (3, 4)]))
+
+
+def test_demo_refuses_a_folder_of_another_config_naming_its_out_flag(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("demo_tool", REPO_ROOT / "tools" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    run_dir = tmp_path / "demo" / "runs" / "timesformer" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / study_runs.STUDY_CFG).write_text("SOLVER:\n  BASE_LR: 123.0\n")
+    data = str(tmp_path / "data")
+    code = demo.main(["--out", str(tmp_path / "demo"), "--threads", "1",
+                      "DATA.PATH_TO_DATA_DIR", data, "DATA.PATH_PREFIX", data])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{run_dir} holds a run made with another config" in err and "use another --out" in err
+    assert not (tmp_path / "data").exists()  # refused before generating anything

@@ -5,6 +5,7 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
+import einops
 import pytest
 import timm
 import torch
@@ -73,3 +74,94 @@ def test_torch_hub_loads_from_the_local_clone(tmp_path):
         torch.testing.assert_close(model(clip), source(clip))
     hub_names = {name for name in runpy.run_path(str(REPO / "hubconf.py")) if name.startswith("resformer")}
     assert hub_names == set(timm.list_models("*resformer*"))
+
+
+# ------------------------------------------------------------------------------------------------
+# timm's model API: classifier, head, intermediates and features_only
+# ------------------------------------------------------------------------------------------------
+NARROW = dict(TINY, embed_dim=32, num_heads=2)  # a narrower trunk for the API tests
+TWO_BLOCKS = dict(NARROW, depth=2)
+
+
+def _block_outputs(model: torch.nn.Module, clip: torch.Tensor) -> list:
+    """Every block's raw output ``(B, 1 + h * w * T, D)``, caught by forward hooks."""
+    outputs = []
+    hooks = [block.register_forward_hook(lambda _m, _i, out: outputs.append(out)) for block in model.blocks]
+    with torch.no_grad():
+        model(clip)
+    for hook in hooks:
+        hook.remove()
+    return outputs
+
+
+def test_classifier_api_through_create_model():
+    model = timm.create_model("resformer_video_tiny_patch16_224", **NARROW).eval()
+    _randomize(model)
+    assert model.get_classifier() is model.head and model.head.out_features == 5
+    clip = torch.randn(2, 3, 4, 64, 64)
+    with torch.no_grad():
+        feats = model.forward_features(clip)
+        pre = model.forward_head(feats, pre_logits=True)
+        torch.testing.assert_close(pre, feats)  # eval: the head dropout is the identity
+        torch.testing.assert_close(model.forward_head(feats), pre @ model.head.weight.T + model.head.bias)
+    model.train()
+    model.reset_classifier(3)
+    head = model.get_classifier()
+    assert head is model.head and (head.in_features, head.out_features) == (32, 3) and head.training
+    assert model.num_classes == 3 and not head.bias.any() and 0.005 < head.weight.std() < 0.03
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(clip), feats @ head.weight.T)  # the trunk is unchanged
+        model.reset_classifier(0)
+        assert isinstance(model.get_classifier(), torch.nn.Identity)
+        torch.testing.assert_close(model(clip), feats)
+    with pytest.raises(ValueError, match="global_pool"):
+        model.reset_classifier(3, global_pool="avg")
+
+
+@pytest.mark.parametrize("attention_type", ["divided_space_time", "space_only"])
+def test_forward_intermediates_against_block_outputs(attention_type):
+    model = timm.create_model("resformer_video_tiny_patch16_224", attention_type=attention_type,
+                              **TWO_BLOCKS).eval()
+    _randomize(model)
+    clip = torch.randn(2, 3, 4, 64, 96)
+    raw = _block_outputs(model, clip)
+    order = "(b t) (h w) m" if attention_type == "space_only" else "b (h w t) m"
+    expected = [einops.rearrange(out[:, 1:], f"{order} -> b m t h w", t=4, h=4, w=6) for out in raw]
+    with torch.no_grad():
+        final, maps = model.forward_intermediates(clip)
+        torch.testing.assert_close(final, model.forward_features(clip))
+        torch.testing.assert_close(model.forward_head(final), model(clip))
+        for got, want in zip(maps, expected):
+            torch.testing.assert_close(got, want)
+        last = model.forward_intermediates(clip, indices=1, output_fmt="NLC", intermediates_only=True)
+        torch.testing.assert_close(last[0], einops.rearrange(expected[1], "b m t h w -> b (t h w) m"))
+        (normed, cls), = model.forward_intermediates(clip, indices=[-1], norm=True, return_prefix_tokens=True,
+                                                     intermediates_only=True)
+        torch.testing.assert_close(cls[:, 0], final)
+        torch.testing.assert_close(normed, model.norm(expected[1].movedim(1, -1)).movedim(-1, 1))
+    with pytest.raises(ValueError, match="block indices"):
+        model.forward_intermediates(clip, indices=[2])
+    with pytest.raises(ValueError, match="output_fmt"):
+        model.forward_intermediates(clip, output_fmt="NHWC")
+
+
+def test_features_only_gives_the_block_maps(tmp_path):
+    full = timm.create_model("resformer_video_tiny_patch16_224", **TWO_BLOCKS).eval()
+    _randomize(full)
+    torch.save(full.state_dict(), tmp_path / "weights.pth")
+    features = timm.create_model("resformer_video_tiny_patch16_224", features_only=True, out_indices=(0,),
+                                 pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / "weights.pth")),
+                                 **TWO_BLOCKS).eval()
+    assert len(features.model.blocks) == 1  # the blocks after the last one asked for are dropped
+    info = features.feature_info
+    assert (info.channels(), info.reduction(), info.module_name()) == ([32], [16], ["blocks.0"])
+    clip = torch.randn(1, 3, 4, 64, 96)
+    raw = _block_outputs(full, clip)
+    with torch.no_grad():
+        maps = features(clip)
+    assert [m.shape for m in maps] == [(1, 32, 4, 4, 6)]
+    torch.testing.assert_close(maps[0], einops.rearrange(raw[0][:, 1:], "b (h w t) m -> b m t h w", t=4, h=4))
+    default = timm.create_model("resformer_video_tiny_patch16_224", features_only=True,
+                                **dict(NARROW, depth=4))
+    assert default.feature_info.module_name() == ["blocks.1", "blocks.2", "blocks.3"]  # timm's ViT: last 3

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from conftest import SYNTH_CLASSES, make_cfg
+from resformer_video.config import load_config
 from resformer_video.engine.runner import run
 from resformer_video.utils import checkpoint
 
@@ -64,6 +65,7 @@ def test_train_checkpoint_test_above_chance(train_as_test_dir, tmp_path):
     assert "class_names" in checkpoint.load_checkpoint_file(last)
     assert (out_dir / "log.txt").read_text().count("sc_32") >= 16
     assert any(name.startswith("events") for name in os.listdir(out_dir / "tensorboard"))
+    assert load_config(str(out_dir / "config.yaml")) == cfg  # the run's config, as PySlowFast keeps it
     # Testing: video-level accuracy from the reloaded checkpoint, per resolution, well above chance.
     report = results["test"]
     assert report["checkpoint"].endswith("checkpoint_epoch_00016.pyth")

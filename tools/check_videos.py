@@ -8,12 +8,12 @@ Example (flags first, then KEY VALUE config overrides):
 Each video is read as training reads it (DATA.DECODER, then DATA.DECODER_FALLBACK) and its first,
 middle and last frames are decoded; the report says which decoder read it. Prints
 a summary per split and the failures, writes a JSON report (every video's frames, fps, size or
-error) and exits with 1 when a video failed, 2 on a bad config or list. Training would skip and
-count such videos; this finds them up front.
+error; by default ``video_check.json`` next to the lists, in DATA.PATH_TO_DATA_DIR, else
+``--report PATH``) and exits with 1 when a video failed, 2 on a bad config or list. Training would
+skip and count such videos; this finds them up front.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,7 +22,8 @@ from typing import List, Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.datasets.check import VideoCheck, check_videos, summarize  # noqa: E402
+from resformer_video.datasets.check import (VideoCheck, check_videos, default_report_path,  # noqa: E402
+                                            report_folder_problem, summarize, write_report)
 from resformer_video.datasets.kinetics import config_decoders, split_videos  # noqa: E402
 from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
 from resformer_video.datasets.lists import SPLITS, DatasetListError  # noqa: E402
@@ -37,7 +38,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="comma-separated splits to check (default train,val,test)")
     parser.add_argument("--workers", type=int, default=0, help="decoding processes (0: this one)")
     parser.add_argument("--report", default=None,
-                        help="JSON report path (default OUTPUT_DIR/video_check.json)")
+                        help="JSON report path (default: video_check.json in DATA.PATH_TO_DATA_DIR, "
+                             "next to the lists)")
     return parse_flags_then_overrides(parser, argv)
 
 
@@ -66,6 +68,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_config(args.cfg_file, args.opts)
+        report = args.report or default_report_path(cfg.DATA.PATH_TO_DATA_DIR)
+        problem = report_folder_problem(report)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         lists = {split: split_videos(cfg, split).paths for split in args.splits}
         checked = {split: check_split(paths, config_decoders(cfg), args.workers, split)
                    for split, paths in lists.items()}
@@ -80,12 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"  {failure['error']}")
         if len(summary["failed"]) > SHOWN_FAILURES:
             print(f"  ... and {len(summary['failed']) - SHOWN_FAILURES} more (see the report)")
-    report = args.report or os.path.join(cfg.OUTPUT_DIR, "video_check.json")
-    os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
-    with open(report, "w", encoding="utf-8") as handle:
-        videos = {split: [r.to_dict() for r in results] for split, results in checked.items()}
-        json.dump({"decoders": list(config_decoders(cfg)), "summaries": summaries, "videos": videos},
-                  handle, indent=1)
+    write_report(report, config_decoders(cfg), checked, summaries)
     print(f"report: {report}")
     return 1 if any(summary["failed"] for summary in summaries) else 0
 

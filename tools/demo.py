@@ -1,18 +1,20 @@
 #!/usr/bin/env python
 """The demo: the point of the library in one command, on CPU.
 
-    python tools/demo.py [--cfg configs/demo_synthetic.yaml] [--threads N] [KEY VALUE ...]
+    python tools/demo.py [--cfg configs/demo_synthetic.yaml] [--out DIR] [--threads N] [KEY VALUE ...]
 
 Generates a small synthetic motion dataset (``SYNTHETIC`` in the config; real H.264 files), trains
 ``timesformer`` (TimeSformer's recipe) and ``resformer_multi_sc`` (the full method) on it with the
 same budget, tests both at every ``TEST.RESOLUTIONS`` size and prints them side by side with the
 recorded study's mean and the range one run should fall in (resformer_video/study/demo.py).
-Everything goes to ``OUTPUT_DIR`` (default ``./output/demo``); rerunning skips finished runs.
+Everything goes to ``--out DIR`` (default: the config's ``OUTPUT_DIR``, ``./output/demo``);
+rerunning skips finished runs; a folder holding runs made with another config is refused.
 """
 
 import os
 import shlex
 import sys
+from typing import Optional, Sequence
 
 import torch
 
@@ -25,15 +27,17 @@ DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
                            "configs", "demo_synthetic.yaml")
 
 
-def main() -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser("Train TimeSformer's recipe and ResFormer's on a generated motion dataset "
                           "(CPU) and compare them at several test resolutions.")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    args = parser.parse_args()
+    parser.add_argument("--out", default="", help="demo folder (default: the config's OUTPUT_DIR)")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    command = shlex.join(["python", "tools/demo.py"] + list(sys.argv[1:] if argv is None else argv))
     try:
         cfg = load_config(args.cfg_file or DEFAULT_CFG, args.opts)
-        print("\n" + run_demo(cfg, shlex.join(["python", "tools/demo.py"] + sys.argv[1:])))
+        print("\n" + run_demo(cfg, command, args.out or cfg.OUTPUT_DIR))
     except (ConfigError, FileNotFoundError, StudyConfigMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -4,16 +4,21 @@
 ``DATA.DECODER_FALLBACK`` - and decodes its first, middle and last frames; :func:`check_videos`
 does that for many files in worker processes, yielding each result in input order.
 ``tools/check_videos.py`` runs it over the lists the datasets of a config read
-(:func:`~resformer_video.datasets.kinetics.split_videos`) and writes a report.
+(:func:`~resformer_video.datasets.kinetics.split_videos`) and writes a report, by default
+``video_check.json`` next to the lists it checked (:func:`default_report_path`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, import_backend, read_video
+from resformer_video.utils.atomic import write_json
+
+REPORT_NAME = "video_check.json"
 
 
 @dataclass
@@ -76,3 +81,26 @@ def summarize(results: Iterable[VideoCheck], split: Optional[str] = None) -> Dic
     results = list(results)
     failed = [{"path": r.path, "error": r.error} for r in results if not r.ok]
     return {"split": split, "videos": len(results), "ok": len(results) - len(failed), "failed": failed}
+
+
+def default_report_path(data_dir: str) -> str:
+    """Where the report of the lists in ``data_dir`` goes by default: ``data_dir/video_check.json``
+    (next to what was checked, not the config's ``OUTPUT_DIR``)."""
+    return os.path.join(data_dir or ".", REPORT_NAME)
+
+
+def report_folder_problem(path: str) -> Optional[str]:
+    """Why the report cannot be written to ``path`` (its folder exists but is not writable), else
+    None; checked before the videos so that a long check is not lost at the end."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+        return f"cannot write the report {path}: {folder} is not writable (pass --report PATH)"
+    return None
+
+
+def write_report(path: str, backends: Sequence[str], checked: Dict[str, List[VideoCheck]],
+                 summaries: List[Dict[str, Any]]) -> None:
+    """The JSON report (atomically): the decoders, the split summaries and every video's result."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    videos = {split: [r.to_dict() for r in results] for split, results in checked.items()}
+    write_json(path, {"decoders": list(backends), "summaries": summaries, "videos": videos})

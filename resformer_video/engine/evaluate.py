@@ -30,7 +30,7 @@ from resformer_video.engine.class_report import write_class_report
 from resformer_video.models import build_model, load_trained_weights
 from resformer_video.models.archs import ARCHS
 from resformer_video.utils import checkpoint, distributed
-from resformer_video.utils.logging import setup_logging
+from resformer_video.utils.logging import setup_logging, write_run_config
 from resformer_video.utils.meters import ViewPredictions
 from resformer_video.utils.precision import autocast, config_autocast_dtype
 
@@ -199,6 +199,7 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
     ``checkpoint`` and, with ``TEST.SAVE_PREDICTIONS``, ``predictions`` per size.
     """
     setup_logging(cfg.OUTPUT_DIR)
+    write_run_config(cfg.OUTPUT_DIR, cfg.dump())
     check_data_dir(cfg)
     device = distributed.get_device(cfg)
     dtype = config_autocast_dtype(cfg, device)

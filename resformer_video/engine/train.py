@@ -29,7 +29,7 @@ from resformer_video.engine.losses import LossParts, MultiResolutionLoss, parts_
 from resformer_video.engine.optimizer import LRSchedule, build_optimizer, get_lr_at_epoch, set_lr
 from resformer_video.models import build_model, count_parameters
 from resformer_video.utils import checkpoint, distributed
-from resformer_video.utils.logging import StatsWriter, setup_logging
+from resformer_video.utils.logging import StatsWriter, setup_logging, write_run_config
 from resformer_video.utils.meters import TrainMeter
 from resformer_video.utils.precision import autocast, config_autocast_dtype, make_grad_scaler
 
@@ -301,6 +301,7 @@ def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device,
 def train(cfg: CfgNode) -> Dict[str, Any]:
     """Train for ``SOLVER.MAX_EPOCH`` epochs (resuming if possible); return the last epoch's stats."""
     setup_logging(cfg.OUTPUT_DIR)
+    write_run_config(cfg.OUTPUT_DIR, cfg.dump())
     check_data_dir(cfg)
     device = distributed.get_device(cfg)
     dtype = config_autocast_dtype(cfg, device)

@@ -12,7 +12,6 @@ All frames are held in memory: ``T x H x W x 3`` bytes (a 10 s 340x256 clip at 3
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import List, Sequence
 
 import numpy as np
@@ -21,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from resformer_video.datasets.decoders import VideoReader, read_video
 from resformer_video.datasets.synthetic import write_mp4
 from resformer_video.inference.predictor import ClassScore, VideoPrediction, WindowPrediction
+from resformer_video.utils.atomic import atomic_write
 
 LABELS_SHOWN = 3
 _MARGIN = 3  # pixels between the box's edge and the text
@@ -80,15 +80,6 @@ def write_annotated_video(pred: VideoPrediction, out_path: str, backends: Sequen
     """
     frames, fps = read_video(pred.path, backends,
                              lambda reader: (annotated_frames(reader, pred, k), reader.fps))
-    folder = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".annotating-", suffix=os.path.splitext(out_path)[1],
-                                   dir=folder)
-    os.close(handle)
-    try:
-        write_mp4(tmp, even_frames(frames), fps)
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    atomic_write(out_path, lambda tmp: write_mp4(tmp, even_frames(frames), fps))
     return out_path

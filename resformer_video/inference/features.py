@@ -85,7 +85,7 @@ class FeatureExtractor:
             with autocast(pred.device, pred.amp_dtype):
                 rows = [pred.model.forward_features(chunk)]
                 if self.layers:
-                    maps = pred.model.forward_intermediates(chunk, self.layers)
+                    maps = pred.model.forward_intermediates(chunk, self.layers, intermediates_only=True)
                     rows += [m.mean(dim=(2, 3, 4)) for m in maps]
             out.append(torch.stack([r.float() for r in rows], dim=1).cpu())
         return torch.cat(out)

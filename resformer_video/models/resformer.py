@@ -27,6 +27,9 @@ TEMPORAL_EMBEDS = ("none", "learned")
 TEMPORAL_EMBED_INITS = ("sincos", "zeros")
 SPATIAL_ATTENTIONS = ("msa", "emsa")
 NO_WEIGHT_DECAY_KEYS = ("cls_token", "pos_embed", "time_embed", "gpe.", ".lpe.")
+# forward_intermediates' output formats: "NCHW" (timm's name; for clips the maps carry time,
+# (B, D, T, h, w)) and "NLC" (patch tokens (B, T * h * w, D), frame-major).
+FEATURE_FORMATS = ("NCHW", "NLC")
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
@@ -158,6 +161,7 @@ class VideoResFormer(nn.Module):
         self.temporal_embed_init = temporal_embed_init
         self.grid_size = (img_size[0] // patch_size, img_size[1] // patch_size)
         self.grad_checkpointing = False
+        self.global_pool = "token"  # timm's name for the pooling: the class token
 
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -178,6 +182,9 @@ class VideoResFormer(nn.Module):
             Block(embed_dim, num_heads, spatial_attn, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate,
                   dpr[i], attention_type, attn_impl)
             for i in range(depth)])
+        # timm's feature metadata: every block gives embed_dim channels at 1 / patch_size of H and W.
+        self.feature_info = [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=patch_size)
+                             for i in range(depth)]
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head_drop = nn.Dropout(head_dropout)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
@@ -237,6 +244,42 @@ class VideoResFormer(nn.Module):
         """Recompute each block in the backward pass (``torch.utils.checkpoint``, non-reentrant)."""
         self.grad_checkpointing = enable
 
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        """The classifier head (timm's API): ``nn.Linear(D, num_classes)``, or ``nn.Identity`` for 0 classes."""
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """A new, freshly initialised head for ``num_classes`` (0: none, ``forward`` returns the
+        ``(B, D)`` features), on the old one's device and dtype (timm's API).
+
+        ``global_pool``: None (keep) or ``"token"``, the model's only pooling (the class token).
+        """
+        if global_pool not in (None, "token"):
+            raise ValueError(f"global_pool: VideoResFormer pools with its class token only ('token'), "
+                             f"got {global_pool!r}")
+        self.num_classes = num_classes
+        if num_classes > 0:
+            ref = self.cls_token
+            self.head = nn.Linear(self.embed_dim, num_classes, device=ref.device, dtype=ref.dtype)
+            _init_module(self.head)
+        else:
+            self.head = nn.Identity()
+        self.head.train(self.training)
+
+    def prune_intermediate_layers(self, indices: Union[int, Sequence[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> List[int]:
+        """Drop the blocks after the last of ``indices`` (see :func:`take_block_indices`), the final
+        norm when ``prune_norm`` and the head when ``prune_head`` (timm's API, used by
+        ``features_only``); returns the indices counted from the first block."""
+        take = take_block_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[:max(take) + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0)
+        return take
+
     # ------------------------------------------------------------------------------------------
     # Forward
     # ------------------------------------------------------------------------------------------
@@ -295,29 +338,79 @@ class VideoResFormer(nn.Module):
             x = self.run_block(index, x, grid)
         return self.norm(self.class_token(x, grid[0]))
 
-    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int] = (2, 5, 8, 11),
-                              norm: bool = False) -> List[torch.Tensor]:
-        """Outputs of the blocks ``indices`` (negative counts from the end) as ``(B, D, T, h, w)`` maps;
-        ``norm`` applies the final LayerNorm to them."""
-        depth = len(self.blocks)
-        if not indices or any(not -depth <= i < depth for i in indices):
-            raise ValueError(f"block indices must be in [-{depth}, {depth}), got {list(indices)}")
-        wanted = sorted({i % depth for i in indices})
-        x, grid = self.embed(x)
-        maps = {}
-        for index in range(wanted[-1] + 1):
-            x = self.run_block(index, x, grid)
-            if index in wanted:
-                maps[index] = self.patch_maps(self.norm(x) if norm else x, grid)
-        return [maps[i % depth] for i in indices]
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, Sequence[int]]] = None,
+                              return_prefix_tokens: bool = False, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = "NCHW",
+                              intermediates_only: bool = False
+                              ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Block outputs of a clip ``(B, C, T, H, W)``, as timm's ViT ``forward_intermediates``.
 
-    def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
-        """Class token ``(B, D)`` -> logits ``(B, num_classes)``."""
-        return self.head(self.head_drop(feats))
+        Args:
+            indices: blocks to return: None all, an int the last ``n``, a sequence those blocks
+                (negative counts from the end), in the order given.
+            return_prefix_tokens: each intermediate is a pair ``(map, class token (B, 1, D))``.
+            norm: apply the final LayerNorm to the intermediates.
+            stop_early: run no block after the last one asked for (the final features then come
+                from that block).
+            output_fmt: ``"NCHW"``: patch maps ``(B, D, T, h, w)`` (``h = H / patch_size``; time is
+                kept as its own axis); ``"NLC"``: patch tokens ``(B, T * h * w, D)``, frame-major.
+            intermediates_only: return only the list.
+
+        Returns:
+            The list of intermediates, or ``(final, intermediates)`` where ``final`` is what
+            :meth:`forward_features` returns (the final-norm class token ``(B, D)``, so
+            ``forward_head(final)`` gives the logits).
+        """
+        if output_fmt not in FEATURE_FORMATS:
+            raise ValueError(f"output_fmt must be one of {list(FEATURE_FORMATS)}, got {output_fmt!r}")
+        take = take_block_indices(len(self.blocks), indices)
+        last = max(take) if stop_early or intermediates_only else len(self.blocks) - 1
+        x, grid = self.embed(x)
+        outputs = {}
+        for index in range(last + 1):
+            x = self.run_block(index, x, grid)
+            if index in take:
+                outputs[index] = self.intermediate(x, grid, norm, output_fmt, return_prefix_tokens)
+        intermediates = [outputs[index] for index in take]
+        if intermediates_only:
+            return intermediates
+        return self.norm(self.class_token(x, grid[0])), intermediates
+
+    def intermediate(self, x: torch.Tensor, grid: Grid, norm: bool, output_fmt: str,
+                     with_class_token: bool) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """One block output in :meth:`forward_intermediates`' format (``with_class_token``: and its
+        class token ``(B, 1, D)``)."""
+        maps = self.patch_maps(self.norm(x) if norm else x, grid)
+        if output_fmt == "NLC":
+            maps = rearrange(maps, "b m t h w -> b (t h w) m")
+        if not with_class_token:
+            return maps
+        cls = self.class_token(x, grid[0])
+        return maps, (self.norm(cls) if norm else cls)[:, None]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Class token ``(B, D)`` (:meth:`forward_features`) -> logits ``(B, num_classes)``; with
+        ``pre_logits`` the classifier's input ``(B, D)`` (after the head dropout), as timm."""
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Clip ``(B, C, T, H, W)`` -> logits ``(B, num_classes)``."""
         return self.forward_head(self.forward_features(x))
+
+
+def take_block_indices(depth: int, indices: Optional[Union[int, Sequence[int]]]) -> List[int]:
+    """timm's block selection counted from the first block: None all ``depth`` blocks, an int
+    ``n`` the last ``n``, a sequence those blocks (negative from the end), in its order."""
+    if indices is None:
+        indices = depth
+    if isinstance(indices, int):
+        if not 0 < indices <= depth:
+            raise ValueError(f"block count must be in [1, {depth}], got {indices}")
+        return list(range(depth - indices, depth))
+    if not indices or any(not -depth <= i < depth for i in indices):
+        raise ValueError(f"block indices must be in [-{depth}, {depth}), got {list(indices)}")
+    return [i % depth for i in indices]
 
 
 def _init_module(module: nn.Module) -> None:

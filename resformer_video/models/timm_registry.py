@@ -63,10 +63,18 @@ def timm_checkpoint_filter(state_dict: Mapping[str, Any], model: nn.Module) -> D
 
 def create_video_resformer(variant: str, pretrained: bool = False, **kwargs: Any) -> VideoResFormer:
     """Build ``variant`` through timm (``pretrained_cfg``, ``pretrained_cfg_overlay`` understood);
-    weights missing from the file stay at initialisation, as with ``MODEL.PRETRAINED``."""
+    weights missing from the file stay at initialisation, as with ``MODEL.PRETRAINED``.
+
+    ``features_only=True`` gives timm's ``FeatureGetterNet`` as for timm's ViT: a list of block
+    outputs ``(B, D, T, H / 16, W / 16)`` from ``forward_intermediates``, the blocks chosen by
+    ``out_indices`` (default 3: the last three; a sequence picks blocks), the blocks after the
+    last one dropped, and ``feature_info`` describing them.
+    """
     model_args = dict(TIMM_ARCHS[variant], **kwargs)
+    out_indices = model_args.pop("out_indices", 3)
     return build_model_with_cfg(VideoResFormer, variant, pretrained,
                                 pretrained_filter_fn=timm_checkpoint_filter, pretrained_strict=False,
+                                feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
                                 **model_args)
 
 

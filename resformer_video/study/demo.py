@@ -97,10 +97,11 @@ def _verdict_lines(reference: Optional[Dict[str, Any]], verdicts: List[bool]) ->
             f"this run: {inside} of {len(verdicts)} cells inside; {verdict}"]
 
 
-def run_demo(cfg: CfgNode, command: str = "") -> str:
+def run_demo(cfg: CfgNode, command: str = "", out_dir: str = "") -> str:
     """Train and test the two variants (seed ``RNG_SEED``; finished runs are skipped) into
-    ``OUTPUT_DIR`` and return the printed report (table, verdict, total time)."""
+    ``out_dir`` (default ``OUTPUT_DIR``) and return the printed report (table, verdict, total time)."""
     start = time.time()
-    study = run_study(cfg, list(VARIANTS), [cfg.RNG_SEED], cfg.OUTPUT_DIR, command=command)
+    out_dir = out_dir or cfg.OUTPUT_DIR
+    study = run_study(cfg, list(VARIANTS), [cfg.RNG_SEED], out_dir, command=command)
     return (side_by_side(study, load_reference()) +
-            f"\ntotal time {(time.time() - start) / 60:.1f} min; table, plot and runs in {cfg.OUTPUT_DIR}")
+            f"\ntotal time {(time.time() - start) / 60:.1f} min; table, plot and runs in {out_dir}")

@@ -1,4 +1,5 @@
-"""Python logging (rank 0 only, to stdout and ``OUTPUT_DIR/log.txt``), JSON-lines stats and TensorBoard."""
+"""Python logging (rank 0 only, to stdout and ``OUTPUT_DIR/log.txt``), the run's ``config.yaml``,
+JSON-lines stats and TensorBoard."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import os
 import sys
 from typing import Any, Dict, Optional
 
+from resformer_video.utils.atomic import atomic_write
 from resformer_video.utils.distributed import is_master_proc
 
 PACKAGE_LOGGER = "resformer_video"
 LOG_FORMAT = "[%(asctime)s %(filename)s:%(lineno)d] %(message)s"
 STATS_FILE = "stats.jsonl"
+RUN_CONFIG = "config.yaml"
 
 
 def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
@@ -40,6 +43,21 @@ def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
         file_handler.setFormatter(formatter)
         logger.addHandler(file_handler)
     return logger
+
+
+def write_run_config(output_dir: str, cfg_text: str) -> Optional[str]:
+    """Write the run's full config (``cfg.dump()``) to ``output_dir/config.yaml``, atomically, on
+    rank 0 (where PySlowFast and detectron2 users look for it); returns the path (None elsewhere)."""
+    if not is_master_proc():
+        return None
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, RUN_CONFIG)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(cfg_text)
+    atomic_write(path, write)
+    return path
 
 
 def _to_json_value(value: Any) -> Any:
