@@ -50,17 +50,10 @@ def _reference(model, cfg, video, precision="fp32"):
             idx = sample_clip_indices(length, reader.fps, cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE,
                                       cfg.DATA.TARGET_FPS, 0, 1) + start
             clip = build_test_transform(cfg)(reader.get_frames(np.minimum(idx, reader.num_frames - 1)), 1)
-<<<<<<< HEAD
             with torch.no_grad(), reference_precision(precision):
-                maps = model.forward_intermediates(clip[None], [0, -1])
+                maps = model.forward_intermediates(clip[None], [0, -1], intermediates_only=True)
                 rows.append(torch.stack([model.forward_features(clip[None])[0].float()]
                                         + [m.float().mean(dim=(2, 3, 4))[0] for m in maps]))
-=======
-            with torch.no_grad():
-                maps = model.forward_intermediates(clip[None], [0, -1], intermediates_only=True)
-                rows.append(torch.stack([model.forward_features(clip[None])[0]]
-                                        + [m.mean(dim=(2, 3, 4))[0] for m in maps]))
->>>>>>> h-timm
     return torch.stack(rows).numpy()
 
 
