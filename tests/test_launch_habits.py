@@ -70,10 +70,12 @@ def test_timesformer_config_loads_with_every_key_mapped(timesformer_yaml, caplog
     for line in MAPPED + ["TRAIN.CHECKPOINT_FILE_PATH -> MODEL.PRETRAINED"]:
         assert sum(note.startswith(line) for note in notes) == 1, (line, notes)
     assert len(notes) == len(MAPPED) + 1  # one line per foreign key, nothing else
-    assert (cfg.MODEL.ARCH, cfg.MODEL.POS_EMBED, cfg.MODEL.TEMPORAL_EMBED_INIT) == ("resformer_base", "learned", "zeros")
+    model = (cfg.MODEL.ARCH, cfg.MODEL.POS_EMBED, cfg.MODEL.TEMPORAL_EMBED_INIT)
+    assert model == ("resformer_base", "learned", "zeros")
     assert cfg.MODEL.ATTENTION_TYPE == "divided_space_time" and list(cfg.DATA.TRAIN_CROP_SIZES) == [224]
     assert cfg.MODEL.PRETRAINED == "none" and cfg.MODEL.DROPOUT == 0.0
-    assert (cfg.SOLVER.WEIGHT_DECAY, list(cfg.SOLVER.LRS), cfg.TRAIN.BATCH_SIZE, cfg.NUM_GPUS) == (1e-4, [1, 0.1, 0.01], 8, 8)
+    recipe = (cfg.SOLVER.WEIGHT_DECAY, list(cfg.SOLVER.LRS), cfg.TRAIN.BATCH_SIZE, cfg.NUM_GPUS)
+    assert recipe == (1e-4, [1, 0.1, 0.01], 8, 8)
 
 
 def test_checkpoint_file_path_is_the_fine_tuning_start(tmp_path):

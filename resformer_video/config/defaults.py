@@ -17,7 +17,8 @@ _C = CfgNode()
 _C.OUTPUT_DIR = "./output"
 # Seed for Python, NumPy and torch RNGs (each rank and data worker derives its own from it).
 _C.RNG_SEED = 0
-# GPUs per process group node: 0 runs on CPU. Under torchrun each process uses one GPU.
+# GPUs of this node: 0 runs on CPU; N > 1 under plain python starts N processes, one per GPU (as
+# torchrun --standalone --nproc_per_node N would). Under torchrun each process uses one GPU.
 _C.NUM_GPUS = 1
 # Distributed backend: "" picks nccl on GPU and gloo on CPU; or "nccl" / "gloo" explicitly.
 _C.DIST_BACKEND = ""

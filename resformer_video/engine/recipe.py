@@ -199,8 +199,8 @@ def _weights_lines(cfg: CfgNode, report: Optional[LoadReport]) -> List[str]:
 def _flops_line(cfg: CfgNode, model: nn.Module) -> str:
     frames, sizes = cfg.DATA.NUM_FRAMES, list(cfg.DATA.TRAIN_CROP_SIZES)
     flops = [count_flops(model, frames, size, size) / 1e9 for size in sizes]
-    parts = " + ".join(f"{g:.1f} ({size})" for g, size in zip(flops, sizes))
-    total = f" = {sum(flops):.1f}" if len(sizes) > 1 else ""
+    parts = " + ".join(f"{g:.4g} ({size})" for g, size in zip(flops, sizes))
+    total = f" = {sum(flops):.4g}" if len(sizes) > 1 else ""
     return (f"{INDENT}GFLOPs per training clip (forward, multiply-adds): {parts}{total}; "
             f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
