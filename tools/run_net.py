@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Train and/or test a video model: ``python tools/run_net.py --cfg CONFIG [KEY VALUE ...]``.
 
-One process with plain ``python``; one process per GPU with
-``torchrun --nproc_per_node N tools/run_net.py --cfg CONFIG`` (see docs/TRAINING.md for multi-node
-and SLURM launches). ``TRAIN.ENABLE`` and ``TEST.ENABLE`` choose what runs.
+Plain ``python`` starts one process per GPU when ``NUM_GPUS`` > 1 (one process otherwise); under
+``torchrun --nproc_per_node N tools/run_net.py --cfg CONFIG`` each process is one of torchrun's (see
+docs/TRAINING.md for multi-node and SLURM launches). ``TRAIN.ENABLE`` and ``TEST.ENABLE`` choose
+what runs; ``--dry-run`` prints the effective recipe and exits.
 """
 
 import os
@@ -12,22 +13,12 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from resformer_video.config import load_config  # noqa: E402
-from resformer_video.engine import run  # noqa: E402
-from resformer_video.engine.runner import USER_ERRORS  # noqa: E402
-from resformer_video.utils.distributed import launch  # noqa: E402
-from resformer_video.utils.parser import parse_args  # noqa: E402
+from resformer_video.engine.runner import run_net_command  # noqa: E402
+from resformer_video.utils.parser import parse_run_args  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args("Train and test ResFormer-style video transformers.", argv)
-    try:
-        cfg = load_config(args.cfg_file, args.opts)
-        launch(cfg, run)
-    except USER_ERRORS as err:  # bad config, list, weights or videos: one line, no traceback
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_net_command(parse_run_args("Train and test ResFormer-style video transformers.", argv))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ _C = CfgNode()
 _C.OUTPUT_DIR = "./output"
 # Seed for Python, NumPy and torch RNGs (each rank and data worker derives its own from it).
 _C.RNG_SEED = 0
-# GPUs per process group node: 0 runs on CPU. Under torchrun each process uses one GPU.
+# GPUs of this node: 0 runs on CPU; N > 1 under plain python starts N processes, one per GPU (as
+# torchrun --standalone --nproc_per_node N would). Under torchrun each process uses one GPU.
 _C.NUM_GPUS = 1
 # Distributed backend: "" picks nccl on GPU and gloo on CPU; or "nccl" / "gloo" explicitly.
 _C.DIST_BACKEND = ""
@@ -59,7 +60,8 @@ _C.MODEL.DROP_PATH_RATE = 0.1
 _C.MODEL.DROPOUT = 0.0
 # Recompute each block's activations in the backward pass to save memory.
 _C.MODEL.GRAD_CHECKPOINT = False
-# Path to weights to start from (timm/DeiT ViT, ResFormer image, TimeSformer, or ours); "" for none.
+# Path to weights to start from (timm/DeiT ViT, ResFormer image, TimeSformer, or ours); "" for none,
+# "none" to train from scratch on purpose (what TRAIN.REQUIRE_PRETRAINED asks for).
 _C.MODEL.PRETRAINED = ""
 # Attention kernel: sdpa (torch scaled_dot_product_attention) or explicit (softmax(QK^T)V, for benchmarks).
 _C.MODEL.ATTN_IMPL = "sdpa"
@@ -183,6 +185,9 @@ _C.TRAIN.MIXED_PRECISION = "fp32"
 _C.TRAIN.PRECISION_FALLBACK = False
 # Compile the model with torch.compile.
 _C.TRAIN.COMPILE = False
+# Training stops at start-up unless MODEL.PRETRAINED is set (a file, or "none" to train from scratch on
+# purpose): set by the Kinetics-400 configs, whose recipe fine-tunes from ImageNet weights.
+_C.TRAIN.REQUIRE_PRETRAINED = False
 
 # ---------------------------------------------------------------------------------------------
 # Scale-consistency loss between resolutions
@@ -215,8 +220,13 @@ _C.SOLVER.MAX_EPOCH = 15
 _C.SOLVER.MOMENTUM = 0.9
 # Nesterov momentum.
 _C.SOLVER.NESTEROV = True
-# Weight decay (not applied to norms, biases, position and class embeddings).
+# Weight decay (which parameters get it: SOLVER.ZERO_WD_1D_PARAM).
 _C.SOLVER.WEIGHT_DECAY = 1e-4
+# True: no weight decay on norms, biases, position / class / temporal embeddings and the GPE/LPE convs
+# (timm's param_groups_weight_decay, PySlowFast's ZERO_WD_1D_PARAM), the usual choice when training
+# from scratch (demo, study). False: TimeSformer's rule, decay on every parameter whose name lacks
+# "bn" - in this model all of them; the Kinetics-400 configs use it (docs/TRAINING.md).
+_C.SOLVER.ZERO_WD_1D_PARAM = True
 # Linear warm-up length in epochs (0 disables).
 _C.SOLVER.WARMUP_EPOCHS = 0.0
 # Learning rate at the start of warm-up.

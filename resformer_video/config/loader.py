@@ -18,11 +18,13 @@ import yaml
 from yacs.config import CfgNode
 
 from resformer_video.config.defaults import get_cfg_defaults
+from resformer_video.config.foreign import (NodeLaunch, decode_opts, flatten, log_notes, torchrun_line,
+                                            translate, unflatten)
 from resformer_video.datasets.decoders import BACKENDS as DECODERS
 from resformer_video.datasets.sampling import TEST_PROTOCOLS
 from resformer_video.datasets.synthetic import MOTIONS
 from resformer_video.models.attention import ATTN_IMPLS
-from resformer_video.models.build import ARCH_SPECS
+from resformer_video.models.build import ARCH_SPECS, pretrained_path
 from resformer_video.models.resformer import (ATTENTION_TYPES, POS_EMBEDS, SPATIAL_ATTENTIONS,
                                               TEMPORAL_EMBED_INITS, TEMPORAL_EMBEDS)
 from resformer_video.utils.precision import CONFIG_PRECISIONS
@@ -41,26 +43,90 @@ MAX_TEST_SIZE = 1024
 BASE_KEY = "_BASE_"
 
 
+class MultiNodeError(ConfigError):
+    """A multi-node launch (PySlowFast's ``NUM_SHARDS`` / ``SHARD_ID`` keys or ``--num_shards`` /
+    ``--shard_id`` / ``--init_method`` flags) asked of a plain run: torchrun starts the processes of
+    each node here, and the message is the torchrun line for this node."""
+
+    def __init__(self, launch: NodeLaunch, nproc: int, cfg_file: Optional[str],
+                 opts: Sequence[Any]) -> None:
+        self.launch, self.nproc, self.cfg_file, self.opts = launch, nproc, cfg_file, list(opts)
+        super().__init__("NUM_SHARDS", f"{launch.num_shards} nodes (this one {launch.shard_id}): nodes "
+                         "are started by torchrun here (docs/TRAINING.md, Several machines); on this "
+                         f"node run: {torchrun_line(launch, nproc, cfg_file, opts)} (on the others the "
+                         "same with their --node_rank)")
+
+    def with_flags(self, num_shards: Optional[int], shard_id: Optional[int],
+                   init_method: Optional[str]) -> "MultiNodeError":
+        """The same error with PySlowFast's launch flags (those given) replacing the config's keys."""
+        return MultiNodeError(self.launch.merged(num_shards, shard_id, init_method), self.nproc,
+                              self.cfg_file, self.opts)
+
+
 def load_config(cfg_file: Optional[str] = None, opts: Optional[Sequence[str]] = None,
                 validate: bool = True) -> CfgNode:
     """Defaults, then ``cfg_file`` (YAML), then ``opts`` (``[KEY, VALUE, KEY, VALUE, ...]``).
 
+    TimeSformer / PySlowFast keys with an equivalent are mapped onto ours, one warning line each
+    (:mod:`resformer_video.config.foreign`).
+
     Raises:
-        ConfigError: unknown key, wrong type, odd override list or an invalid value (named).
+        ConfigError: unknown keys (all of a file's, or of the command line's, in one error), wrong
+            type, odd override list or an invalid value (named).
+        MultiNodeError: ``NUM_SHARDS`` > 1 or ``SHARD_ID`` > 0 (the torchrun line to use instead).
         FileNotFoundError: ``cfg_file`` (or a ``_BASE_`` it names) does not exist.
     """
     cfg = get_cfg_defaults()
+    launch: Dict[str, Any] = {}
     if cfg_file:
-        merged = CfgNode(read_yaml_with_bases(cfg_file))
-        _merge(cfg, cfg.merge_from_other_cfg, merged, source=cfg_file)
+        values = _translated(cfg, flatten(read_yaml_with_bases(cfg_file)), cfg_file, launch)
+        _merge(cfg, cfg.merge_from_other_cfg, CfgNode(unflatten(values)), source=cfg_file)
     if opts:
         if len(opts) % 2:
             raise ConfigError(str(opts[-1]), "override given without a value (use KEY VALUE pairs)")
-        _merge(cfg, cfg.merge_from_list, list(opts), source="command line")
+        values = _translated(cfg, decode_opts(opts), "command line", launch)
+        _merge(cfg, cfg.merge_from_list, [item for pair in values.items() for item in pair],
+               source="command line")
+    node = NodeLaunch(int(launch.get("NUM_SHARDS", 1)), int(launch.get("SHARD_ID", 0)))
+    if node.multi_node and "WORLD_SIZE" not in os.environ:  # under torchrun the nodes are launched
+        raise MultiNodeError(node, cfg.NUM_GPUS, cfg_file, list(opts or []))
     if validate:
         validate_config(cfg)
     cfg.freeze()
     return cfg
+
+
+def _translated(cfg: CfgNode, flat: Dict[str, Any], source: str, launch: Dict[str, Any]) -> Dict[str, Any]:
+    """``flat`` with TimeSformer / PySlowFast keys mapped (logged); launch keys added to ``launch``.
+
+    Raises:
+        ConfigError: every key without an equivalent, in one message.
+    """
+    known = all_keys(cfg)
+    result = translate(flat, known)
+    if len(result.unknown) == 1 and not result.unsupported:
+        key = result.unknown[0]
+        hint = suggest_key(key, known)
+        raise ConfigError(key, f"unknown config key (from {source}); "
+                               f"{f'did you mean {hint}? ' if hint else ''}every key is listed "
+                               "in resformer_video/config/defaults.py")
+    if result.unknown or result.unsupported:
+        listed = [_unknown_key_text(key, known) for key in result.unknown]
+        listed += [f"{item} (no equivalent for that value)" for item in result.unsupported]
+        first = (result.unknown or result.unsupported)[0].split(" ")[0]
+        raise ConfigError(first, f"{len(listed)} config keys without an equivalent here (from "
+                                 f"{source}): {'; '.join(listed)}. Every key is listed in "
+                                 "resformer_video/config/defaults.py; TimeSformer / PySlowFast keys "
+                                 "with one are mapped (docs/TRAINING.md)")
+    log_notes(result.notes, source)
+    launch.update(result.launch)
+    return result.values
+
+
+def _unknown_key_text(key: str, known: Sequence[str]) -> str:
+    """``KEY`` or ``KEY (did you mean X?)``."""
+    hint = suggest_key(key, known)
+    return f"{key} (did you mean {hint}?)" if hint else key
 
 
 def read_yaml_with_bases(path: str, _chain: Sequence[str] = ()) -> Dict[str, Any]:
@@ -196,9 +262,9 @@ def _validate_model(cfg: CfgNode) -> None:
     for key in ("MODEL.DROP_PATH_RATE", "MODEL.DROPOUT"):
         value = _get(cfg, key)
         _require(0.0 <= value < 1.0, key, f"must be in [0, 1), got {value!r}")
-    if cfg.MODEL.PRETRAINED:
+    if pretrained_path(cfg):
         _require(os.path.isfile(cfg.MODEL.PRETRAINED), "MODEL.PRETRAINED",
-                 f"file not found: {cfg.MODEL.PRETRAINED}")
+                 f"file not found: {cfg.MODEL.PRETRAINED} (or 'none' to train from scratch)")
 
 
 def _check_size(key: str, size: int, patch: int) -> None:
@@ -322,3 +388,13 @@ def check_data_dir(cfg: CfgNode) -> None:
     path = cfg.DATA.PATH_TO_DATA_DIR
     _require(bool(path), "DATA.PATH_TO_DATA_DIR", "is not set")
     _require(os.path.isdir(path), "DATA.PATH_TO_DATA_DIR", f"directory not found: {path}")
+
+
+def check_pretrained(cfg: CfgNode) -> None:
+    """Raise :class:`ConfigError` naming ``MODEL.PRETRAINED`` when this config trains
+    (``TRAIN.ENABLE``), asks for starting weights (``TRAIN.REQUIRE_PRETRAINED``) and has none set;
+    ``MODEL.PRETRAINED none`` is an explicit choice to train from scratch."""
+    _require(not (cfg.TRAIN.ENABLE and cfg.TRAIN.REQUIRE_PRETRAINED and not cfg.MODEL.PRETRAINED.strip()),
+             "MODEL.PRETRAINED", "is not set, and this config fine-tunes from image weights "
+             "(TRAIN.REQUIRE_PRETRAINED): set MODEL.PRETRAINED /path/to/weights.pth (e.g. timm's "
+             "vit_base_patch16_224; README, Weights), or MODEL.PRETRAINED none to train from scratch")

@@ -99,21 +99,46 @@ def build_dataset(cfg, split: str) -> VideoDataset:
     return VideoDataset(cfg, split)
 
 
+def build_sampler(cfg, split: str, num_items: int, rank: int = 0, world_size: int = 1) -> Sampler:
+    """The sampler of ``split`` over a dataset of ``num_items`` for one of ``world_size`` processes
+    (see the module docstring)."""
+    repeats = cfg.DATA.NUM_REPEATED_SAMPLES if split == "train" else 1
+    if repeats > 1:
+        return RepeatedSampleSampler(num_items, repeats, rank, world_size, cfg.RNG_SEED)
+    if split == "train":
+        return DistributedSampler(range(num_items), num_replicas=world_size, rank=rank, shuffle=True,
+                                  seed=cfg.RNG_SEED, drop_last=False)
+    return ShardSampler(num_items, rank, world_size)
+
+
+def loader_batch_size(cfg, split: str) -> int:
+    """Dataset items per batch: ``TRAIN.BATCH_SIZE / DATA.NUM_REPEATED_SAMPLES`` decodes in
+    training (``TRAIN.BATCH_SIZE`` samples), ``TEST.BATCH_SIZE`` views otherwise."""
+    return cfg.TRAIN.BATCH_SIZE // cfg.DATA.NUM_REPEATED_SAMPLES if split == "train" else cfg.TEST.BATCH_SIZE
+
+
+def _drop_last(split: str, sampler_len: int, batch_size: int) -> bool:
+    """Training drops the last incomplete batch, unless there is no complete one."""
+    return split == "train" and sampler_len >= batch_size
+
+
+def train_iterations_per_epoch(cfg, num_videos: int, world_size: int = 1) -> int:
+    """``len(build_loader(cfg, "train"))`` on each of ``world_size`` processes for a list of
+    ``num_videos`` videos, without building the dataset (the dry-run's count)."""
+    sampler_len = len(build_sampler(cfg, "train", num_videos, 0, world_size))
+    batch_size = loader_batch_size(cfg, "train")
+    if _drop_last("train", sampler_len, batch_size):
+        return sampler_len // batch_size
+    return -(-sampler_len // batch_size)
+
+
 def build_loader(cfg, split: str) -> DataLoader:
     """DataLoader of ``split`` with ``DATA_LOADER`` workers, pinned memory (on CUDA machines),
     persistent workers, a sampler with ``set_epoch`` and :func:`collate_clips`."""
     dataset = build_dataset(cfg, split)
     rank, world = _world()
-    train = split == "train"
-    repeats = cfg.DATA.NUM_REPEATED_SAMPLES if train else 1
-    if repeats > 1:
-        sampler: Sampler = RepeatedSampleSampler(len(dataset), repeats, rank, world, cfg.RNG_SEED)
-    elif train:
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                     seed=cfg.RNG_SEED, drop_last=False)
-    else:
-        sampler = ShardSampler(len(dataset), rank, world)
-    batch_size = cfg.TRAIN.BATCH_SIZE // repeats if train else cfg.TEST.BATCH_SIZE
+    sampler = build_sampler(cfg, split, len(dataset), rank, world)
+    batch_size = loader_batch_size(cfg, split)
     workers = cfg.DATA_LOADER.NUM_WORKERS
     # CUDA (NVDEC decoding) cannot be used in forked workers.
     gpu_decoding = workers > 0 and "torchcodec_cuda" in getattr(dataset, "backends", ())
@@ -126,7 +151,7 @@ def build_loader(cfg, split: str) -> DataLoader:
         num_workers=workers,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
         persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
-        drop_last=train and len(sampler) >= batch_size,
+        drop_last=_drop_last(split, len(sampler), batch_size),
         collate_fn=collate_clips,
         worker_init_fn=seed_worker,
         generator=generator,

@@ -27,7 +27,7 @@ from yacs.config import CfgNode
 from resformer_video.config import ConfigError, cfg_with, check_data_dir
 from resformer_video.datasets import build_loader
 from resformer_video.engine.class_report import write_class_report
-from resformer_video.models import build_model, load_trained_weights
+from resformer_video.models import build_model, load_trained_weights, pretrained_path
 from resformer_video.models.archs import ARCHS
 from resformer_video.utils import checkpoint, distributed
 from resformer_video.utils.logging import setup_logging, write_run_config
@@ -131,8 +131,8 @@ def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
         path, state = found
         checkpoint.load_checkpoint({"model_state": state["model_state"], "epoch": state["epoch"]}, model)
         return {"path": path, "class_names": state.get("class_names")}
-    if cfg.MODEL.PRETRAINED:
-        return {"path": cfg.MODEL.PRETRAINED, "class_names": None}
+    if pretrained_path(cfg):
+        return {"path": pretrained_path(cfg), "class_names": None}
     raise ConfigError("TEST.CHECKPOINT_FILE_PATH",
                       f"is empty and {checkpoint.get_checkpoint_dir(cfg.OUTPUT_DIR)} holds no valid "
                       "checkpoint: set it (or MODEL.PRETRAINED) to the weights to test")

@@ -7,32 +7,38 @@ import math
 from typing import Dict, List, Tuple
 
 import torch
+from timm.optim import param_groups_weight_decay as timm_param_groups_weight_decay
 from torch import nn
 from yacs.config import CfgNode
 
+BN_NAME = "bn"  # TimeSformer / PySlowFast: parameters whose name contains it get BN_WEIGHT_DECAY
+BN_WEIGHT_DECAY = 0.0  # their cfg.BN.WEIGHT_DECAY default
 
-def param_groups_weight_decay(model: nn.Module, weight_decay: float) -> List[Dict]:
-    """Two groups: with ``weight_decay``, and without it for norms, biases and embeddings.
 
-    A parameter gets no decay when it has ``ndim <= 1`` (norm weights, biases) or its name is in
-    ``model.no_weight_decay()`` (position / class / temporal embeddings).
+def param_groups_weight_decay(model: nn.Module, weight_decay: float,
+                              zero_wd_1d_param: bool = True) -> List[Dict]:
+    """The optimiser's parameter groups, as ``SOLVER.ZERO_WD_1D_PARAM`` says.
+
+    ``zero_wd_1d_param`` True: timm's :func:`timm.optim.param_groups_weight_decay` - no decay for
+    parameters with ``ndim <= 1`` (norm weights, biases), names ending in ``.bias`` and the names in
+    ``model.no_weight_decay()`` (position / class / temporal embeddings, GPE and LPE), ``weight_decay``
+    for the rest. False: TimeSformer's rule (its ``construct_optimizer``) - ``weight_decay`` for every
+    parameter whose name lacks ``"bn"`` (in a ViT: all of them), 0 for the others. Groups with a
+    non-zero decay come first; empty groups are left out; frozen parameters are not included.
     """
-    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if param.ndim <= 1 or name in skip or name.endswith(".bias"):
-            no_decay.append(param)
-        else:
-            decay.append(param)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    if not zero_wd_1d_param:
+        params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        groups = [{"params": [p for name, p in params if BN_NAME not in name], "weight_decay": weight_decay},
+                  {"params": [p for name, p in params if BN_NAME in name], "weight_decay": BN_WEIGHT_DECAY}]
+        return [group for group in groups if group["params"]]
+    skip = sorted(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else []
+    groups = timm_param_groups_weight_decay(model, weight_decay, no_weight_decay_list=skip)
+    return sorted(groups, key=lambda group: group["weight_decay"] == 0)  # decayed first, as saved before
 
 
 def build_optimizer(model: nn.Module, cfg: CfgNode) -> torch.optim.Optimizer:
     """``SOLVER.OPTIMIZING_METHOD`` over :func:`param_groups_weight_decay` groups at ``SOLVER.BASE_LR``."""
-    groups = param_groups_weight_decay(model, cfg.SOLVER.WEIGHT_DECAY)
+    groups = param_groups_weight_decay(model, cfg.SOLVER.WEIGHT_DECAY, cfg.SOLVER.ZERO_WD_1D_PARAM)
     if cfg.SOLVER.OPTIMIZING_METHOD == "sgd":
         return torch.optim.SGD(groups, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM,
                                nesterov=cfg.SOLVER.NESTEROV and cfg.SOLVER.MOMENTUM > 0)

@@ -22,12 +22,12 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from yacs.config import CfgNode
 
-from resformer_video.config import ConfigError, check_data_dir
+from resformer_video.config import ConfigError, check_data_dir, check_pretrained
 from resformer_video.datasets import build_loader
 from resformer_video.engine.evaluate import evaluate_clips
 from resformer_video.engine.losses import LossParts, MultiResolutionLoss, parts_to_floats
 from resformer_video.engine.optimizer import LRSchedule, build_optimizer, get_lr_at_epoch, set_lr
-from resformer_video.models import build_model, count_parameters
+from resformer_video.models import LoadReport, build_model_and_report, count_parameters
 from resformer_video.utils import checkpoint, distributed
 from resformer_video.utils.logging import StatsWriter, setup_logging, write_run_config
 from resformer_video.utils.meters import TrainMeter
@@ -298,20 +298,33 @@ def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device,
                       clip_grad_norm=cfg.SOLVER.CLIP_GRAD_NORM)
 
 
+def log_recipe(cfg: CfgNode, model: nn.Module, load_report: Optional[LoadReport], train_videos: int) -> None:
+    """The recipe block that ``tools/run_net.py --dry-run`` prints, on rank 0."""
+    from resformer_video.engine.recipe import count_split_videos, recipe_lines  # it imports this module
+
+    if distributed.is_master_proc():
+        counts = {"train": train_videos, **(count_split_videos(cfg, ("test",)) if cfg.TEST.ENABLE else {})}
+        logger.info("%s", "\n".join(recipe_lines(cfg, model, load_report,
+                                                  distributed.get_world_size(), counts)))
+
+
 def train(cfg: CfgNode) -> Dict[str, Any]:
     """Train for ``SOLVER.MAX_EPOCH`` epochs (resuming if possible); return the last epoch's stats."""
     setup_logging(cfg.OUTPUT_DIR)
     write_run_config(cfg.OUTPUT_DIR, cfg.dump())
     check_data_dir(cfg)
+    check_pretrained(cfg)
     device = distributed.get_device(cfg)
     dtype = config_autocast_dtype(cfg, device)
     set_seed(cfg.RNG_SEED + distributed.get_rank())
-    logger.info("config:\n%s", cfg.dump())
-    model = build_model(cfg).to(device)
+    model, load_report = build_model_and_report(cfg)
+    model = model.to(device)
     logger.info("model %s: %.2fM parameters", cfg.MODEL.ARCH, count_parameters(model) / 1e6)
     train_loader = build_loader(cfg, "train")
     val_loader = build_loader(cfg, "val") if cfg.TRAIN.EVAL_PERIOD > 0 else None
     class_names = list(train_loader.dataset.class_names)
+    log_recipe(cfg, model, load_report, train_loader.dataset.num_videos)
+    logger.info("config:\n%s", cfg.dump())
     logger.info("train: %d videos, %d iterations per epoch; val: %s videos",
                 train_loader.dataset.num_videos, len(train_loader),
                 val_loader.dataset.num_videos if val_loader is not None else "no")

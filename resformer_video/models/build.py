@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from yacs.config import CfgNode
 
 from resformer_video.models.archs import ARCHS
-from resformer_video.models.checkpoint_filter import CheckpointError, load_pretrained
+from resformer_video.models.checkpoint_filter import CheckpointError, LoadReport, load_pretrained
 from resformer_video.models.resformer import VideoResFormer
 
 # Architecture -> (width, heads, depth), from the one table in models/archs.py.
 ARCH_SPECS: Dict[str, Tuple[int, int, int]] = {name: (s.width, s.heads, s.depth) for name, s in ARCHS.items()}
 MLP_RATIO = 4.0
+NO_PRETRAINED = "none"  # MODEL.PRETRAINED value: train from scratch on purpose
 
 
 def shared_model_kwargs(cfg: CfgNode) -> Dict[str, Any]:
@@ -28,11 +29,16 @@ def shared_model_kwargs(cfg: CfgNode) -> Dict[str, Any]:
 
 
 def build_model(cfg: CfgNode) -> VideoResFormer:
-    """A :class:`VideoResFormer` for ``cfg`` (on CPU), initialised from ``MODEL.PRETRAINED`` when set.
+    """A :class:`VideoResFormer` for ``cfg`` (on CPU), initialised from ``MODEL.PRETRAINED`` when it names a file.
 
     The learned position table (``MODEL.POS_EMBED learned``) is sized for ``DATA.TRAIN_CROP_SIZES[0]``
     and the learned temporal table for ``DATA.NUM_FRAMES``.
     """
+    return build_model_and_report(cfg)[0]
+
+
+def build_model_and_report(cfg: CfgNode) -> Tuple[VideoResFormer, Optional[LoadReport]]:
+    """:func:`build_model` and what the converter loaded from ``MODEL.PRETRAINED`` (None without a file)."""
     emsa = cfg.MODEL.EMSA
     model = VideoResFormer(
         **shared_model_kwargs(cfg),
@@ -48,12 +54,28 @@ def build_model(cfg: CfgNode) -> VideoResFormer:
     )
     if cfg.MODEL.GRAD_CHECKPOINT:
         model.set_grad_checkpointing(True)
-    if cfg.MODEL.PRETRAINED:
-        try:
-            load_pretrained(model, cfg.MODEL.PRETRAINED)
-        except CheckpointError as err:
-            raise CheckpointError(f"MODEL.PRETRAINED: {err} (the model is MODEL.ARCH "
-                                  f"{cfg.MODEL.ARCH}, {model.embed_dim} wide, {len(model.blocks)} "
-                                  "blocks: are these weights of another architecture?)") from None
-    return model
+    return model, load_config_pretrained(model, cfg)
 
+
+def pretrained_path(cfg: CfgNode) -> str:
+    """``MODEL.PRETRAINED`` as a file path: ``""`` when it is unset or ``none`` (from scratch on purpose)."""
+    value = cfg.MODEL.PRETRAINED
+    return "" if value.strip().lower() == NO_PRETRAINED else value
+
+
+def load_config_pretrained(model: VideoResFormer, cfg: CfgNode) -> Optional[LoadReport]:
+    """Initialise ``model`` from ``MODEL.PRETRAINED`` (see :func:`pretrained_path`); the converter's
+    :class:`LoadReport`, or None when there is no file to load.
+
+    Raises:
+        CheckpointError: unreadable or incompatible weights, naming ``MODEL.PRETRAINED`` and the model.
+    """
+    path = pretrained_path(cfg)
+    if not path:
+        return None
+    try:
+        return load_pretrained(model, path)
+    except CheckpointError as err:
+        raise CheckpointError(f"MODEL.PRETRAINED: {err} (the model is MODEL.ARCH "
+                              f"{cfg.MODEL.ARCH}, {model.embed_dim} wide, {len(model.blocks)} "
+                              "blocks: are these weights of another architecture?)") from None

@@ -47,9 +47,11 @@ HEAD_KEYS = ("head.weight", "head.bias")
 class LoadReport:
     """What :func:`load_pretrained` did: keys the model kept at initialisation (``missing_keys``),
     checkpoint keys the model has no place for (``unexpected_keys``), checkpoint keys dropped on
-    purpose (``dropped_keys``, e.g. a head of another class count) and conversions (``notes``)."""
+    purpose (``dropped_keys``, e.g. a head of another class count), conversions (``notes``) and the
+    number of model tensors loaded from the file (``matched``)."""
 
     path: str
+    matched: int = 0
     missing_keys: List[str] = field(default_factory=list)
     unexpected_keys: List[str] = field(default_factory=list)
     dropped_keys: List[str] = field(default_factory=list)
@@ -291,6 +293,7 @@ def load_pretrained(model: nn.Module, path: str, obj: Any = None) -> LoadReport:
         raise CheckpointError(f"{path}: {err}") from None
     result = model.load_state_dict(state_dict, strict=False)
     report.missing_keys, report.unexpected_keys = list(result.missing_keys), list(result.unexpected_keys)
+    report.matched = len(state_dict) - len(report.unexpected_keys)
     logger.info("%s", report)
     return report
 

@@ -42,6 +42,24 @@ def parse_args(description: str, argv: Optional[Sequence[str]] = None) -> argpar
     return build_parser(description).parse_args(argv)
 
 
+def parse_run_args(description: str, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """``tools/run_net.py``'s arguments: ``--cfg FILE [--dry-run] [KEY VALUE ...]``, plus PySlowFast's
+    launch flags ``--init_method``, ``--num_shards``, ``--shard_id`` (multi-node launches are
+    torchrun's here: they get the torchrun line to use)."""
+    parser = build_parser(description)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the effective recipe (batch, steps, lr, weight decay, views, "
+                             "weights, GFLOPs) and exit; the data lists are only counted")
+    parser.add_argument("--init_method", default=None,
+                        help="PySlowFast's rendezvous (tcp://HOST:PORT); with --num_shards > 1 the "
+                             "error gives the equivalent torchrun line")
+    parser.add_argument("--num_shards", type=int, default=None,
+                        help="PySlowFast's number of nodes (see --init_method)")
+    parser.add_argument("--shard_id", type=int, default=None,
+                        help="PySlowFast's index of this node (see --init_method)")
+    return parse_flags_then_overrides(parser, argv)
+
+
 def split_overrides(items: Sequence[str]) -> Tuple[List[str], List[str]]:
     """Split positional ``items`` into inputs and trailing ``KEY VALUE`` overrides: the overrides
     start at the first item that looks like a config key (``SECTION.KEY``) and is not a file."""
