@@ -19,6 +19,8 @@ from unittest import mock
 
 import pytest
 
+from resformer_video.config.foreign import FOREIGN_KEYS, LAUNCH_KEYS
+
 from conftest import REPO_ROOT
 from resformer_video.config.defaults import get_cfg_defaults
 
@@ -38,7 +40,7 @@ FOREIGN_COLUMN = re.compile(r"TimeSformer|PySlowFast|SlowFast")
 TOOL_COMMAND = re.compile(r"tools/(\w+)\.py\b")
 FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
 # The end of one command in a snippet: a shell separator, a comment or a table's cell border.
-COMMAND_END = re.compile(r"\s(?:&&|\|\||;|\|)\s|\s#|(?<!\\)\|")
+COMMAND_END = re.compile(r"\s(?:&&|\|\||;|\|)\s|\s#|(?<!\\)\||\s\(")
 FILE_NAME = re.compile(r"(?<![\w/.<{-])([\w-]+\.(?:png|json|jsonl|csv|md|yaml|yml|txt|npy|pyth|py|ini|toml))\b")
 FLAG_VALUE_BEFORE = re.compile(r"(?:^|[\s`])--?[\w-]+[ =]$")
 # File names the user supplies or downloads (a dataset's lists, placeholders, a released checkpoint):
@@ -205,6 +207,8 @@ def missing_repo_paths(doc: str, text: str) -> List[str]:
         for pattern, root in ((REPO_PATH, REPO_ROOT), (PACKAGE_PATH, PACKAGE)):
             for match in pattern.finditer(line):
                 path = match.group(1).rstrip(".")
+                if FOREIGN_MARK.search(line[:match.start()]):
+                    continue  # a file of TimeSformer's or PySlowFast's code, named as such
                 if not (any(root.glob(path)) if "*" in path else (root / path).exists()):
                     where = "repository" if root == REPO_ROOT else "package (resformer_video/)"
                     problems.append(f"{doc}:{number}: {path}: no such file or folder in the {where}")
@@ -222,8 +226,9 @@ def unknown_config_keys(doc: str, text: str) -> List[str]:
         cells = [cell for n, cell in foreign_cells if n == number]
         for match in list(CONFIG_KEY.finditer(line)) + list(SECTION_WILDCARD.finditer(line)):
             key = match.group(1)
-            if FOREIGN_MARK.search(line[:match.start()]) or any(match.group(0) in cell for cell in cells):
-                continue
+            if (FOREIGN_MARK.search(line[:match.start()]) or any(match.group(0) in cell for cell in cells)
+                    or key in FOREIGN_KEYS or key in LAUNCH_KEYS):
+                continue  # TimeSformer's or PySlowFast's key (marked, or one config/foreign.py maps)
             if not config_node_exists(key):
                 problems.append(f"{doc}:{number}: {match.group(0)}: no such config key in config/defaults.py")
     return problems
@@ -266,7 +271,7 @@ def unknown_file_names(doc: str, text: str) -> List[str]:
         for match in FILE_NAME.finditer(line):
             name = match.group(1)
             if (name in repo_file_names() or name in USER_FILE_NAMES
-                    or FLAG_VALUE_BEFORE.search(line[:match.start()])
+                    or FLAG_VALUE_BEFORE.search(line[:match.start()]) or FOREIGN_MARK.search(line[:match.start()])
                     or any(pattern.fullmatch(name) for pattern in written_name_patterns())):
                 continue
             problems.append(f"{doc}:{number}: {name}: no file of the repository and no name the code writes")
