@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from fractions import Fraction
 
@@ -13,6 +14,7 @@ from torch.nn import functional as nnf
 import timesformer_reference as reference
 from conftest import decode_frame_index, make_cfg, make_index_video
 from resformer_video.datasets import VideoDataset, build_test_transform, sample_clip_indices
+from resformer_video.datasets.decoders import open_video
 from resformer_video.datasets.sampling import StreamTiming, mp4_stream_timing
 from resformer_video.datasets.transforms import TimeSformerTestTransform
 from resformer_video.utils.meters import ViewPredictions
@@ -175,3 +177,23 @@ def test_views_combine_by_summed_logits():
     torch.testing.assert_close(summed.video_scores()[1], torch.tensor([[10.0, 4.0]]))
     assert summed.video_metrics(ks=(1,))["top1"] == 100.0
     assert averaged.video_metrics(ks=(1,))["top1"] == 0.0
+
+
+@pytest.mark.slow
+def test_real_clips_follow_timesformer(realclips_dir):
+    """Real files (25, 26.8, 29.97 fps and an Apple mp4 whose header rate, 11.94 fps, is not its
+    timestamps' 12 fps), 8 x 32 clips of 1 and 3 views: the indices from the PyAV and decord
+    readers' frame counts, rates and timing equal TimeSformer's PyAV path run on the file itself."""
+    av = pytest.importorskip("av")
+    decoders = ["pyav"] + (["decord"] if importlib.util.find_spec("decord") else [])
+    for path in sorted(str(p) for p in realclips_dir.glob("*.mp4")):
+        all_pts = reference.real_video_pts(path)
+        for num_clips in (1, 3):
+            for clip_idx in range(num_clips):
+                with av.open(path) as container:
+                    expected = reference.decode_clip_indices(container, all_pts, 32, 8, clip_idx, num_clips, 30)
+                for decoder in decoders:
+                    with open_video(path, decoder) as reader:
+                        ours = sample_clip_indices(reader.num_frames, reader.fps, 8, 32, 30, clip_idx, num_clips,
+                                                   protocol="timesformer", timing=reader.stream_timing)
+                    assert ours.tolist() == expected, (path, decoder, clip_idx, num_clips)

@@ -135,9 +135,10 @@ def train_view(frames: torch.Tensor, min_scale: int, max_scale: int, crop_size: 
 
 
 def real_video_pts(path: str) -> List[int]:
-    """Every frame's pts of ``path``'s first video stream, in order (decoded with PyAV)."""
+    """Every frame's pts of ``path``'s first video stream, in presentation order (from PyAV's
+    packets, one frame each)."""
     import av
 
     with av.open(path) as container:
-        return [frame.pts for frame in container.decode(video=0)]
+        return sorted(packet.pts for packet in container.demux(video=0) if packet.pts is not None)
 

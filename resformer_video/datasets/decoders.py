@@ -142,13 +142,16 @@ class VideoReader(ABC):
 
 
 def pyav_stream_timing(stream) -> Optional[StreamTiming]:
-    """A PyAV video stream's :class:`StreamTiming`: its average rate, ticks per frame at that rate
-    and its header duration (None where the header has none); None without a rate or time base."""
+    """A PyAV video stream's :class:`StreamTiming`: its average rate (TimeSformer's ``fps``), ticks
+    per frame at the rate of its timestamps (FFmpeg's ``r_frame_rate``, PyAV's ``base_rate``; a
+    header can state an average rate its timestamps do not follow) and its header duration (None
+    where the header has none); None without a rate or time base."""
     rate, time_base = stream.average_rate, stream.time_base
     if not rate or not time_base:
         return None
+    timestamp_rate = stream.base_rate or rate
     duration = stream.duration
-    return StreamTiming(float(rate), float(1 / (rate * time_base)),
+    return StreamTiming(float(rate), float(1 / (timestamp_rate * time_base)),
                         None if duration is None else float(duration))
 
 

@@ -39,8 +39,9 @@ MP4_MIN_TIMESCALE = 10000  # FFmpeg's mp4 muxer doubles a video track's timescal
 @dataclass(frozen=True)
 class StreamTiming:
     """A video stream's header as TimeSformer's PyAV decoder reads it: ``fps`` its average frame
-    rate; in ticks of the stream's time base, frame ``k`` starts at ``k * frame_ticks`` and
-    ``duration_ticks`` is the stream's duration (None when the header has none)."""
+    rate; in ticks of the stream's time base, frame ``k`` starts at ``k * frame_ticks`` (a
+    constant-frame-rate stream) and ``duration_ticks`` is the stream's duration (None when the
+    header has none)."""
 
     fps: float
     frame_ticks: float
