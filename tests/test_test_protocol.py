@@ -191,9 +191,11 @@ def test_real_clips_follow_timesformer(realclips_dir):
         for num_clips in (1, 3):
             for clip_idx in range(num_clips):
                 with av.open(path) as container:
-                    expected = reference.decode_clip_indices(container, all_pts, 32, 8, clip_idx, num_clips, 30)
+                    expected = reference.decode_clip_indices(container, all_pts, 32, 8, clip_idx,
+                                                             num_clips, 30)
                 for decoder in decoders:
                     with open_video(path, decoder) as reader:
-                        ours = sample_clip_indices(reader.num_frames, reader.fps, 8, 32, 30, clip_idx, num_clips,
-                                                   protocol="timesformer", timing=reader.stream_timing)
+                        ours = sample_clip_indices(reader.num_frames, reader.fps, 8, 32, 30, clip_idx,
+                                                   num_clips, protocol="timesformer",
+                                                   timing=reader.stream_timing)
                     assert ours.tolist() == expected, (path, decoder, clip_idx, num_clips)
