@@ -116,6 +116,13 @@ _C.DATA.TARGET_FPS = 30
 _C.DATA.TRAIN_JITTER_SCALES = [256, 320]
 # Training crop: jitter (short-side jitter then random crop) or random_resized_crop.
 _C.DATA.TRAIN_CROP_MODE = "jitter"
+# Training clips: default (uniform random start, frame positions rounded; jitter size drawn as an
+# integer, antialiased resize, crop anywhere) or timesformer (TimeSformer's PyAV decoder: random
+# start uniform(0, delta), frames from the first one at or after its timestamp; PySlowFast's jitter:
+# short side int(round(uniform(min, max))), bilinear resize without antialiasing after
+# normalising, crop offset randint(0, side - size)). timesformer needs TRAIN_CROP_MODE jitter, no
+# AUG.RAND_AUGMENT and TRAIN_JITTER_SCALES[0] >= TRAIN_CROP_SIZES[0] (it crops without padding).
+_C.DATA.TRAIN_SAMPLING = "default"
 # Area range of random_resized_crop, as fractions of the frame.
 _C.DATA.TRAIN_RRC_AREA = [0.08, 1.0]
 # Training crop sizes, largest first; more than one gives multi-resolution replicated clips.
@@ -255,7 +262,8 @@ _C.TEST.RESOLUTIONS = []
 # Write per-video predictions into the results JSON.
 _C.TEST.SAVE_PREDICTIONS = False
 # Test views: default (centred clips, rounded frames, antialiased resize, softmax averaged) or
-# timesformer (TimeSformer's evaluation: start-aligned floored clips, its bilinear resize, logits summed).
+# timesformer (TimeSformer's evaluation: clip i of n starts at delta * i / n and takes the frames its
+# PyAV decoder takes, its bilinear resize and crops, logits summed).
 _C.TEST.PROTOCOL = "default"
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from resformer_video.config.defaults import get_cfg_defaults
 from resformer_video.config.foreign import (NodeLaunch, decode_opts, flatten, log_notes, torchrun_line,
                                             translate, unflatten)
 from resformer_video.datasets.decoders import BACKENDS as DECODERS
-from resformer_video.datasets.sampling import TEST_PROTOCOLS
+from resformer_video.datasets.sampling import TEST_PROTOCOLS, TRAIN_SAMPLINGS
 from resformer_video.datasets.synthetic import MOTIONS
 from resformer_video.models.attention import ATTN_IMPLS
 from resformer_video.models.build import ARCH_SPECS, pretrained_path
@@ -281,6 +281,7 @@ def _validate_data(cfg: CfgNode) -> None:
              and abs(sum(fractions) - 1) < 1e-6, "DATA.FOLDER_SPLIT",
              f"must be 3 fractions (train > 0, val, test >= 0) summing to 1, got {fractions}")
     _choice(cfg, "DATA.TRAIN_CROP_MODE", CROP_MODES)
+    _choice(cfg, "DATA.TRAIN_SAMPLING", TRAIN_SAMPLINGS)
     _at_least(cfg, "DATA.NUM_FRAMES", 1)
     _at_least(cfg, "DATA.SAMPLING_RATE", 1)
     _require(cfg.DATA.TARGET_FPS > 0, "DATA.TARGET_FPS", f"must be > 0, got {cfg.DATA.TARGET_FPS}")
@@ -296,6 +297,8 @@ def _validate_data(cfg: CfgNode) -> None:
              f"sizes must be in strictly descending order (largest first), got {sizes}")
     for size in sizes:
         _check_size("DATA.TRAIN_CROP_SIZES", size, patch)
+    if cfg.DATA.TRAIN_SAMPLING == "timesformer":
+        _validate_timesformer_sampling(cfg)
     _check_test_size("DATA.TEST_CROP_SIZE", cfg.DATA.TEST_CROP_SIZE, patch)
     for key in ("DATA.MEAN", "DATA.STD"):
         _require(len(_get(cfg, key)) == 3, key, f"needs 3 values, got {_get(cfg, key)}")
@@ -307,6 +310,19 @@ def _validate_data(cfg: CfgNode) -> None:
     _at_least(cfg, "AUG.RA_NUM_OPS", 0)
     _require(0 <= cfg.AUG.RA_MAGNITUDE <= 10, "AUG.RA_MAGNITUDE",
              f"must be in [0, 10], got {cfg.AUG.RA_MAGNITUDE}")
+
+
+def _validate_timesformer_sampling(cfg: CfgNode) -> None:
+    """PySlowFast's training crop has no random-resized crop, no RandAugment and no padding."""
+    why = "DATA.TRAIN_SAMPLING timesformer"
+    _require(cfg.DATA.TRAIN_CROP_MODE == "jitter", "DATA.TRAIN_CROP_MODE",
+             f"must be jitter with {why} (PySlowFast's scale jitter), got {cfg.DATA.TRAIN_CROP_MODE!r}")
+    _require(not cfg.AUG.RAND_AUGMENT, "AUG.RAND_AUGMENT",
+             f"must be False with {why} (PySlowFast's training crop has no RandAugment)")
+    low, largest = cfg.DATA.TRAIN_JITTER_SCALES[0], cfg.DATA.TRAIN_CROP_SIZES[0]
+    _require(low >= largest, "DATA.TRAIN_JITTER_SCALES",
+             f"the minimum {low} must be >= DATA.TRAIN_CROP_SIZES[0] {largest} with {why} "
+             "(its random crop does not pad)")
 
 
 def _check_test_size(key: str, size: int, patch: int) -> None:

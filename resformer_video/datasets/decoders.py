@@ -5,9 +5,10 @@ frames are copied back to the CPU for the augmentation). A file it cannot read (
 NVDEC lacks) is read by CPU torchcodec, then by ``DATA.DECODER_FALLBACK``: see :func:`decoder_chain`.
 
 ``open_video(path, backend)`` returns a :class:`VideoReader` with ``fps``, ``num_frames``,
-``duration`` and ``get_frames(indices) -> uint8 (T, H, W, 3)``. Only the requested frames are
-decoded (each backend seeks to the nearest key frame). Readers are context managers and release
-the file on ``close()``.
+``duration``, ``stream_timing`` (the header's frame rate, time base and duration, which
+TimeSformer's sampling needs; read with PyAV on first use) and
+``get_frames(indices) -> uint8 (T, H, W, 3)``. Only the requested frames are decoded (each backend
+seeks to the nearest key frame). Readers are context managers and release the file on ``close()``.
 
 Frames come out upright: a display rotation in the file (portrait phone video) is applied.
 Frames are addressed by time. Index ``i`` means the frame on screen at ``(i + 0.5) / fps`` seconds
@@ -27,11 +28,13 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from collections import deque
+from functools import cached_property
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
 
+from resformer_video.datasets.sampling import StreamTiming
 from resformer_video.utils.native_stderr import captured_native_stderr, last_native_reason
 from resformer_video.errors import VideoDecodeError, DecoderUnavailableError  # noqa: F401  (re-exported)
 
@@ -89,6 +92,12 @@ class VideoReader(ABC):
         """Length in seconds (``num_frames / fps``)."""
         return self.num_frames / self.fps
 
+    @cached_property
+    def stream_timing(self) -> Optional[StreamTiming]:
+        """The header's frame rate, time base and duration as TimeSformer's decoder reads them,
+        probed with PyAV on first use (None without PyAV: sampling then assumes FFmpeg's mp4 timing)."""
+        return probe_stream_timing(self.path)
+
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at ``indices`` (any order, repeats allowed, clamped to the video) as uint8
         ``(T, H, W, 3)`` RGB. Raises :class:`VideoDecodeError` when decoding fails."""
@@ -118,6 +127,31 @@ class VideoReader(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def pyav_stream_timing(stream) -> Optional[StreamTiming]:
+    """A PyAV video stream's :class:`StreamTiming`: its average rate (TimeSformer's ``fps``), ticks
+    per frame at the rate of its timestamps (FFmpeg's ``r_frame_rate``, PyAV's ``base_rate``; a
+    header can state an average rate its timestamps do not follow) and its header duration (None
+    where the header has none); None without a rate or time base."""
+    rate, time_base = stream.average_rate, stream.time_base
+    if not rate or not time_base:
+        return None
+    timestamp_rate = stream.base_rate or rate
+    duration = stream.duration
+    return StreamTiming(float(rate), float(1 / (timestamp_rate * time_base)),
+                        None if duration is None else float(duration))
+
+
+def probe_stream_timing(path: str) -> Optional[StreamTiming]:
+    """:func:`pyav_stream_timing` of ``path``'s first video stream; None when PyAV is not installed
+    or cannot open the file."""
+    try:
+        av = importlib.import_module("av")
+        with av.open(path) as container:
+            return pyav_stream_timing(container.streams.video[0])
+    except Exception:  # noqa: BLE001 - optional metadata; sampling has a default
+        return None
 
 
 def frames_shown_at(starts: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -233,6 +267,10 @@ class PyAVReader(VideoReader):
         frames = self._stream.frames or self._count_packets()
         self._start = float((self._stream.start_time or 0) * self._stream.time_base)
         super().__init__(path, float(rate), frames)
+
+    @cached_property
+    def stream_timing(self) -> Optional[StreamTiming]:
+        return pyav_stream_timing(self._stream)
 
     def _count_packets(self) -> int:
         """Video packets in the file, by demuxing without decoding (one frame each)."""

@@ -92,7 +92,9 @@ class VideoDataset(Dataset):
         self.num_spatial = cfg.TEST.NUM_SPATIAL_CROPS if split == "test" else 1
         self.num_views = self.num_temporal * self.num_spatial
         self.num_repeats = cfg.DATA.NUM_REPEATED_SAMPLES if split == "train" else 1
-        self.protocol = cfg.TEST.PROTOCOL if split != "train" else "default"
+        # Clip placement rule (datasets/sampling.py): DATA.TRAIN_SAMPLING for training clips,
+        # TEST.PROTOCOL for val/test clips.
+        self.protocol = cfg.TEST.PROTOCOL if split != "train" else cfg.DATA.TRAIN_SAMPLING
         self._cfg = cfg
         self.train_transform = build_train_transform(cfg) if split == "train" else None
         self.test_transform = build_test_transform(cfg) if split != "train" else None
@@ -144,7 +146,7 @@ class VideoDataset(Dataset):
         def read_clip(reader: VideoReader) -> torch.Tensor:
             indices = sample_clip_indices(reader.num_frames, reader.fps, self.num_frames,
                                           self.sampling_rate, self.target_fps, clip_idx, num_clips,
-                                          protocol=self.protocol)
+                                          protocol=self.protocol, timing=reader.stream_timing)
             return reader.get_frames(indices)
 
         frames = read_video(path, self.backends, read_clip)
@@ -157,7 +159,8 @@ class VideoDataset(Dataset):
         (the union of their frames, in order)."""
         def read_clips(reader: VideoReader) -> List[torch.Tensor]:
             indices = sample_repeated_clip_indices(reader.num_frames, reader.fps, self.num_frames,
-                                                   self.sampling_rate, self.target_fps, self.num_repeats)
+                                                   self.sampling_rate, self.target_fps, self.num_repeats,
+                                                   protocol=self.protocol, timing=reader.stream_timing)
             unique, inverse = np.unique(indices, return_inverse=True)
             frames = reader.get_frames(unique)
             return [frames[torch.from_numpy(row)] for row in inverse.reshape(indices.shape)]

@@ -6,10 +6,14 @@ and applied to all its frames (frames are wrapped as a ``tv_tensors.Video``).
 
 Training (:class:`TrainTransform`): short-side scale jitter then a random ``size`` crop (``jitter``,
 TimeSformer) or a random-resized crop (``random_resized_crop``), horizontal flip, optional
-RandAugment, normalisation. :class:`MultiResolutionTransform` applies one independent
-:class:`TrainTransform` per crop size to copies of one decoded clip (ResFormer's separate
-augmentation). ``DATA.TRAIN_JITTER_SCALES`` refer to the largest crop size; a smaller size ``s``
-jitters in ``s / sizes[0] * scales`` so every copy sees the same field of view on average.
+RandAugment, normalisation. ``DATA.TRAIN_SAMPLING timesformer`` makes the jitter PySlowFast's
+(``spatial_sampling`` as TimeSformer calls it): normalise first, short side
+``int(round(uniform(min, max)))``, bilinear resize without antialiasing (long side floored), a
+crop offset ``randint(0, side - size)`` per side (the last position is never drawn), flip.
+:class:`MultiResolutionTransform` applies one independent :class:`TrainTransform` per crop size to
+copies of one decoded clip (ResFormer's separate augmentation). ``DATA.TRAIN_JITTER_SCALES`` refer
+to the largest crop size; a smaller size ``s`` jitters in ``s / sizes[0] * scales`` so every copy
+sees the same field of view on average.
 
 Testing (:class:`TestTransform`): resize the short side to ``size``, take spatial crop 0, 1 or 2
 (start, centre, end of the long side; centre when there is one crop), normalise.
@@ -52,6 +56,34 @@ def resize_short_side(video: tv_tensors.Video, size: int) -> tv_tensors.Video:
     return F.resize(video, [size], antialias=True)
 
 
+def resize_short_side_bilinear(video: torch.Tensor, size: int) -> torch.Tensor:
+    """Float ``(T, C, H, W)`` with the short side resized to ``size`` as PySlowFast's (and
+    TimeSformer's) ``random_short_side_scale_jitter`` does: bilinear, ``align_corners=False``, no
+    antialiasing, long side floored; returned unchanged when the short side is already ``size``."""
+    height, width = video.shape[-2:]
+    if min(height, width) == size:
+        return video
+    if width < height:
+        new_size = (math.floor(height / width * size), size)
+    else:
+        new_size = (size, math.floor(width / height * size))
+    return nnf.interpolate(video, size=new_size, mode="bilinear", align_corners=False)
+
+
+def pyslowfast_jitter_size(uniform: float, low: int, high: int) -> int:
+    """PySlowFast's jittered short side ``int(round(np.random.uniform(low, high)))`` for a uniform
+    draw in [0, 1): ``low + (high - low) * uniform`` rounded half to even, so ``low`` and ``high``
+    come half as often as each size between them."""
+    return round(low + (high - low) * uniform)
+
+
+def pyslowfast_crop_offset(length: int, size: int) -> int:
+    """PySlowFast's ``random_crop`` offset along a side of ``length`` pixels:
+    ``randint(0, length - size)`` (the last position, ``length - size``, is never drawn), or 0
+    without a draw when the side is not longer than ``size``."""
+    return int(torch.randint(0, length - size, ()).item()) if length > size else 0
+
+
 class ClipRandAugment:
     """RandAugment with timm-style magnitude noise (``rand-m9-mstd0.5``), one draw per clip.
 
@@ -87,14 +119,22 @@ class TrainTransform:
         flip: random horizontal flip with probability 0.5.
         rand_augment: a :class:`ClipRandAugment` or None.
         mean, std: per-channel normalisation of [0, 1] pixels.
+        sampling: ``default`` or ``timesformer`` (PySlowFast's jitter, crop and flip, see the
+            module docstring; ``jitter`` mode without RandAugment only).
     """
 
     def __init__(self, size: int, crop_mode: str = "jitter", jitter_scales: Tuple[int, int] = (256, 320),
                  rrc_area: Tuple[float, float] = (0.08, 1.0), flip: bool = True,
                  rand_augment: ClipRandAugment | None = None,
-                 mean: Sequence[float] = (0.45,) * 3, std: Sequence[float] = (0.225,) * 3) -> None:
+                 mean: Sequence[float] = (0.45,) * 3, std: Sequence[float] = (0.225,) * 3,
+                 sampling: str = "default") -> None:
+        if sampling == "timesformer" and (crop_mode != "jitter" or rand_augment is not None):
+            raise ValueError("DATA.TRAIN_SAMPLING timesformer: needs DATA.TRAIN_CROP_MODE jitter and "
+                             "no RandAugment (PySlowFast's pipeline has neither)")
         self.size = size
         self.crop_mode = crop_mode
+        self.sampling = sampling
+        self.flip = flip
         self.jitter_scales = (int(jitter_scales[0]), int(jitter_scales[1]))
         self.spatial = self._build_spatial(size, crop_mode, tuple(rrc_area), flip)
         self.rand_augment = rand_augment
@@ -111,6 +151,8 @@ class TrainTransform:
         return v2.Compose([crop, v2.RandomHorizontalFlip(0.5 if flip else 0.0)])
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.sampling == "timesformer":
+            return self._pyslowfast_view(frames)
         video = frames_to_video(frames)
         if self.crop_mode == "jitter":
             low, high = self.jitter_scales
@@ -119,6 +161,19 @@ class TrainTransform:
         if self.rand_augment is not None:
             video = self.rand_augment(video)
         return normalize_clip(video, self.mean, self.std)
+
+    def _pyslowfast_view(self, frames: torch.Tensor) -> torch.Tensor:
+        """PySlowFast's ``spatial_sampling`` for training, in its order of operations and random
+        draws (jitter size, crop y, crop x, flip; each a torch draw where it draws with numpy)."""
+        video = normalize_clip(frames_to_video(frames), self.mean, self.std).transpose(0, 1)
+        uniform = float(torch.rand((), dtype=torch.float64))
+        video = resize_short_side_bilinear(video, pyslowfast_jitter_size(uniform, *self.jitter_scales))
+        height, width = video.shape[-2:]
+        y, x = pyslowfast_crop_offset(height, self.size), pyslowfast_crop_offset(width, self.size)
+        video = video[..., y:y + self.size, x:x + self.size]
+        if self.flip and float(torch.rand((), dtype=torch.float64)) < 0.5:
+            video = video.flip(-1)
+        return video.transpose(0, 1).contiguous()
 
 
 class MultiResolutionTransform:
@@ -191,13 +246,8 @@ class TimeSformerTestTransform(TestTransform):
 
     def __call__(self, frames: torch.Tensor, spatial_idx: int = 1) -> torch.Tensor:
         video = normalize_clip(frames_to_video(frames), self.mean, self.std).transpose(0, 1)
+        video = resize_short_side_bilinear(video, self.scale)
         height, width = video.shape[-2:]
-        if min(height, width) != self.scale:
-            if width < height:
-                height, width = math.floor(height / width * self.scale), self.scale
-            else:
-                height, width = self.scale, math.floor(width / height * self.scale)
-            video = nnf.interpolate(video, size=(height, width), mode="bilinear", align_corners=False)
         y, x = spatial_crop_box(height, width, self.size, spatial_idx, centre_up=True)
         return video[..., y:y + self.size, x:x + self.size].transpose(0, 1).contiguous()
 
@@ -217,7 +267,7 @@ def build_train_transform(cfg) -> MultiResolutionTransform:
         return TrainTransform(size, cfg.DATA.TRAIN_CROP_MODE,
                               scaled_jitter(cfg.DATA.TRAIN_JITTER_SCALES, size, sizes[0]),
                               tuple(cfg.DATA.TRAIN_RRC_AREA), cfg.DATA.RANDOM_FLIP, ra,
-                              cfg.DATA.MEAN, cfg.DATA.STD)
+                              cfg.DATA.MEAN, cfg.DATA.STD, cfg.DATA.TRAIN_SAMPLING)
 
     return MultiResolutionTransform([view(size) for size in sizes])
 
