@@ -260,3 +260,15 @@ def test_demo_refuses_a_folder_of_another_config_naming_its_out_flag(tmp_path, c
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"{run_dir} holds a run made with another config" in err and "use another --out" in err
     assert not (tmp_path / "data").exists()  # refused before generating anything
+
+
+def test_a_key_added_since_a_run_is_no_difference_while_at_its_default():
+    """A run folder made before a config key existed is still this config's run while the new key
+    holds its default (the behaviour the run had); another value is a difference."""
+    cfg = load_config(STUDY_CFG, [])
+    stored = cfg.clone()
+    stored.defrost()
+    del stored.SOLVER["ZERO_WD_1D_PARAM"]
+    assert study_runs.config_differences(stored.dump(), cfg) == []
+    changed = load_config(STUDY_CFG, ["SOLVER.ZERO_WD_1D_PARAM", "False"])
+    assert study_runs.config_differences(stored.dump(), changed) == ["SOLVER.ZERO_WD_1D_PARAM: '<absent>' -> False"]

@@ -20,7 +20,7 @@ import yaml
 from yacs.config import CfgNode
 
 from resformer_video.engine import test, train
-from resformer_video.config import cfg_with
+from resformer_video.config import cfg_with, get_cfg_defaults
 from resformer_video.engine.evaluate import RESULTS_JSON
 from resformer_video.study.variants import variant_cfg
 from resformer_video.utils import checkpoint
@@ -127,10 +127,14 @@ def _compared(cfg_yaml: str) -> Dict[str, Any]:
 
 
 def config_differences(stored_yaml: str, cfg: CfgNode) -> List[str]:
-    """``"KEY: stored -> now"`` for every compared key whose value differs (sorted)."""
+    """``"KEY: stored -> now"`` for every compared key whose value differs (sorted). A key the stored
+    config lacks (added to the package since) is no difference while it holds its default: the run
+    was made with that behaviour."""
     old, new = _compared(stored_yaml), _compared(cfg.dump())
+    defaults = _compared(get_cfg_defaults().dump())
     return [f"{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}"
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)
+            and not (key not in old and key in defaults and new.get(key) == defaults[key])]
 
 
 def check_stored_config(run: Run) -> None:
