@@ -22,11 +22,12 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from yacs.config import CfgNode
 
-from resformer_video.config import ConfigError, check_data_dir, check_pretrained
+from resformer_video.config import check_data_dir, check_pretrained
 from resformer_video.datasets import build_loader
 from resformer_video.engine.evaluate import evaluate_clips
 from resformer_video.engine.losses import LossParts, MultiResolutionLoss, parts_to_floats
-from resformer_video.engine.optimizer import LRSchedule, build_optimizer, get_lr_at_epoch, set_lr
+from resformer_video.engine.recipe import count_split_videos, recipe_lines
+from resformer_video.engine.optimizer import accumulation_steps, LRSchedule, build_optimizer, get_lr_at_epoch, set_lr
 from resformer_video.models import LoadReport, build_model_and_report, count_parameters
 from resformer_video.utils import checkpoint, distributed
 from resformer_video.utils.logging import StatsWriter, setup_logging, write_run_config
@@ -86,17 +87,6 @@ def wrap_model(model: nn.Module, cfg: CfgNode,
     if cfg.TRAIN.COMPILE:
         net = torch.compile(net)
     return net, ddp
-
-
-def accumulation_steps(cfg: CfgNode, world_size: int) -> int:
-    """Micro-batches per optimiser step so that ``TRAIN.GLOBAL_BATCH_SIZE`` clips make one step."""
-    per_step = cfg.TRAIN.BATCH_SIZE * world_size
-    global_bs = cfg.TRAIN.GLOBAL_BATCH_SIZE or per_step
-    if global_bs % per_step:
-        raise ConfigError("TRAIN.GLOBAL_BATCH_SIZE",
-                          f"{global_bs} is not a multiple of TRAIN.BATCH_SIZE x processes "
-                          f"({cfg.TRAIN.BATCH_SIZE} x {world_size})")
-    return global_bs // per_step
 
 
 def _sync_context(ddp: Optional[DistributedDataParallel], sync: bool) -> ContextManager:
@@ -300,8 +290,6 @@ def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device,
 
 def log_recipe(cfg: CfgNode, model: nn.Module, load_report: Optional[LoadReport], train_videos: int) -> None:
     """The recipe block that ``tools/run_net.py --dry-run`` prints, on rank 0."""
-    from resformer_video.engine.recipe import count_split_videos, recipe_lines  # it imports this module
-
     if distributed.is_master_proc():
         counts = {"train": train_videos, **(count_split_videos(cfg, ("test",)) if cfg.TEST.ENABLE else {})}
         logger.info("%s", "\n".join(recipe_lines(cfg, model, load_report,
