@@ -13,15 +13,13 @@ run's own outputs under ``DIR/runs/<variant>/seed<seed>``. Rerun with the same `
 finished runs and continue an interrupted one.
 """
 
-import os
 import shlex
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.study import StudyConfigMismatch, parse_seeds, parse_variants, run_study  # noqa: E402
-from resformer_video.utils.parser import build_parser  # noqa: E402
+from resformer_video.config import ConfigError, load_config
+from resformer_video.study import StudyConfigMismatch, parse_seeds, parse_variants, run_study
+from resformer_video.utils.parser import build_parser
 
 
 def main(argv=None) -> int:
