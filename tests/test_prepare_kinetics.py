@@ -203,6 +203,25 @@ def test_resize_in_worker_processes_gives_the_same_files(release, tmp_path):
     assert len(here) == 8 and here == workers  # 4 videos, 3 lists and the report: the same bytes
 
 
+def test_reencode_writes_rotated_video_upright(tmp_path):
+    """A phone video tagged to be shown rotated is re-encoded upright (as training reads it) and
+    scaled: its frames equal the original's upright frames resized."""
+    import torch.nn.functional as F
+
+    src, dst = tmp_path / "portrait.mp4", tmp_path / "out" / "portrait.mp4"
+    yy, xx = np.mgrid[0:40, 0:48]
+    ramp = np.stack([xx * 5, yy * 6, np.full_like(xx, 128)], axis=-1).astype(np.uint8)
+    write_mp4(str(src), np.repeat(ramp[None], 10, axis=0), 10, rotation=90)
+    assert reencode_video(str(src), str(dst), ResizeSettings(short_side=24, gop=2)) == 10
+    with open_video(str(src), "pyav") as original, open_video(str(dst), "pyav") as copy:
+        upright = original.get_frames([0]).permute(0, 3, 1, 2).float()
+        resized = copy.get_frames([0]).permute(0, 3, 1, 2).float()
+    assert tuple(upright.shape[2:]) == (48, 40) and tuple(resized.shape[2:]) == (28, 24)
+    expected = F.interpolate(upright, size=(28, 24), mode="bilinear", antialias=True)
+    assert (resized - expected).abs().mean() < 8
+    assert (resized - expected.flip(2)).abs().mean() > 20  # not upside down
+
+
 def test_reencode_failure_leaves_nothing(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all" * 10)
