@@ -172,6 +172,8 @@ def test_resize_reencodes_keeping_timing(release, tmp_path, capsys):
     vfr = videos / "train" / "aaa_000010_000020.mp4"
     assert _times(vfr) == pytest.approx(VFR_TIMES, abs=1e-4)  # each frame's timestamp kept
     assert _keyframes(vfr) == [0, 4, 8]
+    settings = vfr.read_bytes()  # x264 writes its settings into the stream: tuned for fast decoding
+    assert b"cabac=0" in settings and b"deblock=0" in settings and b"keyint=4 " in settings
     for rel, fps, size in [("train/-bb_000000_000010.mp4", 25, (20, 24)),
                            ("test/fff_000000_000010.mp4", 12, (24, 20))]:
         with open_video(str(videos / rel), "pyav") as reader:

@@ -10,7 +10,8 @@ CSV may have no labels) and the videos in ROOT/{train,val,test}/ named
 {youtube_id}_{start:06d}_{end:06d}.mp4 or {youtube_id}.mp4. Writes OUT/{split}.csv ("path label",
 labels in the standard Kinetics-400 order, readable videos only) and OUT/prepare_report.csv (every
 missing and unreadable video). --resize re-encodes into OUT/videos/ (short side 320, never
-upscaled; a key frame every 16 frames; frame rate and length kept; no audio); rerun the same
+upscaled; a key frame every 16 frames; x264 tuned for fast decoding; frame rate and length kept;
+no audio); rerun the same
 command to resume a run that stopped. Ends with the counts per split and the command that trains
 on the lists. Exit code 2 on a bad layout, CSV or class name (one "error: ..." line).
 """
@@ -25,11 +26,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
 from resformer_video.datasets.lists import SPLITS  # noqa: E402
 from resformer_video.datasets.prepare_kinetics import (DEFAULT_CRF, DEFAULT_GOP, DEFAULT_PRESET,  # noqa: E402
-                                                       DEFAULT_SHORT_SIDE, PrepareError, ResizeSettings,
-                                                       run_prepare)
+                                                       DEFAULT_SHORT_SIDE, DEFAULT_TUNE, PrepareError,
+                                                       ResizeSettings, run_prepare)
 from resformer_video.utils.logging import setup_logging  # noqa: E402
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+X264_TUNES = ("fastdecode", "film", "animation", "grain", "stillimage", "none")
 
 
 def _splits(text: str) -> List[str]:
@@ -65,6 +67,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="--resize: a key frame exactly every this many frames")
     parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help="--resize: x264 constant quality")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=X264_PRESETS, help="--resize: x264 preset")
+    parser.add_argument("--tune", default=DEFAULT_TUNE, choices=X264_TUNES,
+                        help="--resize: x264 tune (fastdecode: cheaper to decode, larger files; none)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
 
@@ -72,7 +76,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     setup_logging()
-    resize = ResizeSettings(args.short_side, args.gop, args.crf, args.preset) if args.resize else None
+    tune = "" if args.tune == "none" else args.tune
+    resize = ResizeSettings(args.short_side, args.gop, args.crf, args.preset, tune) if args.resize else None
     decoders = [name.strip() for name in args.decoders.split(",") if name.strip()]
     try:
         run_prepare(args.root, args.out, annotations_dir=args.annotations, splits=args.splits, resize=resize,

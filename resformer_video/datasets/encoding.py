@@ -29,11 +29,15 @@ X264_SAFE_ASM = "AVX2"
 
 
 def x264_options(crf: int, gop: int, preset: str = "veryfast", scenecut: bool = True,
-                 flags: Optional[FrozenSet[str]] = None) -> Dict[str, str]:
+                 flags: Optional[FrozenSet[str]] = None, tune: str = "") -> Dict[str, str]:
     """libx264 options: constant quality ``crf``, a key frame at most every ``gop`` frames (exactly
     every ``gop`` with ``scenecut=False``), one thread, and AVX2 assembly on AVX-512 CPUs (``flags``:
-    the CPU's, :func:`cpu_flags` by default) so that the bytes are the same in every process."""
+    the CPU's, :func:`cpu_flags` by default) so that the bytes are the same in every process.
+    ``tune``: x264's ``--tune`` (``fastdecode``: no CABAC, no deblocking filter, no weighted
+    prediction - cheaper to decode, larger files)."""
     options = {"crf": str(crf), "preset": preset, "g": str(max(1, gop)), "threads": "1"}
+    if tune:
+        options["tune"] = tune
     if not scenecut:
         options.update({"keyint_min": str(max(1, gop)), "sc_threshold": "0"})
     if "avx512f" in (cpu_flags() if flags is None else flags):

@@ -18,8 +18,8 @@ annotated video, checks that it decodes (as training reads it) and writes into `
 With ``resize`` each found video is re-encoded once (never in place: ``OUT/videos/{split}/``) with
 :class:`~resformer_video.datasets.encoding.VideoWriter`: short side ``short_side`` (never
 upscaled, even sizes for yuv420p), a key frame exactly every ``gop`` frames (so a clip decodes
-from a near key frame, not from one up to 250 frames back), each frame's timestamp kept (frame
-rate and length kept), no audio. Each output is written under a temporary name and renamed when
+from a near key frame, not from one up to 250 frames back), x264's ``fastdecode`` tuning (cheaper
+to decode), each frame's timestamp kept (frame rate and length kept), no audio. Each output is written under a temporary name and renamed when
 complete, so a run killed half-way is resumed by running it again: finished outputs are skipped.
 A video that cannot be read is reported and left out; it never stops the run.
 """
@@ -54,6 +54,9 @@ REPORT_COLUMNS = ("split", "youtube_id", "time_start", "time_end", "label", "sta
 UNLABELLED_LIST = "{split}_videos.txt"  # one path per line (tools/extract_features.py reads it)
 RESIZED_FOLDER = "videos"
 DEFAULT_SHORT_SIDE, DEFAULT_GOP, DEFAULT_CRF, DEFAULT_PRESET = 320, 16, 23, "veryfast"
+# x264 --tune fastdecode: decoding a 340x256 file costs about 0.6x (decord) / 0.5x (torchcodec) the
+# CPU time, for about 1.36x the bytes (docs/PERFORMANCE.md); "" for x264's default.
+DEFAULT_TUNE = "fastdecode"
 RESIZE_DECODER = "pyav"  # reads every frame with its timestamp (PyAVReader.iter_frames)
 TRAIN_CONFIG = "configs/k400_resformer_b.yaml"
 PROGRESS_EVERY_S = 30.0
@@ -83,12 +86,13 @@ class Annotation:
 @dataclass(frozen=True)
 class ResizeSettings:
     """How ``--resize`` re-encodes: short side in pixels (never upscaled), frames between key
-    frames, x264 constant quality and preset."""
+    frames, x264 constant quality, preset and tune ("": none)."""
 
     short_side: int = DEFAULT_SHORT_SIDE
     gop: int = DEFAULT_GOP
     crf: int = DEFAULT_CRF
     preset: str = DEFAULT_PRESET
+    tune: str = DEFAULT_TUNE
 
 
 @dataclass
@@ -220,7 +224,8 @@ def reencode_video(src: str, dst: str, settings: ResizeSettings = ResizeSettings
             try:
                 for rgb, seconds in reader.iter_frames(scale):
                     if writer is None:
-                        options = x264_options(settings.crf, settings.gop, settings.preset, scenecut=False)
+                        options = x264_options(settings.crf, settings.gop, settings.preset, scenecut=False,
+                                               tune=settings.tune)
                         writer = VideoWriter(tmp, reader.fps, rgb.shape[1], rgb.shape[0], options=options,
                                              time_base=reader.time_base, container_format="mp4")
                     last = max(seconds, last + reader.time_base)  # strictly increasing for the encoder
