@@ -192,8 +192,9 @@ def main(argv=None) -> None:
                         print(rows[-1], flush=True)
     print(f"\n{os.cpu_count()} CPUs, torch threads {args.threads}, {args.num_frames} frames at sampling "
           f"rate {args.sampling_rate}, batch {args.batch}, RandAugment {args.rand_augment}\n")
+    workers = f"{args.workers} workers" if args.workers else "N workers (not run)"
     print(f"| data | decoder | crop sizes | samples per decode | clips/s, 0 workers | "
-          f"clips/s, {args.workers} workers | clips per core-second |")
+          f"clips/s, {workers} | clips per core-second |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
 
