@@ -19,8 +19,9 @@ With ``resize`` each found video is re-encoded once (never in place: ``OUT/video
 :class:`~resformer_video.datasets.encoding.VideoWriter`: short side ``short_side`` (never
 upscaled, even sizes for yuv420p), a key frame exactly every ``gop`` frames (so a clip decodes
 from a near key frame, not from one up to 250 frames back), x264's ``fastdecode`` tuning (cheaper
-to decode), each frame's timestamp kept (frame rate and length kept), no audio. Each output is written under a temporary name and renamed when
-complete, so a run killed half-way is resumed by running it again: finished outputs are skipped.
+to decode), each frame's timestamp kept (frame rate and length kept), no audio. Each output is
+written under a temporary name and renamed when complete, so a run killed half-way is resumed by
+running it again: finished outputs are skipped.
 A video that cannot be read is reported and left out; it never stops the run.
 """
 
