@@ -12,6 +12,7 @@ CONSOLE_SCRIPTS = (
     "resformer-benchmark",
     "resformer-make-synthetic",
     "resformer-extract-features",
+    "resformer-prepare-kinetics",
 )
 
 setup(

@@ -28,8 +28,9 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from collections import deque
+from fractions import Fraction
 from functools import cached_property
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
@@ -310,16 +311,56 @@ class PyAVReader(VideoReader):
     def _grid_time(self, index: int) -> float:
         return float(self.grid_times(np.float64(index)))
 
-    @staticmethod
-    def _rgb(entry: List) -> np.ndarray:
-        """The RGB array of a ``[frame, rgb or None]`` entry, converted once and turned upright:
-        a frame tagged with a display rotation (portrait phone video) is rotated as players (and
-        decord and torchcodec) show it."""
+    @classmethod
+    def _rgb(cls, entry: List) -> np.ndarray:
+        """The RGB array of a ``[frame, rgb or None]`` entry, converted once and turned upright."""
         if entry[1] is None:
-            frame = entry[0]
-            quarter_turns = int(round(getattr(frame, "rotation", 0) / 90.0)) % 4
-            entry[1] = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), quarter_turns))
+            entry[1] = cls._upright_rgb(entry[0])
         return entry[1]
+
+    @staticmethod
+    def _upright_rgb(frame, scale: Optional[Callable[[int, int], Tuple[int, int]]] = None) -> np.ndarray:
+        """uint8 ``(H, W, 3)`` RGB of a decoded frame, upright: a frame tagged with a display rotation
+        (portrait phone video) is rotated as players (and decord and torchcodec) show it.
+        ``scale(height, width)`` maps the upright size to the size wanted (FFmpeg's bicubic
+        scaler, as its ``scale`` filter, applied while converting to RGB)."""
+        quarter_turns = int(round(getattr(frame, "rotation", 0) / 90.0)) % 4
+        resize = {}
+        if scale is not None:
+            upright = (frame.height, frame.width) if quarter_turns % 2 == 0 else (frame.width, frame.height)
+            height, width = scale(*upright)
+            if quarter_turns % 2:
+                height, width = width, height
+            if (height, width) != (frame.height, frame.width):
+                resize = {"width": width, "height": height, "interpolation": "BICUBIC"}
+        return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24", **resize), quarter_turns))
+
+    @property
+    def time_base(self) -> Fraction:
+        """The unit of the stream's timestamps, in seconds."""
+        return Fraction(self._stream.time_base)
+
+    def iter_frames(self, scale: Optional[Callable[[int, int], Tuple[int, int]]] = None
+                    ) -> Iterator[Tuple[np.ndarray, Fraction]]:
+        """Every frame from the start, in presentation order, as upright uint8 ``(H, W, 3)`` RGB
+        (resized by ``scale(height, width) -> (height, width)`` when given) with its presentation
+        time in seconds after the first frame (exact, in the stream's time base; ``i / fps`` for
+        a frame without a timestamp). For re-encoding a whole video with its timing; training
+        reads clips with :meth:`get_frames`. Raises :class:`VideoDecodeError` when decoding fails."""
+        self._container.seek(0, stream=self._stream)
+        first = None
+        try:
+            for index, frame in enumerate(self._container.decode(self._stream)):
+                if frame.pts is None:
+                    time = Fraction(index) / Fraction(self.fps).limit_denominator(1001)
+                else:
+                    first = frame.pts if first is None else first
+                    time = (frame.pts - first) * self.time_base
+                yield self._upright_rgb(frame, scale), time
+        except VideoDecodeError:
+            raise
+        except Exception as err:  # PyAV's own error types
+            raise VideoDecodeError(f"{self.path}: decoding failed ({type(err).__name__}: {err})") from err
 
     def _read(self, indices: np.ndarray) -> torch.Tensor:
         wanted = sorted(set(indices.tolist()))
