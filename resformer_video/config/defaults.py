@@ -8,6 +8,7 @@ rejected by :func:`resformer_video.config.validate_config`. Both errors name the
 
 from yacs.config import CfgNode
 
+from resformer_video.datasets.decoders import DEFAULT_DECODERS
 from resformer_video.datasets.synthetic import GENERATOR_DEFAULTS
 
 _C = CfgNode()
@@ -96,10 +97,10 @@ _C.DATA.FOLDER_SPLIT = [0.8, 0.1, 0.1]
 _C.DATA.CLASS_NAMES_FILE = ""
 # Video decoder: decord, torchcodec, pyav or torchcodec_cuda (NVDEC on the GPU; a file it cannot
 # read goes to CPU torchcodec, then to DECODER_FALLBACK).
-_C.DATA.DECODER = "decord"
+_C.DATA.DECODER = DEFAULT_DECODERS[0]
 # Backend tried when DATA.DECODER cannot open or decode a video (decord has no AV1 decoder, for
 # one): "" (none), "decord", "torchcodec" or "pyav". A video fails only when both fail.
-_C.DATA.DECODER_FALLBACK = "pyav"
+_C.DATA.DECODER_FALLBACK = DEFAULT_DECODERS[1]
 # Training samples per decode (repeated sampling, PySlowFast NUM_REPEATED_SAMPLES / DeiT repeated
 # augmentation): one decode gives this many clips at different temporal offsets within two clip spans,
 # each augmented independently. TRAIN.BATCH_SIZE (samples) must be a multiple of it; an epoch keeps its

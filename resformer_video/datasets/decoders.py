@@ -40,6 +40,8 @@ from resformer_video.utils.native_stderr import captured_native_stderr, last_nat
 from resformer_video.errors import VideoDecodeError, DecoderUnavailableError  # noqa: F401  (re-exported)
 
 BACKENDS = ("decord", "torchcodec", "pyav", "torchcodec_cuda")
+# The decoder and its fallback when none is chosen: DATA.DECODER and DATA.DECODER_FALLBACK's defaults.
+DEFAULT_DECODERS = ("decord", "pyav")
 # A GPU backend's CPU counterpart, tried next for a file the GPU decoder cannot read.
 _CPU_BACKENDS = {"torchcodec_cuda": "torchcodec"}
 T = TypeVar("T")

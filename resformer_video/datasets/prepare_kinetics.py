@@ -38,7 +38,7 @@ from fractions import Fraction
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from resformer_video.datasets.check import check_videos, map_in_workers
-from resformer_video.datasets.decoders import VideoDecodeError, decoder_chain, open_video
+from resformer_video.datasets.decoders import DEFAULT_DECODERS, VideoDecodeError, decoder_chain, open_video
 from resformer_video.datasets.encoding import VideoWriter, x264_options
 from resformer_video.datasets.lists import SPLITS, VIDEO_EXTENSIONS, kinetics400_class_names
 from resformer_video.utils.atomic import atomic_write
@@ -391,20 +391,12 @@ def prepare_kinetics(root: str, out: str, annotations_dir: str = "", splits: Seq
     annotated = {split: read_annotations(annotation_csv(annotations_dir, split), class_index)
                  for split in splits}
     folders = {split: split_folder(root, split) for split in splits}
-    decoders = tuple(decoders) or default_decoders()
+    decoders = tuple(decoders) or decoder_chain(*DEFAULT_DECODERS)
     os.makedirs(out, exist_ok=True)
     reports = [prepare_split(split, clips, labelled, folders[split], out, resize, decoders, workers,
                              progress) for split, (clips, labelled) in annotated.items()]
     write_report(os.path.join(out, REPORT_FILE), [row for report in reports for row in report.problems])
     return reports
-
-
-def default_decoders() -> Tuple[str, ...]:
-    """``DATA.DECODER`` then ``DATA.DECODER_FALLBACK`` of the default config (what training reads with)."""
-    from resformer_video.config import get_cfg_defaults
-
-    cfg = get_cfg_defaults()
-    return decoder_chain(cfg.DATA.DECODER, cfg.DATA.DECODER_FALLBACK)
 
 
 def train_command(out: str, prefix: str, reports: Sequence[SplitReport]) -> str:
