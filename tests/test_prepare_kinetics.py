@@ -101,7 +101,7 @@ def test_lists_hold_readable_videos_with_standard_labels(release, tmp_path, caps
     assert train.class_names[FOOTBALL] == "passing American football (in game)"
     assert "| train | 4 | 3 | 1 | 1 | 2 |" in text and "| test | 1 | 1 | 0 | 0 | 1 |" in text
     assert (f"python tools/run_net.py --cfg configs/k400_resformer_b.yaml DATA.PATH_TO_DATA_DIR {out} "
-            f"DATA.PATH_PREFIX {release} TEST.SPLIT val") in text
+            f"DATA.PATH_PREFIX {release} MODEL.PRETRAINED /path/to/imagenet_vit_b16.pth TEST.SPLIT val") in text
     assert _hashes(release) == before  # the download is only read
 
 

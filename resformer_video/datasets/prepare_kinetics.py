@@ -399,10 +399,14 @@ def prepare_kinetics(root: str, out: str, annotations_dir: str = "", splits: Seq
     return reports
 
 
+# What the printed training command asks the user to fill in: the image checkpoint to fine-tune from.
+IMAGE_WEIGHTS_PLACEHOLDER = "/path/to/imagenet_vit_b16.pth"
+
+
 def train_command(out: str, prefix: str, reports: Sequence[SplitReport]) -> str:
     """The command that trains (and tests) on the prepared lists."""
     command = (f"python tools/run_net.py --cfg {TRAIN_CONFIG} DATA.PATH_TO_DATA_DIR {out} "
-               f"DATA.PATH_PREFIX {prefix}")
+               f"DATA.PATH_PREFIX {prefix} MODEL.PRETRAINED {IMAGE_WEIGHTS_PLACEHOLDER}")
     tested = {report.split for report in reports if report.labelled}
     if "test" not in tested and "val" in tested:
         command += " TEST.SPLIT val"
