@@ -27,7 +27,7 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ BACKENDS = ("decord", "torchcodec", "pyav", "torchcodec_cuda")
 # A GPU backend's CPU counterpart, tried next for a file the GPU decoder cannot read.
 _CPU_BACKENDS = {"torchcodec_cuda": "torchcodec"}
 T = TypeVar("T")
+# Frames a stream may end short of its container's frame count without being called truncated
+# (frame counts in headers can be off by a frame or two).
+MISSING_FRAMES_TOLERATED = 2
 logger = logging.getLogger(__name__)
 _INSTALL_HINTS = {
     "decord": "pip install decord",
@@ -56,6 +59,16 @@ class VideoDecodeError(RuntimeError):
     def __init__(self, message: str, reason: Optional[str] = None) -> None:
         super().__init__(message)
         self.reason = reason or message
+
+
+class VideoNotFoundError(VideoDecodeError):
+    """A listed video file that does not exist (a wrong path, not a broken file)."""
+
+
+def failure_kind(path: str) -> str:
+    """``"not found"`` when ``path`` does not exist, else ``"failed to decode"``: how reports name a
+    video that could not be read."""
+    return "failed to decode" if os.path.exists(path) else "not found"
 
 
 class DecoderUnavailableError(ImportError):
@@ -277,9 +290,24 @@ class PyAVReader(VideoReader):
             if not pending:
                 break
             previous = current
-        while pending and previous is not None:  # past the end of the stream
+        if pending and previous is not None:  # past the end of the stream
+            self._check_complete(previous[0])
+        while pending and previous is not None:
             out[pending.popleft()] = self._rgb(previous)
         return out, bool(overshot)
+
+    def _check_complete(self, last: Any) -> None:
+        """Raise :class:`VideoDecodeError` when the stream ended (at ``last``, the last frame that
+        decoded) more than a frame before the length the container's index claims. A file cut off
+        after its index (an MP4 written with the index first, as web and phone videos are) reports
+        its full length but decodes only its first part; later indices must not all get the last
+        decoded frame."""
+        shown_s = last.duration * float(last.time_base) if last.duration and last.time_base else 0.0
+        end_s = last.time - self._start + max(shown_s, 1.0 / self.fps)
+        if end_s < self.duration - MISSING_FRAMES_TOLERATED / self.fps:
+            raise VideoDecodeError(
+                f"{self.path}: truncated: frames decode only to {end_s:.2f} s of the {self.duration:.2f} s "
+                f"({self.num_frames} frames) its index claims", "truncated file")
 
     def _grid_time(self, index: int) -> float:
         return float(self.grid_times(np.float64(index)))
@@ -330,8 +358,10 @@ def read_video(path: str, backends: Sequence[str], read: Callable[[VideoReader],
 
     A backend that fails (decord on AV1, say) hands the file to the next; when none succeeds a
     :class:`VideoDecodeError` names the file and every backend tried with its reason (one backend:
-    its own error).
+    its own error). A missing file raises :class:`VideoNotFoundError` before any backend is tried.
     """
+    if backends and not os.path.isfile(path):  # the same for every backend: say it once
+        raise VideoNotFoundError(f"{path}: video file not found")
     errors: List[VideoDecodeError] = []
     for backend in backends:
         try:
@@ -361,7 +391,7 @@ def open_video(path: str, backend: str = "decord") -> VideoReader:
     """
     import_backend(backend)
     if not os.path.isfile(path):
-        raise VideoDecodeError(f"{path}: video file not found")
+        raise VideoNotFoundError(f"{path}: video file not found")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(f"{path}: video file is empty (0 bytes)")
     try:

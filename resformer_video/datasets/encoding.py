@@ -58,16 +58,17 @@ class VideoWriter:
     ``options`` are the encoder's (:func:`codec_options` by default); the encoder runs on one thread,
     set on the codec context too (PyAV defaults to slice threading), so that the same frames give the
     same bytes. ``millisecond_pts`` lets :meth:`write` take a presentation time per frame (variable
-    frame rate); otherwise frame ``i`` is shown at ``i / fps``. Use as a context manager.
+    frame rate); otherwise frame ``i`` is shown at ``i / fps``. ``faststart`` puts an MP4's index
+    before the frames, as web and phone videos have it. Use as a context manager.
     """
 
     def __init__(self, path: str, fps: float, width: int, height: int, codec: str = "libx264",
                  options: Optional[Dict[str, str]] = None, crf: int = 18, gop: Optional[int] = None,
-                 millisecond_pts: bool = False) -> None:
+                 millisecond_pts: bool = False, faststart: bool = False) -> None:
         import av
 
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._container = av.open(path, "w")
+        self._container = av.open(path, "w", options={"movflags": "faststart"} if faststart else None)
         self._stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
         gop = max(1, round(fps)) if gop is None else gop

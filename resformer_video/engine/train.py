@@ -24,6 +24,7 @@ from yacs.config import CfgNode
 
 from resformer_video.config import ConfigError, check_data_dir
 from resformer_video.datasets import build_loader
+from resformer_video.datasets.decoders import failure_kind
 from resformer_video.engine.evaluate import evaluate_clips
 from resformer_video.engine.losses import LossParts, MultiResolutionLoss, parts_to_floats
 from resformer_video.engine.optimizer import LRSchedule, build_optimizer, get_lr_at_epoch, set_lr
@@ -158,7 +159,7 @@ def _note_failures(state: TrainState, failed: List[List[str]]) -> None:
             state.num_failed += 1
             if path not in state.failed_paths:
                 state.failed_paths.add(path)
-                logger.warning("training video failed to decode and was replaced: %s", path)
+                logger.warning("training video %s and was replaced: %s", failure_kind(path), path)
 
 
 def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter: TrainMeter,
@@ -341,7 +342,7 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
     finally:
         stats.close()
     if state.num_failed:
-        logger.warning("%d training samples failed to decode (%d distinct videos)",
+        logger.warning("%d training samples could not be read (%d distinct videos)",
                        state.num_failed, len(state.failed_paths))
     summary["failed_train_paths"] = sorted(state.failed_paths)
     summary["best_val_top1"] = best_top1

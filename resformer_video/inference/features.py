@@ -30,7 +30,7 @@ import torch
 
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, read_video
 from resformer_video.datasets.kinetics import config_decoders
-from resformer_video.datasets.lists import VIDEO_EXTENSIONS, is_int, video_files
+from resformer_video.datasets.lists import LIST_ENCODING, VIDEO_EXTENSIONS, is_int, video_files
 from resformer_video.utils.atomic import atomic_write, write_json
 from resformer_video.utils.precision import autocast
 from resformer_video.inference.predictor import VideoPredictor
@@ -136,7 +136,7 @@ def expand_inputs(inputs: Iterable[str], path_prefix: str = "") -> List[str]:
 
 def _read_path_list(list_file: str, path_prefix: str) -> List[str]:
     paths = []
-    with open(list_file, encoding="utf-8") as handle:
+    with open(list_file, encoding=LIST_ENCODING) as handle:
         for line in (raw.strip() for raw in handle):
             if not line:
                 continue
