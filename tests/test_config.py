@@ -66,3 +66,17 @@ def test_cfg_with_changes_a_frozen_copy():
     derived = cfg_with(cfg, "DATA.TEST_CROP_SIZE", 96, "TRAIN.COMPILE", True)
     assert derived.is_frozen() and (derived.DATA.TEST_CROP_SIZE, derived.TRAIN.COMPILE) == (96, True)
     assert (cfg.DATA.TEST_CROP_SIZE, cfg.TRAIN.COMPILE) == (64, False)
+
+
+def test_an_integer_for_a_float_key_is_range_checked_not_a_type_error(tmp_path):
+    """``SOLVER.BASE_LR -1`` is a bad value (a range error naming the key), not a type mismatch;
+    ``1`` for a float key, on the command line or in YAML, is 1.0."""
+    with pytest.raises(ConfigError, match=r"^SOLVER.BASE_LR: must be > 0, got -1.0$"):
+        load_config(None, ["SOLVER.BASE_LR", "-1"])
+    cfg = load_config(None, ["SOLVER.BASE_LR", "1", "SOLVER.MOMENTUM", 0])
+    assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.MOMENTUM) == (1.0, 0.0) and isinstance(cfg.SOLVER.BASE_LR, float)
+    (tmp_path / "c.yaml").write_text("SOLVER:\n  BASE_LR: 2\n  MAX_EPOCH: 3\n")
+    cfg = load_config(str(tmp_path / "c.yaml"))
+    assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.MAX_EPOCH) == (2.0, 3)
+    with pytest.raises(ConfigError, match="^SOLVER.MAX_EPOCH: Type mismatch"):  # not the other way
+        load_config(None, ["SOLVER.MAX_EPOCH", "2.5"])

@@ -10,6 +10,7 @@ in detectron2/fvcore): the base is loaded first (recursively), then the file's k
 
 from __future__ import annotations
 
+import ast
 import difflib
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
@@ -57,12 +58,12 @@ def load_config(cfg_file: Optional[str] = None, opts: Optional[Sequence[str]] = 
     """
     cfg = get_cfg_defaults()
     if cfg_file:
-        merged = CfgNode(read_yaml_with_bases(cfg_file))
+        merged = CfgNode(_ints_as_floats(cfg, read_yaml_with_bases(cfg_file)))
         _merge(cfg, cfg.merge_from_other_cfg, merged, source=cfg_file)
     if opts:
         if len(opts) % 2:
             raise ConfigError(str(opts[-1]), "override given without a value (use KEY VALUE pairs)")
-        _merge(cfg, cfg.merge_from_list, list(opts), source="command line")
+        _merge(cfg, cfg.merge_from_list, _override_ints_as_floats(cfg, list(opts)), source="command line")
     if validate:
         validate_config(cfg)
     cfg.freeze()
@@ -104,6 +105,42 @@ def _deep_update(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, An
         else:
             base[key] = value
     return base
+
+
+def _int_as_float(default: Any, value: Any) -> Any:
+    """``value`` as a float where the key's default is a float and ``value`` an int (``1`` for
+    ``1.0``, ``-1`` for ``-1.0``), so that yacs checks the range, not the type; else unchanged."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _ints_as_floats(cfg: CfgNode, data: Dict[str, Any]) -> Dict[str, Any]:
+    """A YAML mapping with :func:`_int_as_float` applied against ``cfg``'s defaults, recursively."""
+    out = {}
+    for key, value in data.items():
+        default = cfg.get(key) if isinstance(cfg, dict) else None
+        out[key] = (_ints_as_floats(default, value) if isinstance(value, dict)
+                    else _int_as_float(default, value))
+    return out
+
+
+def _override_ints_as_floats(cfg: CfgNode, opts: List[Any]) -> List[Any]:
+    """``KEY VALUE`` overrides with an integer VALUE of a float key written as a float."""
+    out = list(opts)
+    for i in range(0, len(out) - 1, 2):
+        try:
+            default, value = _get(cfg, str(out[i])), out[i + 1]
+        except (KeyError, TypeError):
+            continue  # unknown key: reported by the merge
+        if isinstance(value, str):
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                continue
+        if _int_as_float(default, value) is not value:
+            out[i + 1] = float(value)
+    return out
 
 
 def all_keys(cfg: CfgNode, prefix: str = "") -> List[str]:
