@@ -86,7 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise ValueError("no video files found in the given inputs")
         predictor = build_predictor(args.checkpoint, args.cfg_file, opts, args.device, args.window,
                                     args.stride, args.precision)
-        extractor = FeatureExtractor(predictor, args.layers)
+        extractor = FeatureExtractor(predictor, args.layers, checkpoint=args.checkpoint)
         print(f"extracting {', '.join(extractor.settings()['layers'])} features of {len(videos)} "
               f"video(s) on {predictor.device} at {predictor.transform.size} px", file=sys.stderr)
         summary = extract_to_folder(
