@@ -143,6 +143,11 @@ def _override_ints_as_floats(cfg: CfgNode, opts: List[Any]) -> List[Any]:
     return out
 
 
+def covers(names: Sequence[str], key: str) -> bool:
+    """Whether the dotted ``key`` is one of ``names`` or inside a section among them."""
+    return any(key == name or key.startswith(name + ".") for name in names)
+
+
 def all_keys(cfg: CfgNode, prefix: str = "") -> List[str]:
     """Every leaf key of ``cfg`` as a dotted name (``DATA.NUM_FRAMES``)."""
     keys = []
@@ -307,6 +312,11 @@ def _validate_train(cfg: CfgNode) -> None:
     _require(0.0 <= cfg.TRAIN.LABEL_SMOOTHING < 1.0, "TRAIN.LABEL_SMOOTHING",
              f"must be in [0, 1), got {cfg.TRAIN.LABEL_SMOOTHING}")
     _choice(cfg, "TRAIN.MIXED_PRECISION", CONFIG_PRECISIONS)
+    keys = all_keys(cfg)
+    unknown = [name for name in cfg.TRAIN.RESUME_ALLOWED_CHANGES
+               if not any(covers([name], key) for key in keys)]
+    _require(not unknown, "TRAIN.RESUME_ALLOWED_CHANGES",
+             f"names no config key or section: {unknown} (keys: resformer_video/config/defaults.py)")
     _at_least(cfg, "SCALE_CONSISTENCY.WEIGHT", 0.0)
     _choice(cfg, "SCALE_CONSISTENCY.TARGET", SC_TARGETS)
     _choice(cfg, "SCALE_CONSISTENCY.LOSS", SC_LOSSES)

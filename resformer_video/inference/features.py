@@ -32,7 +32,7 @@ import torch
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, read_video
 from resformer_video.datasets.kinetics import config_decoders
 from resformer_video.datasets.lists import LIST_ENCODING, VIDEO_EXTENSIONS, is_int, video_files
-from resformer_video.utils.atomic import atomic_write, write_json
+from resformer_video.utils.atomic import atomic_write, check_writable_folder, write_json
 from resformer_video.utils.precision import autocast
 from resformer_video.inference.predictor import VideoPredictor
 
@@ -238,8 +238,10 @@ def extract_to_folder(extractor: FeatureExtractor, paths: Sequence[str], out_dir
 
     Raises:
         ValueError: ``out_dir`` holds features written with other settings.
+        OSError: ``out_dir`` cannot be written (checked first), or a write failed (full disk);
+            the message names the file and the cause.
     """
-    os.makedirs(out_dir, exist_ok=True)
+    check_writable_folder(out_dir)
     settings = extractor.settings()
     _check_settings(out_dir, settings)
     rows: Dict[str, Dict[str, Any]] = dict(read_index(out_dir))
