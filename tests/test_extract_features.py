@@ -156,3 +156,13 @@ def test_rerun_with_another_checkpoint_is_refused(one_view_checkpoint, tmp_path,
     assert last.startswith(f"error: {out}: holds features written with other settings (checkpoint_sha256: ")
     assert f"checkpoint {copy} then" in last  # the path the last run recorded
     assert (out / "index.csv").read_text() == before
+
+
+def test_out_folder_that_cannot_be_written_is_one_line(one_view_checkpoint, tmp_path, capsys):
+    ckpt, _, _ = one_view_checkpoint
+    video = make_index_video(tmp_path / "v.mp4", num_frames=12, fps=FPS)
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "a_file" / "features"
+    code = EXTRACT_MAIN(["--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu", str(video)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 2 and err == [f"error: {out}: not a directory"]

@@ -26,6 +26,7 @@ from resformer_video.engine.train import train as run_training
 from resformer_video.utils import checkpoint, run_lock
 from resformer_video.utils.atomic import check_writable_folder
 from resformer_video.utils.logging import StatsWriter
+from resformer_video.utils.stop_signal import StopOnSignal
 
 train_module = importlib.import_module("resformer_video.engine.train")  # the package exports train()
 RUN_NET_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "run_net.py"))["main"]
@@ -298,6 +299,24 @@ def test_signal_in_an_epochs_last_step_stops_after_the_epoch(cfg_factory, tmp_pa
     assert checkpoint.list_mid_epoch_checkpoints(str(tmp_path)) == []
 
 
+def test_first_signal_is_a_request_and_a_second_stops_at_once(tmp_path, capsys, monkeypatch):
+    before = signal.getsignal(signal.SIGINT)
+    with StopOnSignal() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.signum == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+    run_net = runpy.run_path(str(REPO_ROOT / "tools" / "run_net.py"))
+
+    def interrupted(cfg, fn):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(run_net["main"].__globals__, "launch", interrupted)
+    assert run_net["main"](_run_net_args(tmp_path, tmp_path / "out")) == 130
+    assert _error_lines(capsys.readouterr().err) == ["error: interrupted (Ctrl-C)"]
+
+
 def _run_net_cmd(data_dir, out_dir, *extra):
     return [sys.executable, str(REPO_ROOT / "tools" / "run_net.py")] + _run_net_args(
         data_dir, out_dir, "SOLVER.MAX_EPOCH", 2, "TRAIN.BATCH_SIZE", 2, *extra)
@@ -348,3 +367,47 @@ def test_run_net_stops_on_a_signal_with_one_line_and_continues(synthetic_data_di
     assert [r["epoch"] for r in _stats(out, "train_epoch")] == [1, 2]
     iters = [(r["epoch"], r["iter"]) for r in _stats(out, "train_iter")]
     assert len(iters) == len(set(iters)) == 2 * 8  # 16 videos, batch 2
+
+
+def _stop_worker(rank, world_size, port, data_dir, out_dir):
+    """One rank of a two-process run in which only rank 1 gets SIGTERM (after its 2nd step)."""
+    from resformer_video.utils.distributed import launch
+
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    module = importlib.import_module("resformer_video.engine.train")
+    if rank == 1:
+        real, calls = module.optimizer_step, []
+
+        def step_then_signal(state):
+            real(state)
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        module.optimizer_step = step_then_signal
+    cfg = make_cfg(data_dir, RUN_OPTS + ["OUTPUT_DIR", out_dir, "SOLVER.MAX_EPOCH", 1, "TRAIN.BATCH_SIZE", 2])
+    try:
+        launch(cfg, module.train)
+        outcome = {"finished": True}
+    except TrainingInterrupted as err:
+        outcome = {"exit_code": err.exit_code, "checkpoint": err.checkpoint}
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as handle:
+        json.dump(outcome, handle)
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(synthetic_data_dir, tmp_path):
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_stop_worker, args=(2, port, str(synthetic_data_dir), str(tmp_path)), nprocs=2, join=True)
+    outcomes = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    mid = checkpoint.get_mid_epoch_path(str(tmp_path), 0, 2)
+    assert outcomes == [{"exit_code": 143, "checkpoint": mid}] * 2
+    state = checkpoint.load_checkpoint_file(mid)
+    assert state["progress"]["iteration"] == 2 and len(state["rng_states"]) == 2
+    assert not (tmp_path / "run.lock").exists()
