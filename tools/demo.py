@@ -23,8 +23,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from resformer_video.config import ConfigError, load_config  # noqa: E402
+from resformer_video.engine.interrupt import TrainingInterrupted  # noqa: E402
 from resformer_video.study import StudyConfigMismatch, run_study  # noqa: E402
 from resformer_video.utils.parser import build_parser  # noqa: E402
+from resformer_video.utils.run_lock import RunLockError  # noqa: E402
 
 DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "configs", "demo_synthetic.yaml")
@@ -58,9 +60,12 @@ def main() -> int:
     try:
         cfg = load_config(args.cfg_file or DEFAULT_CFG, args.opts)
         study = run_study(cfg, list(VARIANTS), [cfg.RNG_SEED], cfg.OUTPUT_DIR, command=command)
-    except (ConfigError, FileNotFoundError, StudyConfigMismatch) as err:
+    except (ConfigError, FileNotFoundError, StudyConfigMismatch, RunLockError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as err:  # SIGTERM / Ctrl-C: the run's checkpoint is written
+        print(f"stopped: {err}", file=sys.stderr)
+        return err.exit_code
     print("\n" + side_by_side(study))
     print(f"total time {(time.time() - start) / 60:.1f} min; table, plot and runs in {cfg.OUTPUT_DIR}")
     return 0

@@ -20,8 +20,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resformer_video.config import ConfigError, load_config  # noqa: E402
+from resformer_video.engine.interrupt import TrainingInterrupted  # noqa: E402
 from resformer_video.study import StudyConfigMismatch, parse_seeds, parse_variants, run_study  # noqa: E402
 from resformer_video.utils.parser import build_parser  # noqa: E402
+from resformer_video.utils.run_lock import RunLockError  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -38,9 +40,12 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(args.cfg_file, args.opts)
         run_study(cfg, variants, seeds, args.out or cfg.OUTPUT_DIR, command=command)
-    except (ConfigError, FileNotFoundError, StudyConfigMismatch) as err:
+    except (ConfigError, FileNotFoundError, StudyConfigMismatch, RunLockError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as err:  # SIGTERM / Ctrl-C: the run's checkpoint is written
+        print(f"stopped: {err}", file=sys.stderr)
+        return err.exit_code
     return 0
 
 
