@@ -185,8 +185,9 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
     schedule = LRSchedule.from_cfg(cfg)
     lr = schedule(epoch)
     state.optimizer.zero_grad(set_to_none=True)
+    batches = loader_after(loader, start_iter) if start_iter else loader
     tic = time.perf_counter()
-    for cur_iter, batch in enumerate(loader_after(loader, start_iter) if start_iter else loader, start_iter):
+    for cur_iter, batch in enumerate(batches, start_iter):
         micro = cur_iter % state.accum_steps
         if micro == 0:
             lr = schedule(epoch + cur_iter / num_iters)

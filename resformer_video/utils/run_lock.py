@@ -4,11 +4,12 @@ Two runs writing one ``OUTPUT_DIR`` would overwrite each other's checkpoints, st
 both report success, so a training run takes the folder's lock first (rank 0 only under a process
 group; every rank stops when it fails). The lock is a file created exclusively, holding the owner's
 pid, host, start time, command and SLURM job id; it is removed when the run ends, however it ends
-short of SIGKILL. A lock left behind is taken over, with a warning, when its owner is gone: on this
-host a pid that no longer runs; on another host (a requeued job lands elsewhere) the same SLURM job,
-or a lock its owner stopped refreshing (the holder touches it every :data:`HEARTBEAT_S` seconds)
-more than :data:`STALE_AFTER_S` seconds ago. Otherwise the run stops with :class:`RunLockError`
-naming the other process.
+short of SIGKILL. A lock left behind is taken over, with a warning, when its owner is gone: an
+earlier start of this SLURM job (a requeued job, on any node); on this host a pid that no longer
+runs; on another host a lock its owner stopped refreshing (the holder touches it every
+:data:`HEARTBEAT_S` seconds) more than :data:`STALE_AFTER_S` seconds ago. Otherwise the run stops
+with :class:`RunLockError` naming the other process (and the lock file, to delete by hand if that
+process is really gone).
 
 Before that the folder is checked: an ``OUTPUT_DIR`` that is a file, cannot be created or cannot
 be written to (read-only file system, no permission) is a :class:`ConfigError` naming ``OUTPUT_DIR``
@@ -85,7 +86,7 @@ def _read_owner(path: str) -> Optional[Dict[str, Any]]:
         try:
             with open(path, encoding="utf-8") as handle:
                 owner = json.load(handle)
-            if isinstance(owner, dict) and "pid" in owner:
+            if isinstance(owner, dict) and isinstance(owner.get("pid"), int):
                 return owner
         except FileNotFoundError:
             return None
@@ -101,10 +102,10 @@ def stale_reason(owner: Dict[str, Any], age_s: float) -> Optional[str]:
     me = owner_record()
     if not owner:
         return "its content is unreadable"
-    if owner.get("host") == me["host"]:
-        return None if pid_alive(int(owner["pid"])) else f"pid {owner['pid']} no longer runs"
     if owner.get("slurm_job_id") and owner.get("slurm_job_id") == me["slurm_job_id"]:
         return f"it is an earlier start of this SLURM job {me['slurm_job_id']}"
+    if owner.get("host") == me["host"]:
+        return None if pid_alive(owner["pid"]) else f"pid {owner['pid']} no longer runs"
     if age_s > STALE_AFTER_S:
         return f"it was last refreshed {age_s / 60:.0f} minutes ago"
     return None
