@@ -179,8 +179,18 @@ _C.TRAIN.GLOBAL_BATCH_SIZE = 0
 _C.TRAIN.EVAL_PERIOD = 1
 # Write a checkpoint every this many epochs (and always at the end).
 _C.TRAIN.CHECKPOINT_PERIOD = 1
-# Continue from the latest valid checkpoint in OUTPUT_DIR/checkpoints.
+# Continue from the latest valid checkpoint in OUTPUT_DIR/checkpoints (an epoch's, or the mid-epoch
+# one a SIGTERM or Ctrl-C wrote). The checkpoint's config must equal this one in every key that changes
+# the result; free to differ: OUTPUT_DIR, LOG_PERIOD, DATA_LOADER.*, TENSORBOARD.*, TEST.*,
+# TRAIN.ENABLE / AUTO_RESUME / RESUME_ALLOWED_CHANGES / EVAL_PERIOD / CHECKPOINT_PERIOD / COMPILE /
+# BACKWARD_PER_RESOLUTION / PRECISION_FALLBACK, SOLVER.MAX_EPOCH (train longer; with the cosine
+# policy the rest of the schedule follows the new length), NUM_GPUS, DIST_*, MODEL.GRAD_CHECKPOINT,
+# MODEL.ATTN_IMPL, DATA.DECODER, DATA.DECODER_FALLBACK (RESUME_FREE_KEYS in config/compare.py).
+# Any other difference stops the run naming the keys.
 _C.TRAIN.AUTO_RESUME = True
+# More keys (or whole sections, e.g. "SOLVER") allowed to differ from the resumed checkpoint's
+# config, e.g. ["SOLVER.BASE_LR"] to continue a run with another learning rate on purpose.
+_C.TRAIN.RESUME_ALLOWED_CHANGES = []
 # Backward after each resolution's forward instead of once (less memory, same gradients).
 _C.TRAIN.BACKWARD_PER_RESOLUTION = False
 # Label smoothing of the cross-entropy.

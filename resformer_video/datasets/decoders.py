@@ -30,14 +30,14 @@ from abc import ABC, abstractmethod
 from collections import deque
 from fractions import Fraction
 from functools import cached_property
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
 
 from resformer_video.datasets.sampling import StreamTiming
 from resformer_video.utils.native_stderr import captured_native_stderr, last_native_reason
-from resformer_video.errors import VideoDecodeError, DecoderUnavailableError  # noqa: F401  (re-exported)
+from resformer_video.errors import DecoderUnavailableError, VideoDecodeError, VideoNotFoundError  # noqa: F401
 
 BACKENDS = ("decord", "torchcodec", "pyav", "torchcodec_cuda")
 # The decoder and its fallback when none is chosen: DATA.DECODER and DATA.DECODER_FALLBACK's defaults.
@@ -45,6 +45,9 @@ DEFAULT_DECODERS = ("decord", "pyav")
 # A GPU backend's CPU counterpart, tried next for a file the GPU decoder cannot read.
 _CPU_BACKENDS = {"torchcodec_cuda": "torchcodec"}
 T = TypeVar("T")
+# Frames a stream may end short of its container's frame count without being called truncated
+# (frame counts in headers can be off by a frame or two).
+MISSING_FRAMES_TOLERATED = 2
 logger = logging.getLogger(__name__)
 _INSTALL_HINTS = {
     "decord": "pip install decord",
@@ -54,6 +57,12 @@ _INSTALL_HINTS = {
 _INSTALL_HINTS["torchcodec_cuda"] = _INSTALL_HINTS["torchcodec"] + " (a CUDA build of torchcodec)"
 _MODULES = {"decord": "decord", "torchcodec": "torchcodec.decoders", "pyav": "av",
             "torchcodec_cuda": "torchcodec.decoders"}
+
+
+def failure_kind(path: str) -> str:
+    """``"not found"`` when ``path`` does not exist, else ``"failed to decode"``: how reports name a
+    video that could not be read."""
+    return "failed to decode" if os.path.exists(path) else "not found"
 
 
 def import_backend(backend: str):
@@ -306,9 +315,24 @@ class PyAVReader(VideoReader):
             if not pending:
                 break
             previous = current
-        while pending and previous is not None:  # past the end of the stream
+        if pending and previous is not None:  # past the end of the stream
+            self._check_complete(previous[0])
+        while pending and previous is not None:
             out[pending.popleft()] = self._rgb(previous)
         return out, bool(overshot)
+
+    def _check_complete(self, last: Any) -> None:
+        """Raise :class:`VideoDecodeError` when the stream ended (at ``last``, the last frame that
+        decoded) more than a frame before the length the container's index claims. A file cut off
+        after its index (an MP4 written with the index first, as web and phone videos are) reports
+        its full length but decodes only its first part; later indices must not all get the last
+        decoded frame."""
+        shown_s = last.duration * float(last.time_base) if last.duration and last.time_base else 0.0
+        end_s = last.time - self._start + max(shown_s, 1.0 / self.fps)
+        if end_s < self.duration - MISSING_FRAMES_TOLERATED / self.fps:
+            raise VideoDecodeError(
+                f"{self.path}: truncated: frames decode only to {end_s:.2f} s of the {self.duration:.2f} s "
+                f"({self.num_frames} frames) its index claims", "truncated file")
 
     def _grid_time(self, index: int) -> float:
         return float(self.grid_times(np.float64(index)))
@@ -399,8 +423,10 @@ def read_video(path: str, backends: Sequence[str], read: Callable[[VideoReader],
 
     A backend that fails (decord on AV1, say) hands the file to the next; when none succeeds a
     :class:`VideoDecodeError` names the file and every backend tried with its reason (one backend:
-    its own error).
+    its own error). A missing file raises :class:`VideoNotFoundError` before any backend is tried.
     """
+    if backends and not os.path.isfile(path):  # the same for every backend: say it once
+        raise VideoNotFoundError(f"{path}: video file not found")
     errors: List[VideoDecodeError] = []
     for backend in backends:
         try:
@@ -430,7 +456,7 @@ def open_video(path: str, backend: str = "decord") -> VideoReader:
     """
     import_backend(backend)
     if not os.path.isfile(path):
-        raise VideoDecodeError(f"{path}: video file not found")
+        raise VideoNotFoundError(f"{path}: video file not found")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(f"{path}: video file is empty (0 bytes)")
     try:

@@ -64,18 +64,20 @@ class VideoWriter:
     same bytes. ``millisecond_pts`` lets :meth:`write` take a presentation time per frame (variable
     frame rate), rounded to milliseconds; ``time_base`` (e.g. a source stream's, when re-encoding)
     does the same with times rounded to that unit, which keeps a source's timestamps exactly.
-    Otherwise frame ``i`` is shown at ``i / fps``. Use as a context manager.
+    Otherwise frame ``i`` is shown at ``i / fps``. ``faststart`` puts an MP4's index before the
+    frames, as web and phone videos have it. Use as a context manager.
     """
 
     def __init__(self, path: str, fps: float, width: int, height: int, codec: str = "libx264",
                  options: Optional[Dict[str, str]] = None, crf: int = 18, gop: Optional[int] = None,
                  millisecond_pts: bool = False, time_base: Optional[Fraction] = None,
-                 container_format: Optional[str] = None) -> None:
+                 container_format: Optional[str] = None, faststart: bool = False) -> None:
         import av
 
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         # container_format: the muxer when path's extension does not name it (a temporary name)
-        self._container = av.open(path, "w", format=container_format)
+        self._container = av.open(path, "w", format=container_format,
+                                  options={"movflags": "faststart"} if faststart else None)
         self._stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
         gop = max(1, round(fps)) if gop is None else gop
