@@ -272,3 +272,20 @@ def test_a_key_added_since_a_run_is_no_difference_while_at_its_default():
     assert study_runs.config_differences(stored.dump(), cfg) == []
     changed = load_config(STUDY_CFG, ["SOLVER.ZERO_WD_1D_PARAM", "False"])
     assert study_runs.config_differences(stored.dump(), changed) == ["SOLVER.ZERO_WD_1D_PARAM: True -> False"]
+
+
+def test_report_only_reports_the_finished_runs_and_trains_nothing(finished_study, tool, capsys, monkeypatch):
+    """--report-only over a study with one finished seed and one never run: the finished runs are
+    reported, the missing ones named, nothing is trained."""
+    root, argv, _ = finished_study
+    monkeypatch.setattr(study_runs, "train_and_test", lambda run: pytest.fail(f"trained {run.label}"))
+    out = root / "report"
+    import shutil
+    shutil.copytree(root / "study" / "runs", out / "runs")
+    code = tool.main(argv[:4] + ["--seeds", "0,1", "--report-only", "--out", str(out)] + argv[6:])
+    log = capsys.readouterr().out
+    assert code == 0 and "2 of 4 run(s) not finished, left out: timesformer seed 1, resformer_multi_sc seed 1" in log
+    study = json.loads((out / "study.json").read_text())
+    assert [(r["variant"], r["seed"]) for r in study["runs"]] == [("timesformer", 0), ("resformer_multi_sc", 0)]
+    empty = tool.main(argv[:4] + ["--seeds", "5", "--report-only", "--out", str(root / "nothing")] + argv[6:])
+    assert empty == 2 and "no finished run" in capsys.readouterr().err

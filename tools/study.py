@@ -2,7 +2,7 @@
 """The resolution study: the ResFormer paper's Table 4 on any dataset, reproduced in shape.
 
     python tools/study.py --cfg configs/study_synthetic.yaml [--variants A,B,...] [--seeds 0,1,2]
-                          [--data-seeds 0,1] [--out DIR] [KEY VALUE ...]
+                          [--data-seeds 0,1] [--out DIR] [--report-only] [KEY VALUE ...]
 
 Generates the synthetic dataset the config's ``SYNTHETIC`` node describes (when
 ``DATA.PATH_TO_DATA_DIR`` has no lists yet), trains every variant (timesformer, resformer_single,
@@ -33,6 +33,9 @@ def main(argv=None) -> int:
                              "these generated datasets (in DIR/data<seed>/) and pair them by dataset and seed "
                              "(default: the config's own dataset)")
     parser.add_argument("--out", default="", help="study folder (default: the config's OUTPUT_DIR)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: write the report of the runs already finished (e.g. while "
+                             "another invocation is still training the rest)")
     args = parser.parse_args(argv)
     try:
         variants, seeds = parse_variants(args.variants), parse_seeds(args.seeds)
@@ -42,7 +45,8 @@ def main(argv=None) -> int:
     command = shlex.join(["python", "tools/study.py"] + list(sys.argv[1:] if argv is None else argv))
     try:
         cfg = load_config(args.cfg_file, args.opts)
-        run_study(cfg, variants, seeds, args.out or cfg.OUTPUT_DIR, command=command, data_seeds=data_seeds)
+        run_study(cfg, variants, seeds, args.out or cfg.OUTPUT_DIR, command=command, data_seeds=data_seeds,
+                  report_only=args.report_only)
     except (ConfigError, FileNotFoundError, StudyConfigMismatch, RunLockError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -64,15 +64,29 @@ def _run_row(run: Run) -> Dict[str, Any]:
             "num_test_videos": max((m["num_videos"] for m in results.values()), default=0)}
 
 
+def _finished_only(runs: List[Run], out_dir: str, log: Log) -> List[Run]:
+    """The finished runs of ``runs``; the others are named in the log."""
+    finished = [run for run in runs if finished_results(run) is not None]
+    left_out = [run.label for run in runs if finished_results(run) is None]
+    if not finished:
+        raise FileNotFoundError(f"{out_dir}: no finished run of this study to report")
+    if left_out:
+        log(f"report only: {len(left_out)} of {len(runs)} run(s) not finished, left out: {', '.join(left_out)}")
+    return finished
+
+
 def run_study(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str,
-              command: str = "", log: Log = print, data_seeds: Optional[List[int]] = None) -> Dict[str, Any]:
+              command: str = "", log: Log = print, data_seeds: Optional[List[int]] = None,
+              report_only: bool = False) -> Dict[str, Any]:
     """Train and test every (variant, seed) run under ``out_dir/runs`` (finished runs are skipped,
     interrupted ones continue) and write ``study.json``, ``study.md`` and ``study.png`` to
     ``out_dir``. With ``data_seeds``, each (variant, seed) runs on each of that many generated
     datasets (``SYNTHETIC.SEED``), under ``out_dir/data<seed>/``, and the report pairs the variants
-    by (dataset, seed). Returns the study dict (the content of ``study.json``).
+    by (dataset, seed). ``report_only``: train nothing, report the runs already finished (the others
+    are named in the log and left out). Returns the study dict (the content of ``study.json``).
 
     Raises:
+        FileNotFoundError: ``report_only`` and no run has finished.
         ConfigError: a variant cannot be made from ``base`` (e.g. scale-consistency weight 0).
         StudyConfigMismatch: a run folder in ``out_dir`` was made with another config.
     """
@@ -81,12 +95,16 @@ def run_study(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str
     runs = plan_runs(base, variants, seeds, out_dir, data_seeds)
     for run in runs:
         check_stored_config(run)
-    for data_seed in data_seeds or [None]:
-        ensure_synthetic_dataset(dataset_cfg(base, out_dir, data_seed), log=log)
+    if report_only:
+        runs = _finished_only(runs, out_dir, log)
+    else:
+        for data_seed in data_seeds or [None]:
+            ensure_synthetic_dataset(dataset_cfg(base, out_dir, data_seed), log=log)
     gflops = _gflops_per_variant(runs)
     train_gflops = {run.variant: sum(gflops[run.variant][int(s)] for s in run.cfg.DATA.TRAIN_CROP_SIZES)
                     for run in runs}
-    execute_runs(runs, train_gflops, log=log)
+    if not report_only:
+        execute_runs(runs, train_gflops, log=log)
     rows = [_run_row(run) for run in runs]
     sizes = tested_sizes(base)
     study = summarize(rows, {run.variant: [int(s) for s in run.cfg.DATA.TRAIN_CROP_SIZES] for run in runs},
