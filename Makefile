@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # -rs: list every skipped test with its reason (e.g. no real clips, no FFmpeg for torchcodec).
 PYTEST_ARGS ?= -q -rs
 
-.PHONY: install ffmpeg demo test clean-venv
+.PHONY: install ffmpeg demo lint format test clean-venv
 
 $(STAMP): setup.py requirements/pinned.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,16 @@ install: $(STAMP) ffmpeg
 demo: install
 	$(PY) tools/demo.py
 
-test: install
+# ruff: lint (pyflakes, pycodestyle, isort, pyupgrade) and format, as configured in pyproject.toml.
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+test: install lint
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
 clean-venv:

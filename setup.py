@@ -12,6 +12,7 @@ CONSOLE_SCRIPTS = (
     "resformer-benchmark",
     "resformer-make-synthetic",
     "resformer-extract-features",
+    "resformer-prepare-kinetics",
 )
 
 setup(
@@ -51,7 +52,7 @@ setup(
     extras_require={
         "torchcodec": ["torchcodec>=0.2"],
         "export": ["onnx>=1.14", "onnxscript", "onnxruntime>=1.16"],
-        "dev": ["pytest>=7", "torchcodec>=0.2", "onnx>=1.14", "onnxscript", "onnxruntime>=1.16"],
+        "dev": ["pytest>=7", "ruff>=0.6", "torchcodec>=0.2", "onnx>=1.14", "onnxscript", "onnxruntime>=1.16"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

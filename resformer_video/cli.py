@@ -27,6 +27,7 @@ ENTRY_POINTS: Dict[str, str] = {
     "resformer-benchmark": "benchmark",
     "resformer-make-synthetic": "make_synthetic_dataset",
     "resformer-extract-features": "extract_features",
+    "resformer-prepare-kinetics": "prepare_kinetics",
 }
 
 

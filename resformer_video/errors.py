@@ -32,6 +32,10 @@ class VideoDecodeError(RuntimeError):
         self.reason = reason or message
 
 
+class VideoNotFoundError(VideoDecodeError):
+    """A listed video file that does not exist (a wrong path, not a broken file)."""
+
+
 class DecoderUnavailableError(ImportError):
     """The package of the requested ``DATA.DECODER`` backend cannot be imported."""
 

@@ -150,6 +150,20 @@ def make_index_video(path: Any, num_frames: int, fps: float, size: int = 64,
     return Path(path)
 
 
+def make_truncated_faststart_video(path: Any, num_frames: int = 30, fps: float = 10.0,
+                                   keep: float = 0.5) -> Path:
+    """An MP4 with its index first (as web and phone videos are written) cut to its first ``keep``
+    of bytes: the index still claims ``num_frames`` frames, about ``keep`` of them decode. Noise
+    frames, so the bytes are spread evenly over the frames."""
+    from resformer_video.datasets.synthetic import write_mp4
+
+    frames = np.random.default_rng(0).integers(0, 256, (num_frames, 64, 64, 3), dtype=np.uint8)
+    write_mp4(str(path), frames, fps, faststart=True)
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: int(len(data) * keep)])
+    return Path(path)
+
+
 # Writes 20 frames of grey level 10 * i with codec argv[3] to argv[2]; see encode_levels_video.
 # It runs in a fresh interpreter: once decord is loaded (as in a test session), PyAV's VP9 encoder
 # fails to open (decord ships its own FFmpeg libraries; decoding is not affected). synthetic.py is

@@ -79,3 +79,20 @@ def test_odd_frame_sizes_are_padded_to_even(height, width):
     assert padded.shape == (2, height + height % 2, width + width % 2, 3)
     assert np.array_equal(padded[:, :height, :width], frames)
     assert np.array_equal(padded[:, -1, :width], frames[:, -1])
+
+
+def test_out_video_that_cannot_be_written_is_not_called_unreadable(tiny_checkpoint, tmp_path,  # noqa: F811
+                                                                   capsys):
+    """A --out-video in a place that cannot be written (here under a file) is one error line about
+    the output; the input video was read and predicted, so nothing says it "could not be read"."""
+    _video(tmp_path / "in.mp4", num_frames=4)
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "a_file" / "annotated.mp4"
+    code = PREDICT_MAIN(["--checkpoint", str(tiny_checkpoint[0]), str(tmp_path / "in.mp4"),
+                         "--out-video", str(out), *FAST])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "in.mp4" in captured.out  # the prediction was printed
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: --out-video {out}: ")
+    assert "could not be read" not in captured.err

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from conftest import LOADABLE_BACKENDS, REPO_ROOT, SYNTH_SIZE, encode_levels_video
+from conftest import (LOADABLE_BACKENDS, REPO_ROOT, SYNTH_SIZE, encode_levels_video,
+                      make_truncated_faststart_video)
 
 CHECK_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "check_videos.py"))["main"]
 
@@ -95,3 +96,19 @@ def test_check_of_a_missing_list_is_a_one_line_error(tmp_path, capsys):
     code = CHECK_MAIN(["--splits", "val", "NUM_GPUS", "0", "DATA.PATH_TO_DATA_DIR", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "val.csv" in err
+
+
+@pytest.mark.parametrize("decoder", [d for d in ("decord", "pyav") if d in LOADABLE_BACKENDS])
+def test_check_names_a_truncated_file_with_its_index_first(tmp_path, capsys, decoder):
+    """The index of a cut web-style MP4 claims every frame; the check decodes to the end and names
+    the file as truncated instead of calling it fine."""
+    make_truncated_faststart_video(tmp_path / "cut.mp4")
+    (tmp_path / "train.csv").write_text("cut.mp4 0\n")
+    report = tmp_path / "report.json"
+    code = CHECK_MAIN(["--splits", "train", "--report", str(report), "NUM_GPUS", "0",
+                       "DATA.PATH_TO_DATA_DIR", str(tmp_path), "DATA.PATH_PREFIX", str(tmp_path),
+                       "DATA.DECODER", decoder, "DATA.DECODER_FALLBACK", "pyav"])
+    out = capsys.readouterr().out
+    (video,) = json.loads(report.read_text())["videos"]["train"]
+    assert code == 1 and not video["ok"] and "train: 0 of 1 videos decode, 1 failed" in out
+    assert "cut.mp4" in video["error"] and "truncated" in video["error"]

@@ -77,3 +77,17 @@ def test_run_config_file_loads_back_to_the_same_config(tmp_path):
     assert path == str(tmp_path / "run" / "config.yaml")
     assert load_config(path) == cfg
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.yaml"]  # no temporary file left
+
+
+def test_an_integer_for_a_float_key_is_range_checked_not_a_type_error(tmp_path):
+    """``SOLVER.BASE_LR -1`` is a bad value (a range error naming the key), not a type mismatch;
+    ``1`` for a float key, on the command line or in YAML, is 1.0."""
+    with pytest.raises(ConfigError, match=r"^SOLVER.BASE_LR: must be > 0, got -1.0$"):
+        load_config(None, ["SOLVER.BASE_LR", "-1"])
+    cfg = load_config(None, ["SOLVER.BASE_LR", "1", "SOLVER.MOMENTUM", 0])
+    assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.MOMENTUM) == (1.0, 0.0) and isinstance(cfg.SOLVER.BASE_LR, float)
+    (tmp_path / "c.yaml").write_text("SOLVER:\n  BASE_LR: 2\n  MAX_EPOCH: 3\n")
+    cfg = load_config(str(tmp_path / "c.yaml"))
+    assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.MAX_EPOCH) == (2.0, 3)
+    with pytest.raises(ConfigError, match="^SOLVER.MAX_EPOCH: Type mismatch"):  # not the other way
+        load_config(None, ["SOLVER.MAX_EPOCH", "2.5"])

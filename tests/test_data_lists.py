@@ -135,3 +135,20 @@ def test_paths_with_spaces_and_digits_still_read(tmp_path):
     lst = tmp_path / "train.csv"
     lst.write_text("my clip 2.mp4 3\nholiday 2019/a.mp4 1\n")
     assert read_video_list(str(lst), "", num_classes=4) == (["my clip 2.mp4", "holiday 2019/a.mp4"], [3, 1])
+
+
+def test_byte_order_mark_is_not_glued_to_the_first_path(tmp_path):
+    """Spreadsheet programs write a UTF-8 byte-order mark first; it must not become part of a path
+    (or of the first class name)."""
+    (tmp_path / "train.csv").write_bytes("\ufeffa.mp4 0\nb.mp4 1\n".encode("utf-8"))
+    paths, labels = read_video_list(str(tmp_path / "train.csv"), str(tmp_path))
+    assert paths == [str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")] and labels == [0, 1]
+    (tmp_path / "classes.txt").write_bytes("\ufeffcat\ndog\n".encode("utf-8"))
+    assert read_class_names(str(tmp_path / "classes.txt")) == ["cat", "dog"]
+
+
+def test_feature_input_list_with_byte_order_mark(tmp_path):
+    from resformer_video.inference.features import expand_inputs
+
+    (tmp_path / "videos.txt").write_bytes("\ufeffa.mp4\nb.mp4 3\n".encode("utf-8"))
+    assert expand_inputs([str(tmp_path / "videos.txt")], "/data") == ["/data/a.mp4", "/data/b.mp4"]

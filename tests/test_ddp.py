@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from conftest import make_cfg
 from resformer_video.config import ConfigError
-from resformer_video.engine.train import accumulation_steps, build_train_state, forward_backward
+from resformer_video.engine.optimizer import accumulation_steps
+from resformer_video.engine.train import build_train_state, forward_backward
 from resformer_video.models import build_model
 
 GLOBAL_BATCH, SIZES = 4, (64, 32)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import LOADABLE_BACKENDS, decode_frame_index, encode_levels_video, make_index_video
+from conftest import (LOADABLE_BACKENDS, decode_frame_index, encode_levels_video, make_index_video,
+                      make_truncated_faststart_video)
 from resformer_video.datasets import BACKENDS, DecoderUnavailableError, VideoDecodeError, open_video
-from resformer_video.datasets.decoders import read_video
+from resformer_video.datasets.decoders import VideoNotFoundError, failure_kind, read_video
 from resformer_video.datasets.synthetic import write_mp4
 
 
@@ -182,3 +183,40 @@ def test_unavailable_backend_names_the_package(backend, package, monkeypatch, in
 def test_unknown_backend_is_rejected(index_video):
     with pytest.raises(ValueError, match="DATA.DECODER"):
         open_video(str(index_video), "opencv")
+
+
+@pytest.mark.parametrize("backend", [b for b in ("pyav", "decord", "torchcodec") if b in LOADABLE_BACKENDS])
+def test_truncated_file_with_index_first_is_a_decode_error(backend, tmp_path):
+    """An MP4 cut after its index (index first, as web and phone videos are written) claims all its
+    frames; frames past the cut must fail, never repeat the last decoded frame. The frames before
+    the cut still decode."""
+    path = make_truncated_faststart_video(tmp_path / "cut.mp4", num_frames=30, fps=10, keep=0.5)
+    reference = []
+    with av.open(str(path)) as container:
+        try:
+            for frame in container.decode(video=0):
+                reference.append(frame.to_ndarray(format="rgb24"))
+        except av.error.InvalidDataError:  # the cut packet
+            pass
+    reference = torch.from_numpy(np.stack(reference))
+    assert 5 < len(reference) < 25  # what really decodes
+    with pytest.raises(VideoDecodeError, match="cut.mp4"):
+        with open_video(str(path), backend) as reader:
+            reader.get_frames([0, 29])
+    if backend == "pyav":
+        with open_video(str(path), backend) as reader:
+            assert reader.num_frames == 30  # the index's claim
+            got = reader.get_frames([0, 2])
+        assert torch.equal(got, reference[[0, 2]])
+        with pytest.raises(VideoDecodeError, match=r"truncated: frames decode only to \d"):
+            with open_video(str(path), backend) as reader:
+                reader.get_frames([len(reference) + 3])
+
+
+def test_missing_file_is_reported_as_not_found_once(tmp_path):
+    with pytest.raises(VideoNotFoundError) as info:
+        read_video(str(tmp_path / "gone.mp4"), LOADABLE_BACKENDS[:2], lambda reader: None)
+    assert str(info.value) == f"{tmp_path / 'gone.mp4'}: video file not found"
+    assert failure_kind(str(tmp_path / "gone.mp4")) == "not found"
+    (tmp_path / "there.mp4").write_bytes(b"x")
+    assert failure_kind(str(tmp_path / "there.mp4")) == "failed to decode"

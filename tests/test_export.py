@@ -107,3 +107,24 @@ def test_onnx_falls_back_to_the_legacy_exporter(tmp_path, monkeypatch, caplog):
     assert "dynamo export broken for this test" in caplog.text and "legacy" in caplog.text
     check = verify_export(model, result, FRAMES, SIZE, tolerance=1e-4, batch=3)  # export batch is 2
     assert check.ok and check.runtime == "onnxruntime", check
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_to_a_place_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch, fmt):
+    """An --output under a file, or in a read-only folder, fails before exporting with one line
+    naming the path and the cause (not an exporter traceback)."""
+    cfg = make_cfg(DATA__NUM_FRAMES=FRAMES)
+    ckpt = tmp_path / "tiny.pyth"
+    save_checkpoint(str(ckpt), build_model(cfg), epoch=1, cfg_text=cfg.dump())
+    (tmp_path / "a_file").write_text("x")
+    main = runpy.run_path(str(REPO / "tools" / "export.py"))["main"]
+    args = ["--checkpoint", str(ckpt), "--format", fmt, "--frames", str(FRAMES), "--resolution", str(SIZE)]
+    assert main(args + ["--output", str(tmp_path / "a_file" / "model.x")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'a_file'}: is a file, not a folder"
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system", kwargs.get("dir"))
+
+    monkeypatch.setattr("tempfile.NamedTemporaryFile", read_only)
+    assert main(args + ["--output", str(tmp_path / "ro" / "model.x")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'ro'}: read-only file system"

@@ -134,3 +134,39 @@ def test_bad_layer_index_is_one_line(one_view_checkpoint, tmp_path, capsys):
     assert code == 2
     assert capsys.readouterr().err.strip() == ("error: --layers: block indices must be in [-2, 2) "
                                                "for this 2-block model, got [5]")
+
+
+def test_rerun_with_another_checkpoint_is_refused(one_view_checkpoint, tmp_path, capsys):
+    """Features of another model must not join a folder's: the checkpoint's content hash is part
+    of the settings (a copy of the same file elsewhere is the same model and resumes)."""
+    ckpt, model, cfg = one_view_checkpoint
+    video = make_index_video(tmp_path / "v.mp4", num_frames=12, fps=FPS)
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--device", "cpu", "--precision", "fp32", str(video)]
+    assert EXTRACT_MAIN(["--checkpoint", str(ckpt)] + args) == 0
+    settings = json.loads((out / "features.json").read_text())["settings"]
+    assert settings["checkpoint"] == str(ckpt) and len(settings["checkpoint_sha256"]) == 64
+    copy = tmp_path / "copy.pyth"
+    copy.write_bytes(ckpt.read_bytes())
+    assert EXTRACT_MAIN(["--checkpoint", str(copy)] + args) == 0
+    assert "0 written, 1 already there" in capsys.readouterr().out
+    other = tmp_path / "other.pyth"
+    with torch.no_grad():
+        retrained = build_model(cfg)
+    save_checkpoint(str(other), retrained, epoch=2, cfg_text=cfg.dump())
+    before = (out / "index.csv").read_text()
+    assert EXTRACT_MAIN(["--checkpoint", str(other)] + args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"error: {out}: holds features written with other settings (checkpoint_sha256: ")
+    assert f"checkpoint {copy} then" in last  # the path the last run recorded
+    assert (out / "index.csv").read_text() == before
+
+
+def test_out_folder_that_cannot_be_written_is_one_line(one_view_checkpoint, tmp_path, capsys):
+    ckpt, _, _ = one_view_checkpoint
+    video = make_index_video(tmp_path / "v.mp4", num_frames=12, fps=FPS)
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "a_file" / "features"
+    code = EXTRACT_MAIN(["--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu", str(video)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 2 and err == [f"error: {out}: not a directory"]

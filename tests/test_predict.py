@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import BOTH_PRECISIONS, SAME_PRECISION_TOLERANCE, make_cfg, make_index_video, reference_precision
+from conftest import (BOTH_PRECISIONS, SAME_PRECISION_TOLERANCE, make_cfg, make_index_video,
+                      make_truncated_faststart_video, reference_precision)
 from resformer_video.datasets import build_test_transform, open_video, read_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.inference.predictor import build_predictor, window_starts
@@ -218,3 +219,15 @@ def test_non_video_file_gives_one_line_naming_every_decoder(tiny_checkpoint, tmp
     assert "; pyav: " in errors[0] and "Invalid data found" in errors[0] and "set DATA.DECODER" not in errors[0]
     assert lines == [lines[0], errors[0], "1 of 1 video(s) could not be read"]  # first: "predicting on ..."
     assert "moov atom" not in err and "video_reader.cc" not in err
+
+
+def test_truncated_video_with_its_index_first_is_not_predicted(tiny_checkpoint, tmp_path, capsys):
+    """A cut web-style MP4 claims all its frames; predicting it must report it (its views reach
+    past the cut), not answer from copies of its last decoded frame."""
+    path, _, _ = tiny_checkpoint
+    cut = make_truncated_faststart_video(tmp_path / "cut.mp4")
+    code = PREDICT_MAIN(["--checkpoint", str(path), str(cut), "--device", "cpu", "TEST.NUM_SPATIAL_CROPS", "1"])
+    out, err = capsys.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and out == ""
+    assert len(errors) == 1 and str(cut) in errors[0] and "truncated" in errors[0]

@@ -12,13 +12,14 @@ import torch
 from safetensors.torch import save_file
 
 import resformer_video  # noqa: F401  (registers the timm architectures)
-from conftest import REPO_ROOT, make_cfg, randomize, tiny_model
 from resformer_video.engine.evaluate import load_test_weights
 from resformer_video.engine.evaluate import test as run_test
 from resformer_video.errors import CheckpointError
 from resformer_video.inference.predictor import build_predictor, load_predict_config, load_trained
 from resformer_video.models import build_model, load_pretrained, load_trained_weights
 from resformer_video.utils import checkpoint, weights
+
+from conftest import REPO_ROOT, make_cfg, randomize, tiny_model
 
 TIMM_NAME = "resformer_video_tiny_patch16_224"
 TIMM_ARGS = dict(embed_dim=32, num_heads=2, depth=1, img_size=64, num_frames=4, num_classes=5)

@@ -18,15 +18,14 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
+import torch
 
-from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.benchmark import (MODES, PRECISIONS, STEP_VARIANTS,  # noqa: E402
+from resformer_video.config import ConfigError, load_config
+from resformer_video.benchmark import (MODES, PRECISIONS, STEP_VARIANTS,
                                        BenchmarkOptionError, BenchmarkOptions, format_report,
                                        run_benchmark)
-from resformer_video.utils.parser import build_parser, parse_flags_then_overrides  # noqa: E402
+from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
 
 # The command-line flag of each BenchmarkOptions field, for error messages.
 FLAGS = {"batch": "--batch", "precision": "--precision", "device": "--device", "mode": "--mode",

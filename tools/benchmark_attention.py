@@ -28,19 +28,17 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from yacs.config import CfgNode  # noqa: E402
+import torch
+from torch import nn
+from yacs.config import CfgNode
 
-from resformer_video.benchmark.timing import time_calls  # noqa: E402
-from resformer_video.config import load_config  # noqa: E402
-from resformer_video.models import build_model, count_flops, count_parameters  # noqa: E402
-from resformer_video.utils.parser import build_parser  # noqa: E402
+from resformer_video.benchmark.timing import time_calls
+from resformer_video.config import load_config
+from resformer_video.models import build_model, count_flops, count_parameters
+from resformer_video.utils.parser import build_parser
 
 VARIANTS = {
     "msa": ["MODEL.SPATIAL_ATTENTION", "msa", "MODEL.ATTN_IMPL", "sdpa"],

@@ -2,8 +2,10 @@
 """Data-pipeline throughput: decoded-and-augmented training clips per second.
 
 For each dataset (the synthetic set, generated into a temporary folder; ../shared/realclips
-through a temporary list; ``kinetics``: one generated Kinetics-like file - 10 s, 340x256, 30 fps
-H.264, a key frame every 250 frames - listed 16 times), each decoder backend, single- and
+through a temporary list; ``kinetics`` / ``kinetics_720p``: one generated Kinetics-like file -
+10 s, 340x256 / 1280x720, 30 fps H.264, a key frame every 250 frames - listed 16 times; with
+``--prepared`` also that file after ``tools/prepare_kinetics.py --resize``: short side 320, never
+upscaled, a key frame every 16 frames), each decoder backend, single- and
 multi-resolution crops, each ``--repeats`` value (``DATA.NUM_REPEATED_SAMPLES``: samples per
 decode) and 0 and N loader workers, iterate the training loader and print a Markdown table of
 clips/s (steady state: the first batch, which includes worker start-up, is not timed) and, with 0
@@ -15,6 +17,8 @@ Examples:
     python tools/benchmark_data.py --workers 2 --clips 64
     python tools/benchmark_data.py --datasets kinetics --num-frames 8 --sampling-rate 32 \
         --workers 0 --repeats 1 2 4 --sizes multi --clips 32
+    python tools/benchmark_data.py --datasets kinetics kinetics_720p --prepared --num-frames 8 \
+        --sampling-rate 32 --workers 0 --repeats 1 4 --sizes multi --backends decord --clips 32
 """
 
 import argparse
@@ -37,6 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REALCLIPS = REPO_ROOT.parent / "shared" / "realclips"
 SIZE_SETS = {"single [224]": [224], "multi [224, 160, 128]": [224, 160, 128]}
 KINETICS_LIKE = dict(seconds=10, width=340, height=256, fps=30, gop=250)
+KINETICS_SIZES = {"kinetics": (340, 256), "kinetics_720p": (1280, 720)}  # dataset -> width, height
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,7 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--datasets", nargs="+", default=["synthetic", "realclips"],
-                        choices=["synthetic", "realclips", "kinetics"])
+                        choices=["synthetic", "realclips", *KINETICS_SIZES])
+    parser.add_argument("--prepared", action="store_true",
+                        help="Kinetics-like data also after prepare_kinetics --resize (default settings)")
     parser.add_argument("--repeats", type=int, nargs="+", default=[1],
                         help="DATA.NUM_REPEATED_SAMPLES values (each must divide --batch)")
     parser.add_argument("--sizes", nargs="+", default=["single", "multi"], choices=["single", "multi"])
@@ -93,16 +100,24 @@ def write_kinetics_like(path: str, seconds: int, width: int, height: int, fps: i
             writer.write(frame)
 
 
-def prepare_kinetics(root: str) -> Dict[str, object]:
-    """A train list of one generated Kinetics-like file (``KINETICS_LIKE``), 16 times."""
+def prepare_kinetics_like(root: str, name: str, prepared: bool = False) -> Dict[str, object]:
+    """A train list of one generated Kinetics-like file (``KINETICS_LIKE`` at the size of
+    ``KINETICS_SIZES[name]``), 16 times; ``prepared``: that file re-encoded as
+    ``tools/prepare_kinetics.py --resize`` does (its default settings)."""
+    from resformer_video.datasets.prepare_kinetics import ResizeSettings, reencode_video
+
+    width, height = KINETICS_SIZES[name]
     path = os.path.join(root, "kinetics_like.mp4")
-    write_kinetics_like(path, **KINETICS_LIKE)
+    write_kinetics_like(path, **dict(KINETICS_LIKE, width=width, height=height))
+    if prepared:
+        path, original = os.path.join(root, "kinetics_like_prepared.mp4"), path
+        reencode_video(original, path, ResizeSettings())
     with open(os.path.join(root, "train.csv"), "w", encoding="utf-8") as handle:
         handle.writelines(f"{path} {i % 2}\n" for i in range(16))
     return {"dir": root, "prefix": "", "classes": 2}
 
 
-PREPARE = {"synthetic": prepare_synthetic, "realclips": prepare_realclips, "kinetics": prepare_kinetics}
+PREPARE = {"synthetic": prepare_synthetic, "realclips": prepare_realclips}
 
 
 def make_cfg(data: Dict[str, object], backend: str, sizes: List[int], workers: int, args, repeats: int = 1):
@@ -150,15 +165,24 @@ def measure_row(data: Dict[str, object], backend: str, sizes: List[int], repeats
     return f"{rate:.1f} | {workers} | {per_core:.1f} |"
 
 
+def dataset_variants(datasets: List[str], prepared: bool) -> List[Tuple[str, bool]]:
+    """(dataset, prepared) to measure: each dataset, and with ``prepared`` each Kinetics-like one
+    after ``prepare_kinetics --resize`` as well."""
+    return [(name, variant) for name in datasets
+            for variant in ((False, True) if prepared and name in KINETICS_SIZES else (False,))]
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.datasets:
-            root = os.path.join(tmp, name)
+        for name, prepared in dataset_variants(args.datasets, args.prepared):
+            root = os.path.join(tmp, name + "_prepared" * prepared)
             os.makedirs(root)
-            data = PREPARE[name](root)
+            data = (prepare_kinetics_like(root, name, prepared) if name in KINETICS_SIZES
+                    else PREPARE[name](root))
+            name = f"{name}{' prepared' if prepared else ''}"
             for backend in args.backends:
                 for label, sizes in SIZE_SETS.items():
                     if label.split()[0] not in args.sizes:
@@ -169,8 +193,9 @@ def main(argv=None) -> None:
                         print(rows[-1], flush=True)
     print(f"\n{os.cpu_count()} CPUs, torch threads {args.threads}, {args.num_frames} frames at sampling "
           f"rate {args.sampling_rate}, batch {args.batch}, RandAugment {args.rand_augment}\n")
+    workers = f"{args.workers} workers" if args.workers else "N workers (not run)"
     print(f"| data | decoder | crop sizes | samples per decode | clips/s, 0 workers | "
-          f"clips/s, {args.workers} workers | clips per core-second |")
+          f"clips/s, {workers} | clips per core-second |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
 

@@ -19,9 +19,11 @@ from typing import Optional, Sequence
 import torch
 
 from resformer_video.config import ConfigError, load_config
+from resformer_video.engine.interrupt import TrainingInterrupted
 from resformer_video.study import StudyConfigMismatch
 from resformer_video.study.demo import run_demo
 from resformer_video.utils.parser import build_parser
+from resformer_video.utils.run_lock import RunLockError
 
 DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "configs", "demo_synthetic.yaml")
@@ -38,9 +40,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         cfg = load_config(args.cfg_file or DEFAULT_CFG, args.opts)
         print("\n" + run_demo(cfg, command, args.out or cfg.OUTPUT_DIR))
-    except (ConfigError, FileNotFoundError, StudyConfigMismatch) as err:
+    except (ConfigError, FileNotFoundError, StudyConfigMismatch, RunLockError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as err:  # SIGTERM / Ctrl-C: the run's checkpoint is written
+        print(f"stopped: {err}", file=sys.stderr)
+        return err.exit_code
     return 0
 
 

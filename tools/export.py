@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from resformer_video.inference.export import (DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS,  # noqa: E402
                                               default_export_path, export_model, verify_export)
+from resformer_video.engine.runner import error_line  # noqa: E402
 from resformer_video.inference.predictor import load_trained  # noqa: E402
 
 
@@ -68,8 +69,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         result = export_model(model, args.format, frames, size, path, args.opset,
                               args.dynamic_resolution, patch)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # OSError: the output folder cannot be written
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     spatial = "H, W" if result.dynamic_resolution else f"{size}, {size}"
     print(f"wrote {result.path} ({result.exporter}, clips (B, 3, {frames}, {spatial}) -> "

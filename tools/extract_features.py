@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from resformer_video.engine.runner import USER_ERRORS  # noqa: E402
+from resformer_video.engine.runner import USER_ERRORS, error_line  # noqa: E402
 from resformer_video.inference.features import (FeatureExtractor, expand_inputs,  # noqa: E402
                                                 extract_to_folder)
 from resformer_video.inference.predictor import DEFAULT_WINDOW_S, build_predictor  # noqa: E402
@@ -86,14 +86,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise ValueError("no video files found in the given inputs")
         predictor = build_predictor(args.checkpoint, args.cfg_file, opts, args.device, args.window,
                                     args.stride, args.precision)
-        extractor = FeatureExtractor(predictor, args.layers)
+        extractor = FeatureExtractor(predictor, args.layers, checkpoint=args.checkpoint)
         print(f"extracting {', '.join(extractor.settings()['layers'])} features of {len(videos)} "
               f"video(s) on {predictor.device} at {predictor.transform.size} px", file=sys.stderr)
         summary = extract_to_folder(
             extractor, videos, args.out,
             on_error=lambda message: print(f"error: {message}", file=sys.stderr, flush=True))
-    except USER_ERRORS + (ValueError,) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except USER_ERRORS + (ValueError, OSError) as err:  # OSError: --out cannot be written
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     print(f"{summary['written']} written, {summary['skipped']} already there (skipped), "
           f"{len(summary['failed'])} unreadable; index: {os.path.join(args.out, 'index.csv')}")

@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tools"))
 
-import torch  # noqa: E402
+import torch
 
 Check = Dict[str, Any]
 NO_GPU = "no CUDA device (torch.cuda.is_available() is False)"

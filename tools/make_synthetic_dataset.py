@@ -8,13 +8,11 @@ Defaults are the generator's (the config's SYNTHETIC node: datasets/synthetic.py
 """
 
 import argparse
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from resformer_video.datasets.synthetic import (  # noqa: E402
+from resformer_video.datasets.synthetic import (
     DEFAULT_FPS, GENERATOR_DEFAULTS, MOTIONS, make_synthetic_dataset)
 
 

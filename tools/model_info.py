@@ -9,17 +9,14 @@ has DATA.NUM_FRAMES frames. Example::
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import List, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.models import build_model, count_flops, count_parameters  # noqa: E402
-from resformer_video.utils.parser import build_parser  # noqa: E402
+from resformer_video.config import ConfigError, load_config
+from resformer_video.models import build_model, count_flops, count_parameters
+from resformer_video.utils.parser import build_parser
 
 
 def model_info_lines(cfg, resolutions: Sequence[int]) -> List[str]:

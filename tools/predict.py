@@ -137,11 +137,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(format_prediction(pred), flush=True)
     if args.json:
         print(json.dumps(results, indent=2))
-    if args.out_video and not failed:
-        failed += not write_out_video(predictor, pred, args.out_video)
+    written = not args.out_video or bool(failed) or write_out_video(predictor, pred, args.out_video)
     if failed:
         print(f"{failed} of {len(args.videos)} video(s) could not be read", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or not written else 0
 
 
 if __name__ == "__main__":

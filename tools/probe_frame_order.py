@@ -16,19 +16,16 @@ is. docs/RESULTS.md records what it printed.
 
 import argparse
 import math
-import os
-import sys
 import time
 from typing import List, Sequence, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-from resformer_video.datasets.synthetic import MOTIONS, render_video  # noqa: E402
-from resformer_video.models import VideoResFormer  # noqa: E402
+from resformer_video.datasets.synthetic import MOTIONS, render_video
+from resformer_video.models import VideoResFormer
 
 SIZE, FRAMES, FPS, PATCH = 64, 4, 3.0, 8
 

@@ -5,6 +5,11 @@ Plain ``python`` starts one process per GPU when ``NUM_GPUS`` > 1 (one process o
 ``torchrun --nproc_per_node N tools/run_net.py --cfg CONFIG`` each process is one of torchrun's (see
 docs/TRAINING.md for multi-node and SLURM launches). ``TRAIN.ENABLE`` and ``TEST.ENABLE`` choose
 what runs; ``--dry-run`` prints the effective recipe and exits.
+
+Exit codes: 0 done; 1 a write failed (read-only or full disk; one ``error: PATH: cause`` line);
+2 a bad config, list, checkpoint or video set, or an ``OUTPUT_DIR`` another run uses or that cannot
+be written; 143 (SIGTERM) or 130 (Ctrl-C) training stopped after writing a checkpoint that the
+same command continues from (docs/RELIABILITY.md).
 """
 
 import os

@@ -13,15 +13,15 @@ run's own outputs under ``DIR/runs/<variant>/seed<seed>``. Rerun with the same `
 finished runs and continue an interrupted one.
 """
 
-import os
 import shlex
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from resformer_video.config import ConfigError, load_config  # noqa: E402
-from resformer_video.study import StudyConfigMismatch, parse_seeds, parse_variants, run_study  # noqa: E402
-from resformer_video.utils.parser import build_parser  # noqa: E402
+from resformer_video.config import ConfigError, load_config
+from resformer_video.engine.interrupt import TrainingInterrupted
+from resformer_video.study import StudyConfigMismatch, parse_seeds, parse_variants, run_study
+from resformer_video.utils.parser import build_parser
+from resformer_video.utils.run_lock import RunLockError
 
 
 def main(argv=None) -> int:
@@ -43,9 +43,12 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(args.cfg_file, args.opts)
         run_study(cfg, variants, seeds, args.out or cfg.OUTPUT_DIR, command=command, data_seeds=data_seeds)
-    except (ConfigError, FileNotFoundError, StudyConfigMismatch) as err:
+    except (ConfigError, FileNotFoundError, StudyConfigMismatch, RunLockError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as err:  # SIGTERM / Ctrl-C: the run's checkpoint is written
+        print(f"stopped: {err}", file=sys.stderr)
+        return err.exit_code
     return 0
 
 

@@ -8,6 +8,7 @@ rejected by :func:`resformer_video.config.validate_config`. Both errors name the
 
 from yacs.config import CfgNode
 
+from resformer_video.datasets.decoders import DEFAULT_DECODERS
 from resformer_video.datasets.synthetic import GENERATOR_DEFAULTS
 
 _C = CfgNode()
@@ -96,10 +97,10 @@ _C.DATA.FOLDER_SPLIT = [0.8, 0.1, 0.1]
 _C.DATA.CLASS_NAMES_FILE = ""
 # Video decoder: decord, torchcodec, pyav or torchcodec_cuda (NVDEC on the GPU; a file it cannot
 # read goes to CPU torchcodec, then to DECODER_FALLBACK).
-_C.DATA.DECODER = "decord"
+_C.DATA.DECODER = DEFAULT_DECODERS[0]
 # Backend tried when DATA.DECODER cannot open or decode a video (decord has no AV1 decoder, for
 # one): "" (none), "decord", "torchcodec" or "pyav". A video fails only when both fail.
-_C.DATA.DECODER_FALLBACK = "pyav"
+_C.DATA.DECODER_FALLBACK = DEFAULT_DECODERS[1]
 # Training samples per decode (repeated sampling, PySlowFast NUM_REPEATED_SAMPLES / DeiT repeated
 # augmentation): one decode gives this many clips at different temporal offsets within two clip spans,
 # each augmented independently. TRAIN.BATCH_SIZE (samples) must be a multiple of it; an epoch keeps its
@@ -178,8 +179,18 @@ _C.TRAIN.GLOBAL_BATCH_SIZE = 0
 _C.TRAIN.EVAL_PERIOD = 1
 # Write a checkpoint every this many epochs (and always at the end).
 _C.TRAIN.CHECKPOINT_PERIOD = 1
-# Continue from the latest valid checkpoint in OUTPUT_DIR/checkpoints.
+# Continue from the latest valid checkpoint in OUTPUT_DIR/checkpoints (an epoch's, or the mid-epoch
+# one a SIGTERM or Ctrl-C wrote). The checkpoint's config must equal this one in every key that changes
+# the result; free to differ: OUTPUT_DIR, LOG_PERIOD, DATA_LOADER.*, TENSORBOARD.*, TEST.*,
+# TRAIN.ENABLE / AUTO_RESUME / RESUME_ALLOWED_CHANGES / EVAL_PERIOD / CHECKPOINT_PERIOD / COMPILE /
+# BACKWARD_PER_RESOLUTION / PRECISION_FALLBACK, SOLVER.MAX_EPOCH (train longer; with the cosine
+# policy the rest of the schedule follows the new length), NUM_GPUS, DIST_*, MODEL.GRAD_CHECKPOINT,
+# MODEL.ATTN_IMPL, DATA.DECODER, DATA.DECODER_FALLBACK (RESUME_FREE_KEYS in config/compare.py).
+# Any other difference stops the run naming the keys.
 _C.TRAIN.AUTO_RESUME = True
+# More keys (or whole sections, e.g. "SOLVER") allowed to differ from the resumed checkpoint's
+# config, e.g. ["SOLVER.BASE_LR"] to continue a run with another learning rate on purpose.
+_C.TRAIN.RESUME_ALLOWED_CHANGES = []
 # Backward after each resolution's forward instead of once (less memory, same gradients).
 _C.TRAIN.BACKWARD_PER_RESOLUTION = False
 # Label smoothing of the cross-entropy.

@@ -10,6 +10,7 @@ in detectron2/fvcore): the base is loaded first (recursively), then the file's k
 
 from __future__ import annotations
 
+import ast
 import difflib
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
@@ -80,12 +81,14 @@ def load_config(cfg_file: Optional[str] = None, opts: Optional[Sequence[str]] = 
     launch: Dict[str, Any] = {}
     if cfg_file:
         values = _translated(cfg, flatten(read_yaml_with_bases(cfg_file)), cfg_file, launch)
-        _merge(cfg, cfg.merge_from_other_cfg, CfgNode(unflatten(values)), source=cfg_file)
+        merged = CfgNode(_ints_as_floats(cfg, unflatten(values)))
+        _merge(cfg, cfg.merge_from_other_cfg, merged, source=cfg_file)
     if opts:
         if len(opts) % 2:
             raise ConfigError(str(opts[-1]), "override given without a value (use KEY VALUE pairs)")
         values = _translated(cfg, decode_opts(opts), "command line", launch)
-        _merge(cfg, cfg.merge_from_list, [item for pair in values.items() for item in pair],
+        _merge(cfg, cfg.merge_from_list,
+               _override_ints_as_floats(cfg, [item for pair in values.items() for item in pair]),
                source="command line")
     node = NodeLaunch(int(launch.get("NUM_SHARDS", 1)), int(launch.get("SHARD_ID", 0)))
     if node.multi_node and "WORLD_SIZE" not in os.environ:  # under torchrun the nodes are launched
@@ -164,6 +167,47 @@ def _deep_update(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, An
         else:
             base[key] = value
     return base
+
+
+def _int_as_float(default: Any, value: Any) -> Any:
+    """``value`` as a float where the key's default is a float and ``value`` an int (``1`` for
+    ``1.0``, ``-1`` for ``-1.0``), so that yacs checks the range, not the type; else unchanged."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _ints_as_floats(cfg: CfgNode, data: Dict[str, Any]) -> Dict[str, Any]:
+    """A YAML mapping with :func:`_int_as_float` applied against ``cfg``'s defaults, recursively."""
+    out = {}
+    for key, value in data.items():
+        default = cfg.get(key) if isinstance(cfg, dict) else None
+        out[key] = (_ints_as_floats(default, value) if isinstance(value, dict)
+                    else _int_as_float(default, value))
+    return out
+
+
+def _override_ints_as_floats(cfg: CfgNode, opts: List[Any]) -> List[Any]:
+    """``KEY VALUE`` overrides with an integer VALUE of a float key written as a float."""
+    out = list(opts)
+    for i in range(0, len(out) - 1, 2):
+        try:
+            default, value = _get(cfg, str(out[i])), out[i + 1]
+        except (KeyError, TypeError):
+            continue  # unknown key: reported by the merge
+        if isinstance(value, str):
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                continue
+        if _int_as_float(default, value) is not value:
+            out[i + 1] = float(value)
+    return out
+
+
+def covers(names: Sequence[str], key: str) -> bool:
+    """Whether the dotted ``key`` is one of ``names`` or inside a section among them."""
+    return any(key == name or key.startswith(name + ".") for name in names)
 
 
 def all_keys(cfg: CfgNode, prefix: str = "") -> List[str]:
@@ -346,6 +390,11 @@ def _validate_train(cfg: CfgNode) -> None:
     _require(0.0 <= cfg.TRAIN.LABEL_SMOOTHING < 1.0, "TRAIN.LABEL_SMOOTHING",
              f"must be in [0, 1), got {cfg.TRAIN.LABEL_SMOOTHING}")
     _choice(cfg, "TRAIN.MIXED_PRECISION", CONFIG_PRECISIONS)
+    keys = all_keys(cfg)
+    unknown = [name for name in cfg.TRAIN.RESUME_ALLOWED_CHANGES
+               if not any(covers([name], key) for key in keys)]
+    _require(not unknown, "TRAIN.RESUME_ALLOWED_CHANGES",
+             f"names no config key or section: {unknown} (keys: resformer_video/config/defaults.py)")
     _at_least(cfg, "SCALE_CONSISTENCY.WEIGHT", 0.0)
     _choice(cfg, "SCALE_CONSISTENCY.TARGET", SC_TARGETS)
     _choice(cfg, "SCALE_CONSISTENCY.LOSS", SC_LOSSES)

@@ -13,12 +13,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, import_backend, read_video
 from resformer_video.utils.atomic import write_json
 
 REPORT_NAME = "video_check.json"
+
+J = TypeVar("J")
+R = TypeVar("R")
 
 
 @dataclass
@@ -68,12 +71,20 @@ def check_videos(paths: Iterable[str], backends: Sequence[str] = ("decord",),
     jobs = [(path, tuple(backends)) for path in paths]
     for backend in backends if jobs else ():  # fail once, clearly, if a backend is missing
         import_backend(backend)
+    yield from map_in_workers(_check_one, jobs, workers)
+
+
+def map_in_workers(func: Callable[[J], R], jobs: Sequence[J], workers: int,
+                   chunksize: int = 4) -> Iterator[R]:
+    """``func(job)`` of every job, in input order, in ``workers`` processes (0: in this one).
+    Processes are spawned, not forked (decoders are not fork-safe), so ``func`` and the jobs must
+    be picklable (a module-level function)."""
     if workers <= 0:
-        yield from map(_check_one, jobs)
+        yield from map(func, jobs)
         return
-    context = multiprocessing.get_context("spawn")  # decoders are not fork-safe
+    context = multiprocessing.get_context("spawn")
     with context.Pool(workers) as pool:
-        yield from pool.imap(_check_one, jobs, chunksize=4)
+        yield from pool.imap(func, jobs, chunksize=chunksize)
 
 
 def summarize(results: Iterable[VideoCheck], split: Optional[str] = None) -> Dict[str, Any]:

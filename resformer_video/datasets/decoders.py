@@ -28,20 +28,26 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from collections import deque
+from fractions import Fraction
 from functools import cached_property
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
 
 from resformer_video.datasets.sampling import StreamTiming
 from resformer_video.utils.native_stderr import captured_native_stderr, last_native_reason
-from resformer_video.errors import VideoDecodeError, DecoderUnavailableError  # noqa: F401  (re-exported)
+from resformer_video.errors import DecoderUnavailableError, VideoDecodeError, VideoNotFoundError  # noqa: F401
 
 BACKENDS = ("decord", "torchcodec", "pyav", "torchcodec_cuda")
+# The decoder and its fallback when none is chosen: DATA.DECODER and DATA.DECODER_FALLBACK's defaults.
+DEFAULT_DECODERS = ("decord", "pyav")
 # A GPU backend's CPU counterpart, tried next for a file the GPU decoder cannot read.
 _CPU_BACKENDS = {"torchcodec_cuda": "torchcodec"}
 T = TypeVar("T")
+# Frames a stream may end short of its container's frame count without being called truncated
+# (frame counts in headers can be off by a frame or two).
+MISSING_FRAMES_TOLERATED = 2
 logger = logging.getLogger(__name__)
 _INSTALL_HINTS = {
     "decord": "pip install decord",
@@ -51,6 +57,12 @@ _INSTALL_HINTS = {
 _INSTALL_HINTS["torchcodec_cuda"] = _INSTALL_HINTS["torchcodec"] + " (a CUDA build of torchcodec)"
 _MODULES = {"decord": "decord", "torchcodec": "torchcodec.decoders", "pyav": "av",
             "torchcodec_cuda": "torchcodec.decoders"}
+
+
+def failure_kind(path: str) -> str:
+    """``"not found"`` when ``path`` does not exist, else ``"failed to decode"``: how reports name a
+    video that could not be read."""
+    return "failed to decode" if os.path.exists(path) else "not found"
 
 
 def import_backend(backend: str):
@@ -303,23 +315,78 @@ class PyAVReader(VideoReader):
             if not pending:
                 break
             previous = current
-        while pending and previous is not None:  # past the end of the stream
+        if pending and previous is not None:  # past the end of the stream
+            self._check_complete(previous[0])
+        while pending and previous is not None:
             out[pending.popleft()] = self._rgb(previous)
         return out, bool(overshot)
+
+    def _check_complete(self, last: Any) -> None:
+        """Raise :class:`VideoDecodeError` when the stream ended (at ``last``, the last frame that
+        decoded) more than a frame before the length the container's index claims. A file cut off
+        after its index (an MP4 written with the index first, as web and phone videos are) reports
+        its full length but decodes only its first part; later indices must not all get the last
+        decoded frame."""
+        shown_s = last.duration * float(last.time_base) if last.duration and last.time_base else 0.0
+        end_s = last.time - self._start + max(shown_s, 1.0 / self.fps)
+        if end_s < self.duration - MISSING_FRAMES_TOLERATED / self.fps:
+            raise VideoDecodeError(
+                f"{self.path}: truncated: frames decode only to {end_s:.2f} s of the {self.duration:.2f} s "
+                f"({self.num_frames} frames) its index claims", "truncated file")
 
     def _grid_time(self, index: int) -> float:
         return float(self.grid_times(np.float64(index)))
 
-    @staticmethod
-    def _rgb(entry: List) -> np.ndarray:
-        """The RGB array of a ``[frame, rgb or None]`` entry, converted once and turned upright:
-        a frame tagged with a display rotation (portrait phone video) is rotated as players (and
-        decord and torchcodec) show it."""
+    @classmethod
+    def _rgb(cls, entry: List) -> np.ndarray:
+        """The RGB array of a ``[frame, rgb or None]`` entry, converted once and turned upright."""
         if entry[1] is None:
-            frame = entry[0]
-            quarter_turns = int(round(getattr(frame, "rotation", 0) / 90.0)) % 4
-            entry[1] = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), quarter_turns))
+            entry[1] = cls._upright_rgb(entry[0])
         return entry[1]
+
+    @staticmethod
+    def _upright_rgb(frame, scale: Optional[Callable[[int, int], Tuple[int, int]]] = None) -> np.ndarray:
+        """uint8 ``(H, W, 3)`` RGB of a decoded frame, upright: a frame tagged with a display rotation
+        (portrait phone video) is rotated as players (and decord and torchcodec) show it.
+        ``scale(height, width)`` maps the upright size to the size wanted (FFmpeg's bicubic
+        scaler, as its ``scale`` filter, applied while converting to RGB)."""
+        quarter_turns = int(round(getattr(frame, "rotation", 0) / 90.0)) % 4
+        resize = {}
+        if scale is not None:
+            upright = (frame.height, frame.width) if quarter_turns % 2 == 0 else (frame.width, frame.height)
+            height, width = scale(*upright)
+            if quarter_turns % 2:
+                height, width = width, height
+            if (height, width) != (frame.height, frame.width):
+                resize = {"width": width, "height": height, "interpolation": "BICUBIC"}
+        return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24", **resize), quarter_turns))
+
+    @property
+    def time_base(self) -> Fraction:
+        """The unit of the stream's timestamps, in seconds."""
+        return Fraction(self._stream.time_base)
+
+    def iter_frames(self, scale: Optional[Callable[[int, int], Tuple[int, int]]] = None
+                    ) -> Iterator[Tuple[np.ndarray, Fraction]]:
+        """Every frame from the start, in presentation order, as upright uint8 ``(H, W, 3)`` RGB
+        (resized by ``scale(height, width) -> (height, width)`` when given) with its presentation
+        time in seconds after the first frame (exact, in the stream's time base; ``i / fps`` for
+        a frame without a timestamp). For re-encoding a whole video with its timing; training
+        reads clips with :meth:`get_frames`. Raises :class:`VideoDecodeError` when decoding fails."""
+        self._container.seek(0, stream=self._stream)
+        first = None
+        try:
+            for index, frame in enumerate(self._container.decode(self._stream)):
+                if frame.pts is None:
+                    time = Fraction(index) / Fraction(self.fps).limit_denominator(1001)
+                else:
+                    first = frame.pts if first is None else first
+                    time = (frame.pts - first) * self.time_base
+                yield self._upright_rgb(frame, scale), time
+        except VideoDecodeError:
+            raise
+        except Exception as err:  # PyAV's own error types
+            raise VideoDecodeError(f"{self.path}: decoding failed ({type(err).__name__}: {err})") from err
 
     def _read(self, indices: np.ndarray) -> torch.Tensor:
         wanted = sorted(set(indices.tolist()))
@@ -356,8 +423,10 @@ def read_video(path: str, backends: Sequence[str], read: Callable[[VideoReader],
 
     A backend that fails (decord on AV1, say) hands the file to the next; when none succeeds a
     :class:`VideoDecodeError` names the file and every backend tried with its reason (one backend:
-    its own error).
+    its own error). A missing file raises :class:`VideoNotFoundError` before any backend is tried.
     """
+    if backends and not os.path.isfile(path):  # the same for every backend: say it once
+        raise VideoNotFoundError(f"{path}: video file not found")
     errors: List[VideoDecodeError] = []
     for backend in backends:
         try:
@@ -387,7 +456,7 @@ def open_video(path: str, backend: str = "decord") -> VideoReader:
     """
     import_backend(backend)
     if not os.path.isfile(path):
-        raise VideoDecodeError(f"{path}: video file not found")
+        raise VideoNotFoundError(f"{path}: video file not found")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(f"{path}: video file is empty (0 bytes)")
     try:

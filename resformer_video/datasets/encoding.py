@@ -29,11 +29,15 @@ X264_SAFE_ASM = "AVX2"
 
 
 def x264_options(crf: int, gop: int, preset: str = "veryfast", scenecut: bool = True,
-                 flags: Optional[FrozenSet[str]] = None) -> Dict[str, str]:
+                 flags: Optional[FrozenSet[str]] = None, tune: str = "") -> Dict[str, str]:
     """libx264 options: constant quality ``crf``, a key frame at most every ``gop`` frames (exactly
     every ``gop`` with ``scenecut=False``), one thread, and AVX2 assembly on AVX-512 CPUs (``flags``:
-    the CPU's, :func:`cpu_flags` by default) so that the bytes are the same in every process."""
+    the CPU's, :func:`cpu_flags` by default) so that the bytes are the same in every process.
+    ``tune``: x264's ``--tune`` (``fastdecode``: no CABAC, no deblocking filter, no weighted
+    prediction - cheaper to decode, larger files)."""
     options = {"crf": str(crf), "preset": preset, "g": str(max(1, gop)), "threads": "1"}
+    if tune:
+        options["tune"] = tune
     if not scenecut:
         options.update({"keyint_min": str(max(1, gop)), "sc_threshold": "0"})
     if "avx512f" in (cpu_flags() if flags is None else flags):
@@ -58,34 +62,44 @@ class VideoWriter:
     ``options`` are the encoder's (:func:`codec_options` by default); the encoder runs on one thread,
     set on the codec context too (PyAV defaults to slice threading), so that the same frames give the
     same bytes. ``millisecond_pts`` lets :meth:`write` take a presentation time per frame (variable
-    frame rate); otherwise frame ``i`` is shown at ``i / fps``. Use as a context manager.
+    frame rate), rounded to milliseconds; ``time_base`` (e.g. a source stream's, when re-encoding)
+    does the same with times rounded to that unit, which keeps a source's timestamps exactly.
+    Otherwise frame ``i`` is shown at ``i / fps``. ``faststart`` puts an MP4's index before the
+    frames, as web and phone videos have it. Use as a context manager.
     """
 
     def __init__(self, path: str, fps: float, width: int, height: int, codec: str = "libx264",
                  options: Optional[Dict[str, str]] = None, crf: int = 18, gop: Optional[int] = None,
-                 millisecond_pts: bool = False) -> None:
+                 millisecond_pts: bool = False, time_base: Optional[Fraction] = None,
+                 container_format: Optional[str] = None, faststart: bool = False) -> None:
         import av
 
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._container = av.open(path, "w")
+        # container_format: the muxer when path's extension does not name it (a temporary name)
+        self._container = av.open(path, "w", format=container_format,
+                                  options={"movflags": "faststart"} if faststart else None)
         self._stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
         gop = max(1, round(fps)) if gop is None else gop
         self._stream.options = codec_options(codec, crf, gop) if options is None else options
         self._stream.codec_context.thread_count = 1
         self._millisecond_pts = millisecond_pts
-        if millisecond_pts:
-            self._stream.codec_context.time_base = Fraction(1, 1000)
+        self._time_base = Fraction(1, 1000) if millisecond_pts else time_base
+        if self._time_base is not None:
+            self._stream.codec_context.time_base = self._time_base
 
     def write(self, frame: np.ndarray, pts_s: Optional[float] = None) -> None:
-        """Encode one ``(H, W, 3)`` uint8 RGB frame (shown at ``pts_s`` seconds with ``millisecond_pts``)."""
+        """Encode one ``(H, W, 3)`` uint8 RGB frame (shown at ``pts_s`` seconds with
+        ``millisecond_pts`` or ``time_base``; a ``Fraction`` keeps it exact)."""
         import av
 
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        if self._millisecond_pts:
+        if self._time_base is not None:
             if pts_s is None:
-                raise ValueError("this writer was opened with millisecond_pts: give each frame's pts_s")
-            video_frame.pts, video_frame.time_base = int(round(pts_s * 1000)), Fraction(1, 1000)
+                raise ValueError("this writer was opened with millisecond_pts or time_base: give each "
+                                 "frame's pts_s")
+            ticks = pts_s * 1000 if self._millisecond_pts else Fraction(pts_s) / self._time_base
+            video_frame.pts, video_frame.time_base = int(round(ticks)), self._time_base
         self._container.mux(self._stream.encode(video_frame))
 
     def close(self) -> None:

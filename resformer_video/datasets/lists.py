@@ -33,6 +33,9 @@ KINETICS400_NAMES = "kinetics400_classnames.txt"  # shipped in resformer_video/d
 SPLITS = ("train", "val", "test")
 FOLDER_SPLIT_SEED = 0  # fixed, so every run (and every RNG_SEED) splits a folder the same way
 DEFAULT_FOLDER_SPLIT = (0.8, 0.1, 0.1)
+# Lists and class-name files are UTF-8; "-sig" drops the byte-order mark that spreadsheet programs
+# and some editors put first, which would otherwise stick to the first path or name.
+LIST_ENCODING = "utf-8-sig"
 
 
 @dataclass(frozen=True)
@@ -80,13 +83,14 @@ def read_video_list(list_file: str, path_prefix: str = "",
                     num_classes: Optional[int] = None) -> Tuple[List[str], List[int]]:
     """Parse a ``path label`` list into (paths joined to ``path_prefix``, labels).
 
-    Blank lines are skipped. Raises :class:`DatasetListError` naming ``file:line`` for a missing
-    file, a malformed line, a non-integer label or a label outside ``[0, num_classes)``.
+    Blank lines are skipped; a UTF-8 byte-order mark (spreadsheet programs write one) is dropped.
+    Raises :class:`DatasetListError` naming ``file:line`` for a missing file, a malformed line, a
+    non-integer label or a label outside ``[0, num_classes)``.
     """
     if not os.path.isfile(list_file):
         raise DatasetListError(f"{list_file}: dataset list not found")
     paths, labels = [], []
-    with open(list_file, encoding="utf-8") as handle:
+    with open(list_file, encoding=LIST_ENCODING) as handle:
         for lineno, raw in enumerate(handle, start=1):
             line = raw.strip()
             if not line:
@@ -120,7 +124,7 @@ def read_class_names(path: str, num_classes: Optional[int] = None) -> List[str]:
     """
     if not os.path.isfile(path):
         raise DatasetListError(f"{path}: class-names file not found")
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding=LIST_ENCODING) as handle:
         text = handle.read()
     if path.endswith(".json"):
         try:

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from resformer_video.datasets.kinetics import VideoDataset, collate_clips
 from resformer_video.utils import distributed
+from resformer_video.utils.stop_signal import ignore_stop_signals
 
 
 def _world() -> tuple[int, int]:
@@ -88,7 +89,8 @@ class RepeatedSampleSampler(Sampler[int]):
 
 def seed_worker(worker_id: int) -> None:
     """Seed Python and NumPy in a worker from its torch seed (itself drawn from the loader's
-    generator, seeded with ``RNG_SEED + rank``)."""
+    generator, seeded with ``RNG_SEED + rank``); leave SIGTERM and Ctrl-C to the main process."""
+    ignore_stop_signals()
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

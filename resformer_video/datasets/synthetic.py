@@ -203,7 +203,7 @@ def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: i
 
 def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
               timestamps: Optional[Sequence[float]] = None, rotation: int = 0,
-              codec: str = "libx264") -> None:
+              codec: str = "libx264", faststart: bool = False) -> None:
     """Encode uint8 ``(T, H, W, 3)`` RGB frames as H.264 (yuv420p, key frame every second) with
     :class:`~resformer_video.datasets.encoding.VideoWriter` (the same bytes in every process and on
     every CPU).
@@ -216,11 +216,12 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
     only sets the key-frame interval. By default frame ``i`` is shown at ``i / fps``.
     ``rotation`` (0, 90, 180, 270) tags the file, as phones do for portrait video, to be displayed
     rotated by that many degrees counterclockwise (the frames are stored as given).
+    ``faststart`` writes the MP4 index before the frames (as web and phone videos are written).
     """
     if timestamps is not None and (len(timestamps) != len(frames) or np.any(np.diff(timestamps) <= 0)):
         raise ValueError(f"timestamps must be {len(frames)} increasing times, one per frame")
     with VideoWriter(path, fps, frames.shape[2], frames.shape[1], codec=codec, crf=crf,
-                     millisecond_pts=timestamps is not None) as writer:
+                     millisecond_pts=timestamps is not None, faststart=faststart) as writer:
         for i, array in enumerate(frames):
             writer.write(array, None if timestamps is None else timestamps[i])
     if rotation:

@@ -26,6 +26,7 @@ from yacs.config import CfgNode
 
 from resformer_video.config import ConfigError, cfg_with, check_data_dir
 from resformer_video.datasets import build_loader
+from resformer_video.datasets.decoders import failure_kind
 from resformer_video.engine.class_report import write_class_report
 from resformer_video.models import build_model, load_trained_weights, pretrained_path
 from resformer_video.models.archs import ARCHS
@@ -235,8 +236,8 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
         report["predictions"] = predictions
     logger.info("results (video-level top-1 (top-5), %s):\n%s", views, report["table"])
     if failed:
-        logger.warning("%d test videos failed to decode and were left out:\n  %s", len(failed),
-                       "\n  ".join(failed))
+        logger.warning("%d test videos could not be read and were left out:\n  %s", len(failed),
+                       "\n  ".join(f"{path} ({failure_kind(path)})" for path in failed))
     if distributed.is_master_proc():
         _write_results(cfg, report, metrics)
         logger.info("wrote %s, %s and %s in %s", RESULTS_JSON, RESULTS_TABLE, RESULTS_PLOT,

@@ -11,6 +11,8 @@ from timm.optim import param_groups_weight_decay as timm_param_groups_weight_dec
 from torch import nn
 from yacs.config import CfgNode
 
+from resformer_video.errors import ConfigError
+
 BN_NAME = "bn"  # TimeSformer / PySlowFast: parameters whose name contains it get BN_WEIGHT_DECAY
 BN_WEIGHT_DECAY = 0.0  # their cfg.BN.WEIGHT_DECAY default
 
@@ -92,3 +94,14 @@ def get_lr_at_epoch(cfg: CfgNode, epoch: float) -> float:
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def accumulation_steps(cfg: CfgNode, world_size: int) -> int:
+    """Micro-batches per optimiser step so that ``TRAIN.GLOBAL_BATCH_SIZE`` clips make one step."""
+    per_step = cfg.TRAIN.BATCH_SIZE * world_size
+    global_bs = cfg.TRAIN.GLOBAL_BATCH_SIZE or per_step
+    if global_bs % per_step:
+        raise ConfigError("TRAIN.GLOBAL_BATCH_SIZE",
+                          f"{global_bs} is not a multiple of TRAIN.BATCH_SIZE x processes "
+                          f"({cfg.TRAIN.BATCH_SIZE} x {world_size})")
+    return global_bs // per_step

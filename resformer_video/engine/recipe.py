@@ -22,8 +22,7 @@ from resformer_video.datasets.kinetics import split_videos
 from resformer_video.datasets.lists import DatasetListError
 from resformer_video.datasets.loader import train_iterations_per_epoch
 from resformer_video.datasets.transforms import scaled_jitter
-from resformer_video.engine.optimizer import LRSchedule, param_groups_weight_decay
-from resformer_video.engine.train import accumulation_steps
+from resformer_video.engine.optimizer import LRSchedule, accumulation_steps, param_groups_weight_decay
 from resformer_video.models import build_model_and_report, count_flops
 from resformer_video.models.checkpoint_filter import LoadReport, summarize_keys
 from resformer_video.utils import checkpoint, distributed

@@ -22,16 +22,22 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from yacs.config import CfgNode
 
-from resformer_video.config import ConfigError, check_data_dir, check_pretrained
+from resformer_video.config import check_data_dir, check_pretrained
+from resformer_video.config.compare import check_resume_config
 from resformer_video.datasets import build_loader
+from resformer_video.datasets.decoders import failure_kind
 from resformer_video.engine.evaluate import evaluate_clips
+from resformer_video.engine.interrupt import EpochStopped, TrainingInterrupted, agreed_stop, loader_after
 from resformer_video.engine.losses import LossParts, MultiResolutionLoss, parts_to_floats
-from resformer_video.engine.optimizer import LRSchedule, build_optimizer, get_lr_at_epoch, set_lr
+from resformer_video.engine.recipe import count_split_videos, recipe_lines
+from resformer_video.engine.optimizer import accumulation_steps, LRSchedule, build_optimizer, get_lr_at_epoch, set_lr
 from resformer_video.models import LoadReport, build_model_and_report, count_parameters
 from resformer_video.utils import checkpoint, distributed
 from resformer_video.utils.logging import StatsWriter, setup_logging, write_run_config
 from resformer_video.utils.meters import TrainMeter
 from resformer_video.utils.precision import autocast, config_autocast_dtype, make_grad_scaler
+from resformer_video.utils.run_lock import output_dir_lock
+from resformer_video.utils.stop_signal import StopOnSignal
 
 logger = logging.getLogger(__name__)
 
@@ -86,17 +92,6 @@ def wrap_model(model: nn.Module, cfg: CfgNode,
     if cfg.TRAIN.COMPILE:
         net = torch.compile(net)
     return net, ddp
-
-
-def accumulation_steps(cfg: CfgNode, world_size: int) -> int:
-    """Micro-batches per optimiser step so that ``TRAIN.GLOBAL_BATCH_SIZE`` clips make one step."""
-    per_step = cfg.TRAIN.BATCH_SIZE * world_size
-    global_bs = cfg.TRAIN.GLOBAL_BATCH_SIZE or per_step
-    if global_bs % per_step:
-        raise ConfigError("TRAIN.GLOBAL_BATCH_SIZE",
-                          f"{global_bs} is not a multiple of TRAIN.BATCH_SIZE x processes "
-                          f"({cfg.TRAIN.BATCH_SIZE} x {world_size})")
-    return global_bs // per_step
 
 
 def _sync_context(ddp: Optional[DistributedDataParallel], sync: bool) -> ContextManager:
@@ -158,21 +153,31 @@ def _note_failures(state: TrainState, failed: List[List[str]]) -> None:
             state.num_failed += 1
             if path not in state.failed_paths:
                 state.failed_paths.add(path)
-                logger.warning("training video failed to decode and was replaced: %s", path)
+                logger.warning("training video %s and was replaced: %s", failure_kind(path), path)
 
 
 def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter: TrainMeter,
-                stats: StatsWriter) -> Dict[str, Any]:
-    """One pass over ``loader``; the learning rate is set per optimiser step (fractional epoch)."""
+                stats: StatsWriter, start_iter: int = 0,
+                stop: Optional[StopOnSignal] = None) -> Dict[str, Any]:
+    """One pass over ``loader``; the learning rate is set per optimiser step (fractional epoch).
+
+    Args:
+        start_iter: iterations of this epoch already done (a run resumed mid-epoch: ``meter``
+            holds their stats; the loader's first ``start_iter`` batches are skipped).
+        stop: when it has caught a signal (on any rank), :class:`EpochStopped` is raised after the
+            next optimiser step, unless that step ends the epoch.
+    """
     state.net.train()
-    meter.reset()
+    if not start_iter:
+        meter.reset()
     num_iters = len(loader)
     world_size = distributed.get_world_size()
     schedule = LRSchedule.from_cfg(cfg)
     lr = schedule(epoch)
     state.optimizer.zero_grad(set_to_none=True)
+    batches = loader_after(loader, start_iter) if start_iter else loader
     tic = time.perf_counter()
-    for cur_iter, batch in enumerate(loader):
+    for cur_iter, batch in enumerate(batches, start_iter):
         micro = cur_iter % state.accum_steps
         if micro == 0:
             lr = schedule(epoch + cur_iter / num_iters)
@@ -193,6 +198,10 @@ def train_epoch(state: TrainState, loader: Any, epoch: int, cfg: CfgNode, meter:
         if (cur_iter + 1) % cfg.LOG_PERIOD == 0 or cur_iter == num_iters - 1:
             _log_iteration(meter.iter_stats(epoch, cur_iter, lr, world_size), meter.part_names,
                            stats, epoch * num_iters + cur_iter)
+        signum = (agreed_stop(stop, state.device)
+                  if last_micro and cur_iter < num_iters - 1 and stop is not None else None)
+        if signum:
+            raise EpochStopped(cur_iter + 1, signum)
         tic = time.perf_counter()
     epoch_stats = _mean_over_ranks(meter.epoch_stats(epoch, lr), meter.part_names, state.device)
     epoch_stats["failed_videos"] = state.num_failed
@@ -234,31 +243,70 @@ def _set_loader_epoch(loader: Any, epoch: int) -> None:
 
 
 def _resume(cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer,
-            scaler: torch.amp.GradScaler) -> int:
-    """Finished epochs restored from the latest valid checkpoint (0 without one)."""
+            scaler: torch.amp.GradScaler) -> Tuple[int, Dict[str, Any]]:
+    """Finished epochs and the mid-epoch ``progress`` (``iteration``, ``meter``, failed videos; {}
+    for an epoch's checkpoint) restored from the latest valid checkpoint ((0, {}) without one).
+
+    Raises:
+        ConfigError: the checkpoint's config differs from ``cfg`` in a key that changes the result
+            (:func:`~resformer_video.config.compare.check_resume_config`).
+    """
     if not cfg.TRAIN.AUTO_RESUME:
-        return 0
-    found = checkpoint.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
+        return 0, {}
+    found = checkpoint.find_latest_valid_checkpoint(cfg.OUTPUT_DIR, mid_epoch=True)
     if found is None:
-        return 0
+        return 0, {}
     path, state = found
+    check_resume_config(state.get("cfg") or "", cfg, path)
     epoch = checkpoint.load_checkpoint(state, model, optimizer, scaler, rank=distributed.get_rank())
-    logger.info("resumed from %s (%d epochs done)", path, epoch)
-    return epoch
+    progress = state.get("progress") or {}
+    logger.info("resumed from %s (%d epochs done%s)", path, epoch,
+                f", {progress['iteration']} iterations of epoch {epoch + 1}" if progress else "")
+    return epoch, progress
 
 
-def _save(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str]) -> None:
-    """Gather every rank's RNG state, then write the checkpoint on rank 0."""
+def _save(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str],
+          progress: Optional[Dict[str, Any]] = None) -> str:
+    """Gather every rank's RNG state, then write the checkpoint on rank 0: ``epoch``'s, or with
+    ``progress`` (``iteration`` > 0 of the next epoch, meter, failures) a mid-epoch one. Either
+    replaces the mid-epoch checkpoints before it. Returns its path."""
     rng_states = distributed.all_gather_objects(checkpoint.get_rng_state())
+    path = (checkpoint.get_mid_epoch_path(cfg.OUTPUT_DIR, epoch, progress["iteration"]) if progress
+            else checkpoint.get_checkpoint_path(cfg.OUTPUT_DIR, epoch))
     if distributed.is_master_proc():
-        path = checkpoint.get_checkpoint_path(cfg.OUTPUT_DIR, epoch)
         checkpoint.save_checkpoint(path, state.model, epoch, state.optimizer,
                                    state.scaler if state.scaler.is_enabled() else None, cfg.dump(),
                                    class_names, rng_states,
                                    schedule={"policy": cfg.SOLVER.LR_POLICY,
-                                             "lr": get_lr_at_epoch(cfg, epoch)})
+                                             "lr": get_lr_at_epoch(cfg, epoch)},
+                                   extra={"progress": progress} if progress else None)
+        checkpoint.remove_mid_epoch_checkpoints(cfg.OUTPUT_DIR, keep=path)
         logger.info("wrote checkpoint %s", path)
     distributed.barrier()
+    return path
+
+
+def _progress(state: TrainState, meter: TrainMeter, iteration: int) -> Dict[str, Any]:
+    """What a mid-epoch checkpoint adds: the iterations done, the epoch's meter, failed videos."""
+    return {"iteration": iteration, "meter": meter.state_dict(), "num_failed": state.num_failed,
+            "failed_paths": sorted(state.failed_paths)}
+
+
+def _restore_progress(state: TrainState, meter: TrainMeter, progress: Dict[str, Any]) -> int:
+    """Put a mid-epoch checkpoint's meter and failure counts back; return its iteration (0: none)."""
+    if not progress:
+        return 0
+    meter.load_state_dict(progress["meter"])
+    state.num_failed = int(progress["num_failed"])
+    state.failed_paths = set(progress["failed_paths"])
+    return int(progress["iteration"])
+
+
+def _remove_leftovers(cfg: CfgNode) -> None:
+    """Rank 0: delete the temporary files of writes a killed run left in ``OUTPUT_DIR``."""
+    if distributed.is_master_proc():
+        for path in checkpoint.remove_temp_files(cfg.OUTPUT_DIR):
+            logger.info("removed %s, left by an interrupted write", path)
 
 
 def keep_best(cfg: CfgNode, state: TrainState, epoch: int, class_names: List[str],
@@ -300,8 +348,6 @@ def build_train_state(cfg: CfgNode, model: nn.Module, device: torch.device,
 
 def log_recipe(cfg: CfgNode, model: nn.Module, load_report: Optional[LoadReport], train_videos: int) -> None:
     """The recipe block that ``tools/run_net.py --dry-run`` prints, on rank 0."""
-    from resformer_video.engine.recipe import count_split_videos, recipe_lines  # it imports this module
-
     if distributed.is_master_proc():
         counts = {"train": train_videos, **(count_split_videos(cfg, ("test",)) if cfg.TEST.ENABLE else {})}
         logger.info("%s", "\n".join(recipe_lines(cfg, model, load_report,
@@ -309,9 +355,27 @@ def log_recipe(cfg: CfgNode, model: nn.Module, load_report: Optional[LoadReport]
 
 
 def train(cfg: CfgNode) -> Dict[str, Any]:
-    """Train for ``SOLVER.MAX_EPOCH`` epochs (resuming if possible); return the last epoch's stats."""
+    """Train for ``SOLVER.MAX_EPOCH`` epochs (resuming if possible); return the last epoch's stats.
+
+    The run holds ``OUTPUT_DIR``'s lock (:func:`~resformer_video.utils.run_lock.output_dir_lock`).
+    SIGTERM or Ctrl-C stop it after the current optimiser step with a checkpoint that resumes
+    there (:mod:`~resformer_video.engine.interrupt`).
+
+    Raises:
+        TrainingInterrupted: stopped by a signal (the message names the checkpoint written).
+        RunLockError: another run uses ``OUTPUT_DIR``.
+        ConfigError: a bad key or value, an unusable ``OUTPUT_DIR``, or a checkpoint to resume
+            from that was written with another config.
+    """
+    with output_dir_lock(cfg.OUTPUT_DIR), StopOnSignal() as stop:
+        return _train(cfg, stop)
+
+
+def _train(cfg: CfgNode, stop: StopOnSignal) -> Dict[str, Any]:
+    """:func:`train` inside the lock, with ``stop`` catching the signals."""
     setup_logging(cfg.OUTPUT_DIR)
     write_run_config(cfg.OUTPUT_DIR, cfg.dump())
+    _remove_leftovers(cfg)
     check_data_dir(cfg)
     check_pretrained(cfg)
     device = distributed.get_device(cfg)
@@ -329,17 +393,24 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
                 train_loader.dataset.num_videos, len(train_loader),
                 val_loader.dataset.num_videos if val_loader is not None else "no")
     state = build_train_state(cfg, model, device, dtype)
-    start_epoch = _resume(cfg, model, state.optimizer, state.scaler)
+    start_epoch, progress = _resume(cfg, model, state.optimizer, state.scaler)
     logger.info("%d micro-batch(es) of %d clips per optimiser step on %d process(es)",
                 state.accum_steps, cfg.TRAIN.BATCH_SIZE, distributed.get_world_size())
     stats = StatsWriter(cfg.OUTPUT_DIR, tensorboard=cfg.TENSORBOARD.ENABLE)
     meter = TrainMeter(len(train_loader), cfg.SOLVER.MAX_EPOCH, window=max(cfg.LOG_PERIOD, 1))
-    summary: Dict[str, Any] = {"start_epoch": start_epoch}
+    start_iter = _restore_progress(state, meter, progress)
+    stats.drop_after(start_epoch, start_iter)
+    summary: Dict[str, Any] = {"start_epoch": start_epoch, "start_iter": start_iter}
     best_top1 = checkpoint.read_best_top1(cfg.OUTPUT_DIR) if start_epoch else None
     try:
         for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
             _set_loader_epoch(train_loader, epoch)
-            summary.update(train_epoch(state, train_loader, epoch, cfg, meter, stats))
+            try:
+                summary.update(train_epoch(state, train_loader, epoch, cfg, meter, stats,
+                                           start_iter if epoch == start_epoch else 0, stop))
+            except EpochStopped as stopped:
+                path = _save(cfg, state, epoch, class_names, _progress(state, meter, stopped.iteration))
+                raise TrainingInterrupted(stopped.signum, path, epoch, stopped.iteration) from None
             done = epoch + 1
             if val_loader is not None and (done % cfg.TRAIN.EVAL_PERIOD == 0
                                            or done == cfg.SOLVER.MAX_EPOCH):
@@ -350,12 +421,15 @@ def train(cfg: CfgNode) -> Dict[str, Any]:
                 stats.write({"_type": "val", "epoch": done, **summary["val"]},
                             tb_prefix="val", tb_step=done)
                 best_top1 = keep_best(cfg, state, done, class_names, summary["val"], best_top1)
-            if done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or done == cfg.SOLVER.MAX_EPOCH:
-                _save(cfg, state, done, class_names)
+            signum = agreed_stop(stop, device) if done < cfg.SOLVER.MAX_EPOCH else None
+            if signum or done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or done == cfg.SOLVER.MAX_EPOCH:
+                path = _save(cfg, state, done, class_names)
+            if signum:  # caught during the epoch's last step or its validation
+                raise TrainingInterrupted(signum, path, done, 0)
     finally:
         stats.close()
     if state.num_failed:
-        logger.warning("%d training samples failed to decode (%d distinct videos)",
+        logger.warning("%d training samples could not be read (%d distinct videos)",
                        state.num_failed, len(state.failed_paths))
     summary["failed_train_paths"] = sorted(state.failed_paths)
     summary["best_val_top1"] = best_top1

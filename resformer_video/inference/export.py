@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from resformer_video.utils.atomic import check_writable_folder
+
 logger = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "torchscript")
@@ -83,15 +85,19 @@ def export_model(model: nn.Module, fmt: str, frames: int, size: int, path: str,
                  patch_size: int = 16) -> ExportResult:
     """Write a CPU float32 eval-mode copy of ``model`` for clips ``(B, 3, frames, size, size)``
     (``model`` itself is left where and as it is); with ``dynamic_resolution`` (ONNX only) for
-    clips ``(B, 3, frames, H, W)`` with ``H``, ``W`` multiples of ``patch_size``."""
+    clips ``(B, 3, frames, H, W)`` with ``H``, ``W`` multiples of ``patch_size``.
+
+    Raises:
+        ValueError: a bad format or option.
+        OSError: ``path``'s folder cannot be written (named, with the cause), checked first.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"--format: must be one of {list(FORMATS)}, got {fmt!r}")
     if dynamic_resolution and fmt != "onnx":
         raise ValueError("--dynamic-resolution: only the ONNX exporter keeps height and width "
                          "dynamic; use --format onnx")
+    check_writable_folder(os.path.dirname(os.path.abspath(path)))
     model = cpu_eval_copy(model)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     example = example_clip(2, frames, size, seed=0)
     if fmt == "torchscript":
         return _export_torchscript(model, example, path)

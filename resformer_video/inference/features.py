@@ -11,9 +11,10 @@ features are the mean over its views, the video's the mean over its windows.
 ``(W, L, D)`` (``L``: the class token, then the blocks in the order asked; ``W`` windows), with
 ``NAME`` the file's stem and a hash of its absolute path. ``index.csv`` has one row per input video
 (``ok`` with the files and window times, or ``error`` with the reason) and ``features.json`` the
-settings, the layer names and the counts. Files are written atomically and the index after every
-video, so a rerun skips the videos already written; it refuses a folder written with other
-settings. An unreadable video is reported (``on_error``), listed and skipped.
+settings (with the checkpoint's path and SHA-256), the layer names and the counts. Files are
+written atomically and the index after every video, so a rerun skips the videos already written;
+it refuses a folder written with other settings or another checkpoint's content. An unreadable
+video is reported (``on_error``), listed and skipped.
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ import torch
 
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, read_video
 from resformer_video.datasets.kinetics import config_decoders
-from resformer_video.datasets.lists import VIDEO_EXTENSIONS, is_int, video_files
-from resformer_video.utils.atomic import atomic_write, write_json
+from resformer_video.datasets.lists import LIST_ENCODING, VIDEO_EXTENSIONS, is_int, video_files
+from resformer_video.utils.atomic import atomic_write, check_writable_folder, write_json
 from resformer_video.utils.precision import autocast
 from resformer_video.inference.predictor import VideoPredictor
 
 INDEX_CSV = "index.csv"
 SUMMARY_JSON = "features.json"
+# Settings recorded but not compared on a rerun: the checkpoint's path (its content hash is compared).
+UNCOMPARED_SETTINGS = ("checkpoint",)
 INDEX_FIELDS = ("video", "status", "video_features", "window_features", "num_windows",
                 "window_start_s", "window_end_s", "duration_s", "error")
 
@@ -64,9 +67,12 @@ class FeatureExtractor:
     Args:
         predictor: gives the model, device, precision, windows and views.
         layers: block indices (negative from the end) whose pooled outputs are added.
+        checkpoint: the weights file the predictor was built from; its path and content hash are
+            part of :meth:`settings`, so features of another model never join a folder's.
     """
 
-    def __init__(self, predictor: VideoPredictor, layers: Sequence[int] = ()) -> None:
+    def __init__(self, predictor: VideoPredictor, layers: Sequence[int] = (),
+                 checkpoint: Optional[str] = None) -> None:
         depth = len(predictor.model.blocks)
         bad = [i for i in layers if not -depth <= i < depth]
         if bad:
@@ -74,6 +80,8 @@ class FeatureExtractor:
                              f"{depth}-block model, got {bad}")
         self.predictor = predictor
         self.layers = list(layers)
+        self.checkpoint = ({"checkpoint": os.path.abspath(checkpoint),
+                            "checkpoint_sha256": file_sha256(checkpoint)} if checkpoint else {})
 
     @torch.inference_mode()
     def view_features(self, clips: torch.Tensor) -> torch.Tensor:
@@ -108,11 +116,13 @@ class FeatureExtractor:
                              windows.mean(dim=0).numpy())
 
     def settings(self) -> Dict[str, Any]:
-        """What decides the features' values (a rerun into the same folder must match them)."""
+        """What decides the features' values (a rerun into the same folder must match them, all
+        but the checkpoint's path: a moved file with the same content is the same model)."""
         pred = self.predictor
         return {"layers": layer_names(self.layers), "resolution": pred.transform.size,
                 "num_frames": pred.cfg.DATA.NUM_FRAMES, "views_per_window": pred.views_per_window,
-                "window_s": pred.window_s, "stride_s": pred.stride_s, "precision": pred.precision}
+                "window_s": pred.window_s, "stride_s": pred.stride_s, "precision": pred.precision,
+                **self.checkpoint}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -136,7 +146,7 @@ def expand_inputs(inputs: Iterable[str], path_prefix: str = "") -> List[str]:
 
 def _read_path_list(list_file: str, path_prefix: str) -> List[str]:
     paths = []
-    with open(list_file, encoding="utf-8") as handle:
+    with open(list_file, encoding=LIST_ENCODING) as handle:
         for line in (raw.strip() for raw in handle):
             if not line:
                 continue
@@ -145,6 +155,15 @@ def _read_path_list(list_file: str, path_prefix: str) -> List[str]:
             path = parts[0].strip() if len(parts) == 2 and is_int(parts[1].strip()) else line
             paths.append(os.path.join(path_prefix, path))
     return paths
+
+
+def file_sha256(path: str, chunk_bytes: int = 1 << 20) -> str:
+    """The SHA-256 of a file's content, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def feature_name(path: str) -> str:
@@ -189,11 +208,14 @@ def _check_settings(out_dir: str, settings: Dict[str, Any]) -> None:
         return
     with open(path, encoding="utf-8") as handle:
         previous = json.load(handle).get("settings", {})
-    if previous != settings:
-        changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+    changed = sorted(k for k in set(previous) | set(settings)
+                     if k not in UNCOMPARED_SETTINGS and previous.get(k) != settings.get(k))
+    if changed:
+        then = ([f"checkpoint {previous.get('checkpoint', 'not recorded')}"]
+                if "checkpoint_sha256" in changed else [])
         raise ValueError(f"{out_dir}: holds features written with other settings ({', '.join(changed)}: "
                          f"{[previous.get(k) for k in changed]} then, {[settings.get(k) for k in changed]} "
-                         "now); use another --out folder")
+                         f"now{''.join(f'; {item} then' for item in then)}); use another --out folder")
 
 
 def _ok_row(out_dir: str, feats: VideoFeatures) -> Dict[str, Any]:
@@ -216,8 +238,10 @@ def extract_to_folder(extractor: FeatureExtractor, paths: Sequence[str], out_dir
 
     Raises:
         ValueError: ``out_dir`` holds features written with other settings.
+        OSError: ``out_dir`` cannot be written (checked first), or a write failed (full disk);
+            the message names the file and the cause.
     """
-    os.makedirs(out_dir, exist_ok=True)
+    check_writable_folder(out_dir)
     settings = extractor.settings()
     _check_settings(out_dir, settings)
     rows: Dict[str, Dict[str, Any]] = dict(read_index(out_dir))

@@ -16,11 +16,11 @@ import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import yaml
 from yacs.config import CfgNode
 
 from resformer_video.engine import test, train
-from resformer_video.config import cfg_with, get_cfg_defaults
+from resformer_video.config import cfg_with
+from resformer_video.config.compare import RUN_PLACE_KEYS, config_differences, summarize_differences
 from resformer_video.engine.evaluate import RESULTS_JSON
 from resformer_video.study.variants import variant_cfg
 from resformer_video.utils import checkpoint
@@ -30,8 +30,6 @@ from resformer_video.errors import StudyConfigMismatch  # noqa: F401  (re-export
 
 STUDY_CFG = "study_cfg.yaml"
 RUN_RECORD = "study_run.json"
-# Keys that say where a run writes or how fast it goes, not what it computes: a rerun may change them.
-UNCOMPARED_KEYS = ("OUTPUT_DIR", "LOG_PERIOD", "DATA_LOADER", "TENSORBOARD")
 
 Log = Callable[[str], None]
 
@@ -111,41 +109,16 @@ def finished_results(run: Run) -> Optional[Dict[str, Dict[str, Any]]]:
     return {str(size): results[str(size)] for size in tested_sizes(run.cfg)}
 
 
-def _flatten(node: Any, prefix: str = "") -> Dict[str, Any]:
-    if not isinstance(node, dict):
-        return {prefix: node}
-    flat: Dict[str, Any] = {}
-    for key, value in node.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
-    return flat
-
-
-def _compared(cfg_yaml: str) -> Dict[str, Any]:
-    flat = _flatten(yaml.safe_load(cfg_yaml))
-    return {key: value for key, value in flat.items()
-            if not any(key == k or key.startswith(k + ".") for k in UNCOMPARED_KEYS)}
-
-
-def config_differences(stored_yaml: str, cfg: CfgNode) -> List[str]:
-    """``"KEY: stored -> now"`` for every compared key whose value differs (sorted). A key the stored
-    config lacks (added to the package since) is no difference while it holds its default: the run
-    was made with that behaviour."""
-    old, new = _compared(stored_yaml), _compared(cfg.dump())
-    defaults = _compared(get_cfg_defaults().dump())
-    return [f"{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}"
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)
-            and not (key not in old and key in defaults and new.get(key) == defaults[key])]
-
-
 def check_stored_config(run: Run) -> None:
-    """Raise :class:`StudyConfigMismatch` when the run's folder was made with another config."""
+    """Raise :class:`StudyConfigMismatch` when the run's folder was made with another config
+    (any key but :data:`~resformer_video.config.compare.RUN_PLACE_KEYS`)."""
     path = os.path.join(run.run_dir, STUDY_CFG)
     if not os.path.isfile(path):
         return
     with open(path, encoding="utf-8") as handle:
-        diffs = config_differences(handle.read(), run.cfg)
+        diffs = config_differences(handle.read(), run.cfg, RUN_PLACE_KEYS)
     if diffs:
-        shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+        shown = summarize_differences(diffs)
         raise StudyConfigMismatch(
             f"{run.run_dir} holds a run made with another config ({shown}): rerun with the same "
             "config and overrides, use another --out, or delete that folder")

@@ -10,6 +10,11 @@ plain Python values, so it is read with ``weights_only=True`` (no pickled code r
 
 ``OUTPUT_DIR/checkpoints/best.pyth`` is the model of the epoch with the best validation top-1 so
 far (no optimiser state; ``val`` holds that epoch's validation metrics); it is not a resume point.
+
+A run stopped by SIGTERM or Ctrl-C writes ``checkpoint_epoch_00004_iter_000120.pyth`` (4 finished
+epochs and 120 iterations of the fifth): the same entries plus ``iteration`` and ``progress`` (the
+training meter and failed-video counts). Training resumes from it; the next epoch's checkpoint
+replaces it.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ import torch
 from torch import nn
 
 from resformer_video.utils import distributed
+from resformer_video.utils.atomic import TEMP_SUFFIX, is_temp_file, write_error
 from resformer_video.utils.weights import read_training_checkpoint as load_checkpoint_file
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint_epoch_(\d{5})\.pyth$")
+MID_EPOCH_PATTERN = re.compile(r"^checkpoint_epoch_(\d{5})_iter_(\d{6})\.pyth$")
 BEST_CHECKPOINT = "best.pyth"
 
 
@@ -41,6 +48,14 @@ def get_checkpoint_dir(output_dir: str) -> str:
 def get_checkpoint_path(output_dir: str, epoch: int) -> str:
     """``output_dir/checkpoints/checkpoint_epoch_{epoch:05d}.pyth`` (``epoch`` finished epochs)."""
     return os.path.join(get_checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}.pyth")
+
+
+def get_mid_epoch_path(output_dir: str, epoch: int, iteration: int) -> str:
+    """``output_dir/checkpoints/checkpoint_epoch_{epoch:05d}_iter_{iteration:06d}.pyth``: written when
+    a run is stopped (SIGTERM, Ctrl-C) after ``epoch`` finished epochs and ``iteration`` iterations
+    of the next."""
+    return os.path.join(get_checkpoint_dir(output_dir),
+                        f"checkpoint_epoch_{epoch:05d}_iter_{iteration:06d}.pyth")
 
 
 def get_best_path(output_dir: str) -> str:
@@ -107,17 +122,21 @@ def _as_tuple(value: Any) -> Any:
 def atomic_torch_save(obj: Any, path: str) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``.
 
-    A crash at any moment leaves either the old file or the complete new one, never a partial one.
+    A crash at any moment leaves either the old file or the complete new one, never a partial one
+    (a process killed while writing leaves its temporary file: :func:`remove_temp_files`). A failed
+    write (a full disk) raises OSError naming ``path`` and the cause, and removes the temporary file.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp_path = os.path.join(folder, f".{os.path.basename(path)}.tmp.{os.getpid()}")
+    tmp_path = os.path.join(folder, f".{os.path.basename(path)}{TEMP_SUFFIX}{os.getpid()}")
     try:
         with open(tmp_path, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
+    except OSError as err:  # torch's "No space left on device [enforce fail at ...]" names no file
+        raise write_error(err, path) from err
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
@@ -174,8 +193,54 @@ def list_checkpoints(output_dir: str) -> List[Tuple[int, str]]:
     return sorted(found)
 
 
-def find_latest_valid_checkpoint(output_dir: str) -> Optional[Tuple[str, Dict[str, Any]]]:
-    """The newest checkpoint in ``output_dir/checkpoints`` that loads, as ``(path, state)``.
+def list_mid_epoch_checkpoints(output_dir: str) -> List[Tuple[int, int, str]]:
+    """``(epoch, iteration, path)`` of every mid-epoch checkpoint in ``output_dir/checkpoints``, in order."""
+    folder = get_checkpoint_dir(output_dir)
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for name in os.listdir(folder):
+        match = MID_EPOCH_PATTERN.match(name)
+        if match:
+            found.append((int(match.group(1)), int(match.group(2)), os.path.join(folder, name)))
+    return sorted(found)
+
+
+def resume_points(output_dir: str) -> List[Tuple[Tuple[int, int], str]]:
+    """Every checkpoint training can continue from, as ``((epoch, iteration), path)`` oldest first:
+    the epochs' (iteration 0) and the mid-epoch ones."""
+    points = [((epoch, 0), path) for epoch, path in list_checkpoints(output_dir)]
+    points += [((epoch, iteration), path) for epoch, iteration, path in list_mid_epoch_checkpoints(output_dir)]
+    return sorted(points)
+
+
+def remove_mid_epoch_checkpoints(output_dir: str, keep: Optional[str] = None) -> None:
+    """Delete the mid-epoch checkpoints but ``keep`` (one is superseded by any later checkpoint)."""
+    for _, _, path in list_mid_epoch_checkpoints(output_dir):
+        if path != keep:
+            os.remove(path)
+
+
+def remove_temp_files(output_dir: str) -> List[str]:
+    """Delete the temporary files that writers killed mid-write left in ``output_dir`` and its
+    checkpoints folder (a checkpoint's can be a gigabyte); call it holding the folder's lock.
+    Returns the removed paths."""
+    removed = []
+    for folder in (output_dir, get_checkpoint_dir(output_dir)):
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if is_temp_file(name) and os.path.isfile(path):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+def find_latest_valid_checkpoint(output_dir: str,
+                                 mid_epoch: bool = False) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """The newest checkpoint in ``output_dir/checkpoints`` that loads, as ``(path, state)``; with
+    ``mid_epoch`` (resuming training) the mid-epoch checkpoints count too.
 
     Damaged files (truncated, unreadable) are reported with a warning and skipped; None when no
     valid checkpoint exists. Under a process group rank 0 chooses and every rank loads that file,
@@ -184,7 +249,9 @@ def find_latest_valid_checkpoint(output_dir: str) -> Optional[Tuple[str, Dict[st
     """
     found = None
     if distributed.is_master_proc():
-        found = _first_loadable([path for _, path in reversed(list_checkpoints(output_dir))])
+        points = resume_points(output_dir) if mid_epoch else [
+            ((epoch, 0), path) for epoch, path in list_checkpoints(output_dir)]
+        found = _first_loadable([path for _, path in reversed(points)])
     chosen = distributed.all_gather_objects(found[0] if found else None)[0]
     if chosen is None:
         return None

@@ -66,6 +66,16 @@ def _to_json_value(value: Any) -> Any:
     return value
 
 
+def _before(record: Dict[str, Any], epochs_done: int, iters_done: int) -> bool:
+    """Whether a stats record (1-based ``epoch``, ``iter``) is from before the resume point."""
+    kind, epoch = record.get("_type"), record.get("epoch", 0)
+    if kind == "train_iter":
+        return (epoch, record.get("iter", 0)) <= (epochs_done + 1, iters_done)
+    if kind in ("train_epoch", "val"):
+        return epoch <= epochs_done
+    return True
+
+
 class StatsWriter:
     """Writes stats dicts as JSON lines to ``output_dir/stats.jsonl`` and numbers to TensorBoard.
 
@@ -93,6 +103,22 @@ class StatsWriter:
             for key, value in stats.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.tb_writer.add_scalar(f"{tb_prefix}/{key}", value, tb_step)
+
+    def drop_after(self, epochs_done: int, iters_done: int = 0) -> int:
+        """Remove the training records past a resume point (``epochs_done`` finished epochs and
+        ``iters_done`` iterations of the next), which a killed run wrote before its last checkpoint
+        and the resumed run writes again; returns how many were removed. Other records stay."""
+        if not self.enabled or not os.path.isfile(self.path):
+            return 0
+        with open(self.path, encoding="utf-8") as f:
+            lines = [line for line in f if line.strip()]
+        kept = [line for line in lines if _before(json.loads(line), epochs_done, iters_done)]
+        if len(kept) < len(lines):
+            def write(tmp: str) -> None:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.writelines(kept)
+            atomic_write(self.path, write)
+        return len(lines) - len(kept)
 
     def close(self) -> None:
         if self.tb_writer is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections import deque
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -34,6 +34,14 @@ class SmoothedValue:
     def global_avg(self) -> float:
         return self.total / max(self.count, 1)
 
+    def state_dict(self) -> Dict[str, Any]:
+        """Plain values (for a mid-epoch checkpoint)."""
+        return {"recent": list(self.recent), "total": self.total, "count": self.count}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.recent = deque(state["recent"], maxlen=self.recent.maxlen)
+        self.total, self.count = float(state["total"]), int(state["count"])
+
 
 def format_eta(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(max(seconds, 0))))
@@ -59,6 +67,20 @@ class TrainMeter:
     def part_names(self) -> List[str]:
         """The names of the loss parts given to :meth:`update`, in their order."""
         return list(self.values)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The epoch so far as plain values, for a mid-epoch checkpoint."""
+        return {"values": {key: v.state_dict() for key, v in self.values.items()},
+                "iter_time": self.iter_time.state_dict(), "clips": self.clips}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Continue the epoch of :meth:`state_dict` (the same window)."""
+        self.reset()
+        for key, value in state["values"].items():
+            self.values[key] = SmoothedValue(self.window)
+            self.values[key].load_state_dict(value)
+        self.iter_time.load_state_dict(state["iter_time"])
+        self.clips = int(state["clips"])
 
     def update(self, parts: Dict[str, float], iter_seconds: float, num_clips: int) -> None:
         for key, value in parts.items():
