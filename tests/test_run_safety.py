@@ -173,7 +173,7 @@ def test_resume_with_another_config_stops_naming_the_keys(synthetic_data_dir, tm
 def test_leftover_temporary_files_are_recognised_and_removed(tmp_path):
     ckpt_dir = tmp_path / "checkpoints"
     ckpt_dir.mkdir()
-    leftovers = [tmp_path / "test_results.json.tmp.17", ckpt_dir / ".checkpoint_epoch_00002.pyth.tmp.4242"]
+    leftovers = [tmp_path / ".test_results.tmp.17.json", ckpt_dir / ".checkpoint_epoch_00002.pyth.tmp.4242"]
     keep = [ckpt_dir / "checkpoint_epoch_00001.pyth", tmp_path / "notes.tmp.txt", tmp_path / "x.tmp.abc"]
     for path in leftovers + keep:
         path.write_bytes(b"x")
@@ -309,10 +309,11 @@ def test_first_signal_is_a_request_and_a_second_stops_at_once(tmp_path, capsys, 
     assert signal.getsignal(signal.SIGINT) is before
     run_net = runpy.run_path(str(REPO_ROOT / "tools" / "run_net.py"))
 
-    def interrupted(cfg, fn):
+    def interrupted(cfg, fn, *args):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(run_net["main"].__globals__, "launch", interrupted)
+    from resformer_video.engine import runner
+    monkeypatch.setattr(runner, "launch", interrupted)
     assert run_net["main"](_run_net_args(tmp_path, tmp_path / "out")) == 130
     assert _error_lines(capsys.readouterr().err) == ["error: interrupted (Ctrl-C)"]
 

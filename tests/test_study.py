@@ -271,4 +271,4 @@ def test_a_key_added_since_a_run_is_no_difference_while_at_its_default():
     del stored.SOLVER["ZERO_WD_1D_PARAM"]
     assert study_runs.config_differences(stored.dump(), cfg) == []
     changed = load_config(STUDY_CFG, ["SOLVER.ZERO_WD_1D_PARAM", "False"])
-    assert study_runs.config_differences(stored.dump(), changed) == ["SOLVER.ZERO_WD_1D_PARAM: '<absent>' -> False"]
+    assert study_runs.config_differences(stored.dump(), changed) == ["SOLVER.ZERO_WD_1D_PARAM: True -> False"]

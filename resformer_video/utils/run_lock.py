@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Any, Dict, Iterator, Optional
 
-from resformer_video.config import ConfigError
+from resformer_video.errors import ConfigError
 from resformer_video.utils import distributed
 from resformer_video.utils.atomic import check_writable_folder, describe_os_error
 from resformer_video.utils.logging import setup_logging
