@@ -117,21 +117,19 @@ def plot_results(cfg: CfgNode, results: Dict[int, Dict[str, float]], path: str) 
 
 
 def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
-    """Load ``TEST.CHECKPOINT_FILE_PATH``, else the latest valid checkpoint in ``OUTPUT_DIR``.
+    """Load ``TEST.CHECKPOINT_FILE_PATH``, else the latest valid checkpoint in ``OUTPUT_DIR``, else
+    keep ``MODEL.PRETRAINED`` (loaded by ``build_model``).
 
-    Our training checkpoints load strictly; other layouts (TimeSformer's save layout, timm/DeiT,
-    official ResFormer) go through the ``load_pretrained`` converter (see ``load_trained_weights``).
-    Returns ``{"path": ..., "class_names": ... or None}``.
+    Every file goes through :func:`~resformer_video.models.load_trained_weights`: our training
+    checkpoints load strictly, other layouts (TimeSformer's save layout, timm/DeiT, official
+    ResFormer) through the converter. Returns ``{"path": ..., "class_names": ... or None}``.
     """
     path = cfg.TEST.CHECKPOINT_FILE_PATH
-    if path:
-        weights = load_trained_weights(model, path)
-        return {"path": path, "class_names": weights.class_names}
-    found = checkpoint.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
+    found = (path, None) if path else checkpoint.find_latest_valid_checkpoint(cfg.OUTPUT_DIR)
     if found is not None:
-        path, state = found
-        checkpoint.load_checkpoint({"model_state": state["model_state"], "epoch": state["epoch"]}, model)
-        return {"path": path, "class_names": state.get("class_names")}
+        path, content = found  # content: None (not read yet) or the latest checkpoint, read once
+        trained = load_trained_weights(model, path, content)
+        return {"path": path, "class_names": trained.class_names}
     if pretrained_path(cfg):
         return {"path": pretrained_path(cfg), "class_names": None}
     raise ConfigError("TEST.CHECKPOINT_FILE_PATH",

@@ -33,9 +33,8 @@ from resformer_video.datasets.kinetics import config_decoders
 from resformer_video.datasets.lists import default_class_names, find_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.datasets.transforms import TestTransform, build_test_transform, spatial_crop_indices
-from resformer_video.models import (CheckpointError, TrainedWeights, build_model, is_own_checkpoint,
-                                    load_trained_weights, read_checkpoint)
-from resformer_video.models.checkpoint_filter import own_config_text
+from resformer_video.models import CheckpointError, TrainedWeights, build_model, load_trained_weights
+from resformer_video.utils import weights
 from resformer_video.utils.precision import autocast, autocast_dtype, check_precision, default_precision
 
 DEFAULT_WINDOW_S = 10.0
@@ -224,9 +223,9 @@ def load_predict_config(checkpoint: Any, checkpoint_path: str, cfg_file: Optiona
     overrides = list(_PREDICT_OVERRIDES) + list(opts)
     if cfg_file:
         return load_config(cfg_file, overrides)
-    text = own_config_text(checkpoint)
+    text = weights.own_config_text(checkpoint)
     if not text:
-        kind = ("a training checkpoint without its config" if is_own_checkpoint(checkpoint)
+        kind = ("a training checkpoint without its config" if weights.is_own_checkpoint(checkpoint)
                 else "not a resformer-video training checkpoint (e.g. TimeSformer, timm or ResFormer "
                      "weights)")
         raise ValueError(f"{checkpoint_path}: {kind}; pass --cfg FILE to give the model "
@@ -261,25 +260,27 @@ def load_trained_model(cfg: CfgNode, checkpoint: Any, checkpoint_path: str) -> T
     :func:`load_trained_weights`, in eval mode."""
     model = build_model(cfg)
     try:
-        weights = load_trained_weights(model, checkpoint_path, checkpoint)
+        trained = load_trained_weights(model, checkpoint_path, checkpoint)
     except CheckpointError as err:
         raise ValueError(f"{err} (config: MODEL.ARCH {cfg.MODEL.ARCH}, MODEL.DEPTH "
                          f"{cfg.MODEL.DEPTH})") from None
-    return model.eval(), weights
+    return model.eval(), trained
 
 
 def load_trained(checkpoint: str, cfg_file: Optional[str] = None, opts: Sequence[str] = ()
                  ) -> Tuple[CfgNode, nn.Module, TrainedWeights]:
     """The config (:func:`load_predict_config`) and the eval-mode model with the weights of the file
-    ``checkpoint`` (:func:`load_trained_model`).
+    ``checkpoint`` (:func:`load_trained_model`), read once by the one reader
+    (:func:`resformer_video.utils.weights.read_checkpoint`). Used by predict, export and
+    extract_features.
 
     Raises:
         ValueError: unreadable file, no config, bad config value, weights that do not fit.
     """
-    content = read_checkpoint(checkpoint)
+    content = weights.read_checkpoint(checkpoint)
     cfg = load_predict_config(content, checkpoint, cfg_file, opts)
-    model, weights = load_trained_model(cfg, content, checkpoint)
-    return cfg, model, weights
+    model, trained = load_trained_model(cfg, content, checkpoint)
+    return cfg, model, trained
 
 
 def default_device(cfg: CfgNode) -> torch.device:
@@ -300,10 +301,10 @@ def build_predictor(checkpoint: str, cfg_file: Optional[str] = None, opts: Seque
             the config, ``precision`` not available on the device.
         DecoderUnavailableError: the ``DATA.DECODER`` package cannot be imported.
     """
-    cfg, model, weights = load_trained(checkpoint, cfg_file, opts)
+    cfg, model, trained = load_trained(checkpoint, cfg_file, opts)
     for backend in config_decoders(cfg):
         import_backend(backend)  # fail once, before any video, when a decoder is missing
-    names = resolve_class_names(cfg, weights.class_names)
+    names = resolve_class_names(cfg, trained.class_names)
     target = torch.device(device) if device else default_device(cfg)
     if target.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {device or 'cuda'}: CUDA is not available (use --device cpu)")

@@ -1,7 +1,10 @@
-"""Initialise a model from weights on disk: timm/DeiT ViT, official ResFormer image classification,
-TimeSformer, or our own checkpoints. Nothing is downloaded.
+"""Convert weights to the model's layout and load them: timm/DeiT ViT, official ResFormer image
+classification, TimeSformer (PySlowFast's save layout), or our own checkpoints. Nothing is downloaded.
 
-Conversions (:func:`checkpoint_filter_fn`):
+Files are read, and said what they are, by :mod:`resformer_video.utils.weights` (the one reader);
+this module converts their state dict and loads it.
+
+Conversions (:func:`checkpoint_filter_fn`, timm's ``pretrained_filter_fn`` signature):
 - wrappers ``model_state`` / ``model`` / ``state_dict`` and ``module.`` / ``model.`` prefixes are removed;
 - ResFormer's GPE conv ``pos_embed.embed_layer`` becomes ``gpe.proj`` and its LPE conv
   ``blocks.N.attn.get_v`` becomes ``blocks.N.attn.lpe``;
@@ -18,8 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import pickle
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional
@@ -27,15 +28,17 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import torch
 from torch import nn
 
+from resformer_video.errors import CheckpointError
 from resformer_video.models.pos_embed import resize_pos_embed, resize_time_embed
-from resformer_video.errors import CheckpointError  # noqa: F401  (re-exported)
+from resformer_video.utils import weights
+# Reading and identifying, re-exported here for their old import path.
+from resformer_video.utils.weights import (extract_state_dict, is_own_checkpoint,  # noqa: F401
+                                           own_config_text, read_checkpoint, strip_prefixes)
 
 logger = logging.getLogger(__name__)
 
 StateDict = Dict[str, torch.Tensor]
 
-WRAPPER_KEYS = ("model_state", "model", "state_dict")
-STRIP_PREFIXES = ("module.", "model.", "_orig_mod.")  # DDP, TimeSformer's wrapper, torch.compile
 RESFORMER_RENAMES = ((re.compile(r"^pos_embed\.embed_layer\."), "gpe.proj."),
                      (re.compile(r"^(blocks\.\d+)\.attn\.get_v\."), r"\1.attn.lpe."))
 TEMPORAL_COPIES = (("attn.qkv.", "temporal_attn.qkv."), ("attn.proj.", "temporal_attn.proj."),
@@ -45,12 +48,14 @@ HEAD_KEYS = ("head.weight", "head.bias")
 
 @dataclass
 class LoadReport:
-    """What :func:`load_pretrained` did: keys the model kept at initialisation (``missing_keys``),
-    checkpoint keys the model has no place for (``unexpected_keys``), checkpoint keys dropped on
-    purpose (``dropped_keys``, e.g. a head of another class count), conversions (``notes``) and the
-    number of model tensors loaded from the file (``matched``)."""
+    """What :func:`load_pretrained` did: what the file held (``kind``, from
+    :func:`~resformer_video.utils.weights.checkpoint_kind`), keys the model kept at initialisation
+    (``missing_keys``), checkpoint keys the model has no place for (``unexpected_keys``), checkpoint
+    keys dropped on purpose (``dropped_keys``, e.g. a head of another class count), conversions
+    (``notes``) and the number of model tensors loaded from the file (``matched``)."""
 
     path: str
+    kind: str = weights.UNKNOWN
     matched: int = 0
     missing_keys: List[str] = field(default_factory=list)
     unexpected_keys: List[str] = field(default_factory=list)
@@ -58,7 +63,7 @@ class LoadReport:
     notes: List[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"loaded weights from {self.path}"]
+        lines = [f"loaded weights from {self.path} ({weights.KIND_NAMES[self.kind]})"]
         lines += [f"  {note}" for note in self.notes]
         for name, keys in (("missing (kept at initialisation)", self.missing_keys),
                            ("unexpected (ignored)", self.unexpected_keys),
@@ -75,88 +80,6 @@ def summarize_keys(keys: Iterable[str]) -> List[str]:
         pattern = re.sub(r"^blocks\.\d+\.", "blocks.*.", key)
         counts[pattern] = counts.get(pattern, 0) + 1
     return [f"{key} (x{n})" if n > 1 else key for key, n in counts.items()]
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading
-# ----------------------------------------------------------------------------------------------
-class _Placeholder(dict):
-    """Stands in for a non-tensor object stored in a checkpoint (e.g. TimeSformer's config node)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__()
-
-    def __setstate__(self, state: Any) -> None:
-        self.__dict__["pickled_state"] = state
-
-
-def read_checkpoint(path: str) -> Any:
-    """``torch.load`` with ``weights_only=True`` (``.safetensors`` files: safetensors). Objects of
-    other classes (e.g. a config node in a TimeSformer checkpoint) are loaded as inert placeholders
-    instead of running their code.
-
-    Raises:
-        CheckpointError: missing file or unreadable content (message starts with the path).
-    """
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    if path.endswith(".safetensors"):
-        return _read_safetensors(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first_error = err
-    except Exception as err:  # truncated zip, garbage bytes, ...
-        raise CheckpointError(f"{path}: cannot read checkpoint ({_first_line(err)})") from None
-    try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        with torch.serialization.safe_globals([(_Placeholder, name) for name in unsafe]):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        raise CheckpointError(f"{path}: cannot read checkpoint ({_first_line(first_error)})") from None
-    logger.info("%s: loaded with placeholders for %s", path, ", ".join(unsafe))
-    return obj
-
-
-def _read_safetensors(path: str) -> StateDict:
-    from safetensors import SafetensorError  # timm's dependency
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(path, device="cpu")
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot read checkpoint ({_first_line(err)})") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def extract_state_dict(obj: Any) -> StateDict:
-    """The tensor state dict inside a checkpoint object (wrappers and prefixes removed)."""
-    while isinstance(obj, Mapping):
-        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
-            break
-        obj = inner
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"no state dict found (got {type(obj).__name__})")
-    bad = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
-    if bad is not None:
-        raise CheckpointError(f"{bad}: not a tensor ({type(obj[bad]).__name__}); no state dict found "
-                              f"(top-level keys: {', '.join(list(map(str, obj))[:8])})")
-    return strip_prefixes(dict(obj))
-
-
-def strip_prefixes(state_dict: StateDict) -> StateDict:
-    """Remove ``module.`` (DDP) and ``model.`` (TimeSformer wrapper) prefixes, repeatedly."""
-    out = {}
-    for key, value in state_dict.items():
-        while key.startswith(STRIP_PREFIXES):
-            key = key.split(".", 1)[1]
-        out[key] = value
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,7 +200,8 @@ def _check_shapes(state_dict: StateDict, target: StateDict) -> None:
 # ----------------------------------------------------------------------------------------------
 def load_pretrained(model: nn.Module, path: str, obj: Any = None) -> LoadReport:
     """Initialise ``model`` from the weights in ``path`` (converted by :func:`checkpoint_filter_fn`).
-    ``obj``: the file's content when already read by :func:`read_checkpoint`.
+    ``obj``: the file's content when already read by the one reader
+    (:func:`resformer_video.utils.weights.read_checkpoint`).
 
     Returns the :class:`LoadReport`, which is also logged.
 
@@ -285,8 +209,8 @@ def load_pretrained(model: nn.Module, path: str, obj: Any = None) -> LoadReport:
         CheckpointError: unreadable file or incompatible weights; the message starts with ``path``
             and names the first offending key.
     """
-    obj = read_checkpoint(path) if obj is None else obj
-    report = LoadReport(path)
+    obj = weights.read_checkpoint(path) if obj is None else obj
+    report = LoadReport(path, kind=weights.checkpoint_kind(obj))
     try:
         state_dict = checkpoint_filter_fn(extract_state_dict(obj), model, report.notes, report.dropped_keys)
     except CheckpointError as err:
@@ -299,50 +223,43 @@ def load_pretrained(model: nn.Module, path: str, obj: Any = None) -> LoadReport:
 
 
 # ----------------------------------------------------------------------------------------------
-# Trained weights (test and predict): our training checkpoints or any converted layout
+# Trained weights (test, predict, export, extract_features): ours strictly, any other layout converted
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class TrainedWeights:
-    """What :func:`load_trained_weights` loaded: ``own`` for a resformer-video training checkpoint
-    (loaded strictly; ``cfg_text`` and ``class_names`` come from it), else the converter's ``report``."""
+    """What :func:`load_trained_weights` loaded: the file's ``kind``
+    (:func:`~resformer_video.utils.weights.checkpoint_kind`); ``own`` for a resformer-video training
+    checkpoint (loaded strictly; ``cfg_text`` and ``class_names`` come from it), else the
+    converter's ``report``."""
 
     path: str
-    own: bool
+    kind: str
     cfg_text: str = ""
     class_names: Optional[List[str]] = None
     report: Optional[LoadReport] = None
 
-
-def is_own_checkpoint(obj: Any) -> bool:
-    """True for a resformer-video training checkpoint: ``model_state`` and ``epoch`` with the model's
-    own key names. TimeSformer's save layout has the same two entries but ``model.``-prefixed keys."""
-    state = obj.get("model_state") if isinstance(obj, Mapping) else None
-    return (isinstance(state, Mapping) and "epoch" in obj
-            and not any(str(key).startswith(STRIP_PREFIXES) for key in state))
-
-
-def own_config_text(obj: Any) -> str:
-    """The YAML config saved in one of our training checkpoints ("" for any other file)."""
-    text = obj.get("cfg") if is_own_checkpoint(obj) else None
-    return text if isinstance(text, str) else ""
+    @property
+    def own(self) -> bool:
+        return self.kind == weights.OWN
 
 
 def load_trained_weights(model: nn.Module, path: str, obj: Any = None) -> TrainedWeights:
     """Load trained weights into ``model``: our training checkpoint strictly, any layout that
     :func:`load_pretrained` converts (timm/DeiT ViT, official ResFormer, TimeSformer's save
-    layout) through the converter, warning when model weights stay at initialisation.
+    layout) through the converter, warning when model weights stay at initialisation. ``obj``: the
+    file's content when already read.
 
     Raises:
         CheckpointError: unreadable file, or weights that do not fit ``model`` (message starts with
             ``path``).
     """
-    obj = read_checkpoint(path) if obj is None else obj
-    if not is_own_checkpoint(obj):
+    obj = weights.read_checkpoint(path) if obj is None else obj
+    if not weights.is_own_checkpoint(obj):
         report = load_pretrained(model, path, obj)
         if report.missing_keys:
             logger.warning("%s: %d model weights are not in the file and stay at initialisation: %s",
                            path, len(report.missing_keys), ", ".join(summarize_keys(report.missing_keys)))
-        return TrainedWeights(path, own=False, report=report)
+        return TrainedWeights(path, report.kind, report=report)
     try:
         model.load_state_dict(obj["model_state"])
     except RuntimeError as err:  # "Error(s) in loading state_dict ...:" then one line per problem
@@ -350,5 +267,5 @@ def load_trained_weights(model: nn.Module, path: str, obj: Any = None) -> Traine
         detail = lines[1] if len(lines) > 1 else (lines[0] if lines else "")
         raise CheckpointError(f"{path}: weights do not match the model: {detail[:300]}") from None
     names = obj.get("class_names")
-    return TrainedWeights(path, own=True, cfg_text=own_config_text(obj),
+    return TrainedWeights(path, weights.OWN, cfg_text=weights.own_config_text(obj),
                           class_names=list(names) if names else None)

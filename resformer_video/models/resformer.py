@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from resformer_video.models.attention import Attention, EfficientAttention, Grid
+from resformer_video.models.checkpoint_filter import load_pretrained as load_weights_file
 from resformer_video.models.pos_embed import (GlobalPosEmbed, resize_pos_embed, resize_time_embed,
                                               sincos_1d_embed)
 
@@ -279,6 +280,14 @@ class VideoResFormer(nn.Module):
         if prune_head:
             self.reset_classifier(0)
         return take
+
+    @torch.jit.ignore
+    def load_pretrained(self, checkpoint_path: str) -> None:
+        """Load a local weights file of any layout ``MODEL.PRETRAINED`` takes, read by the one
+        reader and converted (:func:`~resformer_video.models.checkpoint_filter.load_pretrained`).
+        timm calls it for ``pretrained_cfg_overlay=dict(file=PATH)`` (``custom_load``, set by
+        :mod:`resformer_video.models.timm_registry`), as it calls timm's ViT's for ``.npz`` files."""
+        load_weights_file(self, checkpoint_path)
 
     # ------------------------------------------------------------------------------------------
     # Forward

@@ -6,22 +6,25 @@ global + local positional embeddings, divided space-time, 8 frames) and
 time tables), so ``timm.create_model(name, ...)`` and ``timm.list_models("*resformer*")`` work. No
 weights are downloaded: pass a local file with ``pretrained=True,
 pretrained_cfg_overlay=dict(file=PATH)``; any layout ``MODEL.PRETRAINED`` takes (timm/DeiT ViT,
-official ResFormer, TimeSformer, ours) goes through :func:`timm_checkpoint_filter`. Keyword
-arguments override the architecture's (e.g. ``num_classes``, ``depth``, ``num_frames``).
+official ResFormer, TimeSformer, ours) is read by the package's one reader and converted, as
+``MODEL.PRETRAINED`` is (timm's ``custom_load``: the model's ``load_pretrained``). A state dict
+given as ``pretrained_cfg_overlay=dict(state_dict=...)`` goes through :func:`timm_checkpoint_filter`.
+Keyword arguments override the architecture's (e.g. ``num_classes``, ``depth``, ``num_frames``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
 from resformer_video.models.archs import ARCHS, TIMM_SIZES
-from resformer_video.models.checkpoint_filter import checkpoint_filter_fn, extract_state_dict
+from resformer_video.models.checkpoint_filter import checkpoint_filter_fn
 from resformer_video.models.resformer import VideoResFormer
+from resformer_video.utils.weights import extract_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +54,26 @@ default_cfgs = generate_default_cfgs({name: _pretrained_cfg() for name in TIMM_A
 
 
 def timm_checkpoint_filter(state_dict: Mapping[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
-    """timm's ``pretrained_filter_fn``: unwrap (``model_state`` etc.) and convert any layout that
-    ``MODEL.PRETRAINED`` takes to ``model``'s keys (:func:`checkpoint_filter_fn`), logging what changed."""
+    """timm's ``pretrained_filter_fn``, for a state dict given in memory
+    (``pretrained_cfg_overlay=dict(state_dict=...)``): unwrap (``model_state`` etc.) and convert any
+    layout that ``MODEL.PRETRAINED`` takes to ``model``'s keys (:func:`checkpoint_filter_fn`),
+    logging what changed. Files do not come here: see :func:`local_file_overlay`."""
     notes: list = []
     dropped: list = []
     out = checkpoint_filter_fn(extract_state_dict(dict(state_dict)), model, notes, dropped)
     for note in notes:
         logger.info("%s", note)
     return out
+
+
+def local_file_overlay(overlay: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """``pretrained_cfg_overlay`` with ``custom_load`` on when it names a ``file``, so that timm hands
+    the path to :meth:`VideoResFormer.load_pretrained` (the package's one reader) instead of reading
+    it with its own."""
+    overlay = dict(overlay or {})
+    if overlay.get("file"):
+        overlay["custom_load"] = True
+    return overlay
 
 
 def create_video_resformer(variant: str, pretrained: bool = False, **kwargs: Any) -> VideoResFormer:
@@ -71,6 +86,7 @@ def create_video_resformer(variant: str, pretrained: bool = False, **kwargs: Any
     last one dropped, and ``feature_info`` describing them.
     """
     model_args = dict(TIMM_ARCHS[variant], **kwargs)
+    model_args["pretrained_cfg_overlay"] = local_file_overlay(model_args.get("pretrained_cfg_overlay"))
     out_indices = model_args.pop("out_indices", 3)
     return build_model_with_cfg(VideoResFormer, variant, pretrained,
                                 pretrained_filter_fn=timm_checkpoint_filter, pretrained_strict=False,

@@ -1,10 +1,12 @@
-"""Training checkpoints: atomic writes, loading, RNG states and finding the latest valid one.
+"""Training checkpoints: atomic writes, RNG states, resuming and finding the latest valid one.
+Files are read by the one weights reader (:mod:`resformer_video.utils.weights`;
+:func:`load_checkpoint_file` is its :func:`~resformer_video.utils.weights.read_training_checkpoint`).
 
 A checkpoint ``OUTPUT_DIR/checkpoints/checkpoint_epoch_00005.pyth`` (written after 5 finished
 epochs) is a dict with ``model_state`` (the unwrapped model: no ``module.`` or ``_orig_mod.``
 prefix), ``optimizer_state``, ``scaler_state``, ``schedule``, ``epoch`` (finished epochs),
 ``cfg`` (YAML text), ``class_names`` and ``rng_states`` (one per rank). It holds only tensors and
-plain Python values, so it loads with ``torch.load(..., weights_only=True)``.
+plain Python values, so it is read with ``weights_only=True`` (no pickled code runs).
 
 ``OUTPUT_DIR/checkpoints/best.pyth`` is the model of the epoch with the best validation top-1 so
 far (no optimiser state; ``val`` holds that epoch's validation metrics); it is not a resume point.
@@ -29,13 +31,13 @@ from torch import nn
 
 from resformer_video.utils import distributed
 from resformer_video.utils.atomic import TEMP_SUFFIX, is_temp_file, write_error
+from resformer_video.utils.weights import read_training_checkpoint as load_checkpoint_file
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint_epoch_(\d{5})\.pyth$")
 MID_EPOCH_PATTERN = re.compile(r"^checkpoint_epoch_(\d{5})_iter_(\d{6})\.pyth$")
-REQUIRED_KEYS = ("model_state", "epoch")
 BEST_CHECKPOINT = "best.pyth"
 
 
@@ -176,19 +178,6 @@ def save_checkpoint(path: str, model: nn.Module, epoch: int,
         **(extra or {}),
     }
     atomic_torch_save(state, path)
-
-
-def load_checkpoint_file(path: str) -> Dict[str, Any]:
-    """Load a checkpoint dict on the CPU; raise ValueError naming ``path`` when it is damaged."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, bad pickle, I/O error: all mean "damaged"
-        raise ValueError(f"{path}: damaged or unreadable checkpoint ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''})") from err
-    missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
-    if missing:
-        raise ValueError(f"{path}: not a resformer-video training checkpoint (missing {missing})")
-    return state
 
 
 def list_checkpoints(output_dir: str) -> List[Tuple[int, str]]:
