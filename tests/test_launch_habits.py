@@ -185,3 +185,22 @@ def test_a_user_error_in_a_spawned_process_is_one_line(monkeypatch, capfd):
 
 def test_multi_node_error_is_a_config_error():
     assert issubclass(MultiNodeError, ConfigError)
+
+
+def test_spawning_leaves_this_process_s_signal_handlers_as_they_were():
+    """torch's elastic agent installs SIGTERM/SIGINT handlers for a launch; spawn_local puts ours back,
+    so a later SIGTERM in this process (e.g. a run's graceful stop) is not torch's."""
+    import signal
+
+    from resformer_video.utils import distributed
+
+    def sentinel(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGTERM, sentinel)
+    try:
+        with distributed._signal_handlers_restored():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what the agent does, in effect
+        assert signal.getsignal(signal.SIGTERM) is sentinel
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -24,6 +24,7 @@ from resformer_video.datasets.lists import load_split
 from resformer_video.datasets.prepare_kinetics import (PrepareError, ResizeSettings, output_size,
                                                        read_annotations, reencode_video)
 from resformer_video.datasets.synthetic import write_mp4
+from resformer_video.utils.atomic import is_temp_file
 
 PREPARE_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "prepare_kinetics.py"))["main"]
 # Labels in the standard Kinetics-400 order (the shipped class-names file, 0-based).
@@ -189,7 +190,7 @@ def test_resize_reencodes_keeping_timing(release, tmp_path, capsys):
     # the missing output re-encoded to the same bytes as before
     first = _hashes(videos)
     (videos / "train" / "-bb_000000_000010.mp4").unlink()
-    (videos / "train" / "-bb_000000_000010.mp4.tmp.999999").write_bytes(b"partial")
+    (videos / "train" / ".-bb_000000_000010.tmp.999999.mp4").write_bytes(b"partial")
     kept = videos / "train" / "aaa_000010_000020.mp4"
     os.utime(kept, (1, 1))
     assert _run(release, out, *resize) == 0
@@ -251,15 +252,15 @@ def test_resize_killed_half_way_then_resumed(tmp_path):
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     folder, deadline = out / "videos" / "train", time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        done = list(folder.glob("*.mp4")) if folder.is_dir() else []
-        if done and list(folder.glob("*.tmp.*")):
+        done = [p for p in folder.glob("*.mp4") if not is_temp_file(p.name)] if folder.is_dir() else []
+        if done and list(folder.glob(".*.tmp.*")):
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.005)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed half-way"
-    finished = sorted(p.name for p in folder.glob("*.mp4"))
-    assert 1 <= len(finished) < len(names) and list(folder.glob("*.tmp.*"))
+    finished = sorted(p.name for p in folder.glob("*.mp4") if not is_temp_file(p.name))
+    assert 1 <= len(finished) < len(names) and list(folder.glob(".*.tmp.*"))
     kept = {name: (folder / name).stat().st_mtime_ns for name in finished}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -28,7 +28,6 @@ A video that cannot be read is reported and left out; it never stops the run.
 from __future__ import annotations
 
 import csv
-import glob
 import logging
 import os
 import sys
@@ -41,7 +40,7 @@ from resformer_video.datasets.check import check_videos, map_in_workers
 from resformer_video.datasets.decoders import DEFAULT_DECODERS, VideoDecodeError, decoder_chain, open_video
 from resformer_video.datasets.encoding import VideoWriter, x264_options
 from resformer_video.datasets.lists import SPLITS, VIDEO_EXTENSIONS, kinetics400_class_names
-from resformer_video.utils.atomic import atomic_write
+from resformer_video.utils.atomic import atomic_write, temporary_files_of
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +201,8 @@ def output_size(height: int, width: int, short_side: int) -> Tuple[int, int]:
 
 
 def _remove_leftovers(path: str) -> None:
-    """Delete temporary files a killed run left for ``path`` (``utils.atomic``'s ``PATH.tmp.PID``)."""
-    for leftover in glob.glob(glob.escape(path) + ".tmp.*"):
+    """Delete temporary files a killed run left for ``path`` (``utils.atomic``'s ``.NAME.tmp.PID.mp4``)."""
+    for leftover in temporary_files_of(path):
         os.remove(leftover)
 
 

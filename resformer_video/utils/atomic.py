@@ -5,11 +5,12 @@ utils/checkpoint.py, which also fsyncs.)"""
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import re
 import tempfile
-from typing import Any, Callable
+from typing import Any, Callable, List
 
 # The temporary files of these writers: ``.NAME.tmp.PID.EXT`` (atomic_write) and ``.NAME.tmp.PID``
 # (checkpoints); a process killed while writing leaves one behind.
@@ -24,6 +25,15 @@ def temporary_path(path: str) -> str:
     folder, name = os.path.split(path)
     stem, ext = os.path.splitext(name)
     return os.path.join(folder, f".{stem}{TEMP_SUFFIX}{os.getpid()}{ext}")
+
+
+def temporary_files_of(path: str) -> List[str]:
+    """Temporary files that writers killed while writing ``path`` left behind (:func:`temporary_path`'s
+    names for any process id), sorted."""
+    folder, name = os.path.split(path)
+    stem, ext = os.path.splitext(name)
+    pattern = os.path.join(glob.escape(folder), f".{glob.escape(stem)}{TEMP_SUFFIX}*{glob.escape(ext)}")
+    return sorted(p for p in glob.glob(pattern) if is_temp_file(os.path.basename(p)))
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:

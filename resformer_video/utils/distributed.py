@@ -11,11 +11,13 @@ runs (:func:`spawn_local`: same environment, signal forwarding and failure handl
 from __future__ import annotations
 
 import logging
+import contextlib
 import os
+import signal
 import sys
 import uuid
 from datetime import timedelta
-from typing import Any, Callable, List, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Iterator, List, Optional, Tuple, Type, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -175,14 +177,28 @@ def spawn_local(cfg: CfgNode, fn: Callable[[CfgNode], T], nprocs: int,
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
                           start_method="spawn")
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun does for several processes
-    try:
-        results = elastic_launch(config, _run_spawned)(cfg.dump(), fn, user_errors)
-    except ChildFailedError as err:
-        codes = [failure.exitcode for failure in err.failures.values()]
-        code = USER_ERROR_EXIT if USER_ERROR_EXIT in codes else codes[0]
-        raise SpawnedProcessError(code, f"{len(codes)} of {nprocs} processes failed "
-                                        f"(exit codes {sorted(set(codes))})") from None
+    with _signal_handlers_restored():  # the agent installs its own and leaves them behind
+        try:
+            results = elastic_launch(config, _run_spawned)(cfg.dump(), fn, user_errors)
+        except ChildFailedError as err:
+            codes = [failure.exitcode for failure in err.failures.values()]
+            code = USER_ERROR_EXIT if USER_ERROR_EXIT in codes else codes[0]
+            raise SpawnedProcessError(code, f"{len(codes)} of {nprocs} processes failed "
+                                            f"(exit codes {sorted(set(codes))})") from None
     return results[0]
+
+
+@contextlib.contextmanager
+def _signal_handlers_restored() -> Iterator[None]:
+    """Put back this process's SIGTERM / SIGINT / SIGHUP / SIGQUIT handlers on leaving (torch's
+    elastic agent replaces them with its own for the launch and does not restore them)."""
+    names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
+    saved = {sig: signal.getsignal(sig) for sig in (getattr(signal, n) for n in names if hasattr(signal, n))}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _run_spawned(cfg_text: str, fn: Callable[[CfgNode], T],
