@@ -240,6 +240,8 @@ def test_demo_prints_the_study_range_and_whether_the_run_falls_inside():
     assert reference["variants"]["timesformer"]["32"] == {"mean": 90.0, "std": 2.0, "n": 10}
     inside = side_by_side(_demo_study([(91.0, 99.5), (88.0, 100.0)]), reference)
     assert "this run: 4 of 4 cells inside" in inside and "10 runs per model (5 seeds x 2 generated" in inside
+    recorded["runs"] = [{"variant": "timesformer", "seed": s, "data_seed": d} for d, s in ((0, 0), (0, 1), (1, 0))]
+    assert reference_from_study(recorded)["runs"] == "seeds 0,1 of dataset 0; seeds 0 of dataset 1"
     assert "90.0 [ 85.3" in inside  # 90 - 2.262 * 2 * sqrt(1.1) = 85.26
     outside = side_by_side(_demo_study([(70.0, 99.5), (88.0, 100.0)]), reference)
     assert "this run: 3 of 4 cells inside; OUTSIDE the study's range at 1 cell(s)" in outside

@@ -35,8 +35,20 @@ def reference_from_study(study: Dict[str, Any]) -> Dict[str, Any]:
     lead = study.get("leads", {}).get(VARIANTS[1], {})
     return {"command": study.get("command", ""), "precision": study.get("precision"),
             "cpu_class": study.get("machine", {}).get("cpu_class"), "seeds": study["seeds"],
-            "data_seeds": study.get("data_seeds"), "variants": variants,
+            "data_seeds": study.get("data_seeds"), "runs": _runs_text(study.get("runs", [])),
+            "variants": variants,
             "lead": {size: {"mean": s["mean"], "ci95": s["ci95"]} for size, s in lead.items()}}
+
+
+def _runs_text(rows: List[Dict[str, Any]]) -> str:
+    """Which runs the recorded numbers pool, e.g. ``seeds 0-4 of dataset 0, seeds 0-1 of dataset 1``."""
+    by_data: Dict[Any, List[int]] = {}
+    for row in rows:
+        if row["variant"] == VARIANTS[0]:
+            by_data.setdefault(row.get("data_seed"), []).append(row["seed"])
+    parts = [f"seeds {','.join(map(str, sorted(seeds)))}" + ("" if data is None else f" of dataset {data}")
+             for data, seeds in sorted(by_data.items(), key=lambda item: -1 if item[0] is None else item[0])]
+    return "; ".join(parts)
 
 
 def load_reference(path: str = REFERENCE_FILE) -> Optional[Dict[str, Any]]:
@@ -91,9 +103,9 @@ def _verdict_lines(reference: Optional[Dict[str, Any]], verdicts: List[bool]) ->
     inside = sum(verdicts)
     verdict = ("inside the study's range everywhere" if inside == len(verdicts) else
                f"OUTSIDE the study's range at {len(verdicts) - inside} cell(s) (marked !)")
-    return [f"study: {runs} runs per model ({len(reference['seeds'])} seeds x "
-            f"{len(reference.get('data_seeds') or [0])} generated datasets; {where}); its 95 % range is "
-            "where one run should fall",
+    pooled = reference.get("runs") or (f"{len(reference['seeds'])} seeds x "
+                                       f"{len(reference.get('data_seeds') or [0])} generated datasets")
+    return [f"study: {runs} runs per model ({pooled}; {where}); its 95 % range is where one run should fall",
             f"this run: {inside} of {len(verdicts)} cells inside; {verdict}"]
 
 
