@@ -78,7 +78,7 @@ def leads(rows: List[Dict[str, Any]], variants: List[str], sizes: Sequence[int],
 def factors(rows: List[Dict[str, Any]], variants: List[str], sizes: Sequence[int]) -> Dict[str, Any]:
     """What moves each variant's top-1 at each size: ``{variant: {"<size>": {"by_dataset": {data_seed:
     mean over seeds}, "dataset_range": max - min of those means, "seed_std": the mean over datasets
-    of the std over seeds}}}`` (datasets with one run add no seed spread)."""
+    of the std over seeds}}}`` (datasets with one run add no seed spread; one dataset: no range, None)."""
     out: Dict[str, Any] = {}
     for name in variants:
         runs = [row for row in rows if row["variant"] == name]
@@ -90,7 +90,7 @@ def factors(rows: List[Dict[str, Any]], variants: List[str], sizes: Sequence[int
             means = {str(d): mean_std(v)["mean"] for d, v in by_data.items()}
             stds = [mean_std(v)["std"] for v in by_data.values() if len(v) > 1]
             per_size[str(size)] = {"by_dataset": means,
-                                   "dataset_range": max(means.values()) - min(means.values()),
+                                   "dataset_range": max(means.values()) - min(means.values()) if len(means) > 1 else None,
                                    "seed_std": sum(stds) / len(stds) if stds else 0.0}
         out[name] = per_size
     return out
@@ -138,8 +138,26 @@ def _factor_lines(study: Dict[str, Any], sizes: List[str]) -> List[str]:
              "std over training seeds within a dataset (seed):", "",
              "| Model | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
     for name, per_size in study["factors"].items():
-        lines.append(f"| {name} | " + " | ".join(
-            f"data {per_size[s]['dataset_range']:.1f} / seed {per_size[s]['seed_std']:.1f}" for s in sizes) + " |")
+        lines.append(f"| {name} | " + " | ".join(_factor_cell(per_size[s]) for s in sizes) + " |")
+    return lines
+
+
+def _factor_cell(stats: Dict[str, Any]) -> str:
+    data = "-" if stats["dataset_range"] is None else f"{stats['dataset_range']:.1f}"
+    return f"data {data} / seed {stats['seed_std']:.1f}"
+
+
+def _pooled_runs(study: Dict[str, Any]) -> List[str]:
+    """Per model, the runs its row pools: ``timesformer: seeds 0,1,2 of dataset 0; seeds 0 of dataset 1``."""
+    lines = []
+    for name in study["variants"]:
+        by_data: Dict[Any, List[int]] = {}
+        for row in study.get("runs", []):
+            if row["variant"] == name:
+                by_data.setdefault(row.get("data_seed"), []).append(row["seed"])
+        parts = [f"seeds {','.join(map(str, sorted(seeds)))}" + ("" if data is None else f" of dataset {data}")
+                 for data, seeds in sorted(by_data.items(), key=lambda item: -1 if item[0] is None else item[0])]
+        lines.append(f"- {name}: " + "; ".join(parts))
     return lines
 
 
@@ -153,13 +171,14 @@ def study_table(study: Dict[str, Any]) -> str:
     header = "| Model | Train res. | runs | " + " | ".join(sizes) + " |"
     rule = "|---|---|---|" + "---|" * len(sizes)
     lines = [f"Video-level top-1 (%) on the {study['num_test_videos']} held-out test videos "
-             f"({study['views']}), mean ± sample std over {_runs_text(study)}; "
+             f"({study['views']}), mean ± sample std over each model's runs (asked: {_runs_text(study)}); "
              f"chance {study['chance']:.1f} %; {study.get('precision', 'fp32')} on a "
              f"{machine.get('cpu_class', 'unknown')} CPU ({machine.get('cpu', '?')}).", "", header, rule]
     for name, entry in variants.items():
         trained = "/".join(str(s) for s in entry["train_sizes"])
         runs = next(iter(entry["test"].values()))["runs"]
         lines.append(f"| {name} | {trained} | {runs} | " + " | ".join(_cell(entry["test"][s]) for s in sizes) + " |")
+    lines += ["", "Runs pooled per model (training seed x generated dataset):", ""] + _pooled_runs(study)
     lines += _lead_lines(study, sizes) + _factor_lines(study, sizes)
     lines += ["", f"GFLOPs per clip ({study['frames']} frames; multiply-adds, fvcore's convention, "
               "attention included), and training cost (forward GFLOPs per clip summed over the "
