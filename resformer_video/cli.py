@@ -24,7 +24,6 @@ ENTRY_POINTS: Dict[str, str] = {
     "resformer-export": "export",
     "resformer-check-videos": "check_videos",
     "resformer-model-info": "model_info",
-    "resformer-benchmark": "benchmark",
     "resformer-make-synthetic": "make_synthetic_dataset",
     "resformer-extract-features": "extract_features",
     "resformer-prepare-kinetics": "prepare_kinetics",

@@ -18,7 +18,7 @@ NO_PRETRAINED = "none"  # MODEL.PRETRAINED value: train from scratch on purpose
 
 def shared_model_kwargs(cfg: CfgNode) -> Dict[str, Any]:
     """Constructor arguments that :class:`VideoResFormer` and TimeSformer's model
-    (:class:`~resformer_video.benchmark.timesformer_reference.TimeSformerReference`) share."""
+    (:class:`~benchmarks.harness.timesformer_reference.TimeSformerReference`) share."""
     if cfg.MODEL.ARCH not in ARCH_SPECS:
         raise ValueError(f"MODEL.ARCH: must be one of {list(ARCH_SPECS)}, got {cfg.MODEL.ARCH!r}")
     width, heads, depth = ARCH_SPECS[cfg.MODEL.ARCH]
