@@ -13,16 +13,11 @@ absolute difference is above ``--tolerance``.
 """
 
 import argparse
-import os
 import sys
 from typing import Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from resformer_video.inference.export import (DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS,  # noqa: E402
-                                              default_export_path, export_model, verify_export)
-from resformer_video.engine.runner import error_line  # noqa: E402
-from resformer_video.inference.predictor import load_trained  # noqa: E402
+from resformer_video.inference.commands import export_command
+from resformer_video.inference.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -47,45 +42,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="ONNX: keep height and width dynamic (any multiple of the patch size)")
     parser.add_argument("--set", dest="opts", nargs=2, action="append", default=[],
                         metavar=("KEY", "VALUE"), help="config override, repeatable")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.opts = [item for pair in args.opts for item in pair]
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        cfg, model, _ = load_trained(args.checkpoint, args.cfg_file,
-                                     [item for pair in args.opts for item in pair])
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    frames = args.frames or cfg.DATA.NUM_FRAMES
-    size = args.resolution or cfg.DATA.TEST_CROP_SIZE
-    if size % cfg.MODEL.PATCH_SIZE or frames < 1:
-        print(f"error: --resolution {size} must be a multiple of MODEL.PATCH_SIZE "
-              f"{cfg.MODEL.PATCH_SIZE} and --frames {frames} >= 1", file=sys.stderr)
-        return 2
-    path = args.output or default_export_path(cfg.OUTPUT_DIR, cfg.MODEL.ARCH, args.format, frames, size)
-    patch = cfg.MODEL.PATCH_SIZE
-    try:
-        result = export_model(model, args.format, frames, size, path, args.opset,
-                              args.dynamic_resolution, patch)
-    except (ValueError, OSError) as err:  # OSError: the output folder cannot be written
-        print(f"error: {error_line(err)}", file=sys.stderr)
-        return 2
-    spatial = "H, W" if result.dynamic_resolution else f"{size}, {size}"
-    print(f"wrote {result.path} ({result.exporter}, clips (B, 3, {frames}, {spatial}) -> "
-          f"logits (B, {cfg.MODEL.NUM_CLASSES}), dynamic batch: {result.dynamic_batch}, "
-          f"dynamic resolution: {result.dynamic_resolution})")
-    # When dynamic, also a non-square size away from the export one.
-    shapes = [(size, size)] + ([(size + 2 * patch, max(patch, size - 2 * patch))]
-                               if result.dynamic_resolution else [])
-    checks = [verify_export(model, result, frames, h, args.tolerance, args.verify_batch, width=w)
-              for h, w in shapes]
-    for check in checks:
-        print(f"max |exported - eager| = {check.max_abs_diff:.3g} on {check.batch} random clip(s) "
-              f"of {check.height}x{check.width} with {check.runtime} (tolerance {check.tolerance:g}): "
-              f"{'ok' if check.ok else 'FAILED'}")
-    return 0 if all(check.ok for check in checks) else 1
+    return export_command(parse_args(argv))
 
 
 if __name__ == "__main__":

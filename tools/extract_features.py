@@ -5,12 +5,8 @@ Example (flags, then the inputs, then KEY VALUE config overrides):
     python tools/extract_features.py --cfg configs/demo_synthetic.yaml --checkpoint ckpt.pyth \
         --out features/ --resolution 224 --layers 5,11 videos/ more.mp4 list.txt TEST.NUM_SPATIAL_CROPS 1
 
-Inputs are video files, folders (their video files, sorted, not recursive) and list files (one
-video per line, ``path`` or ``path label``; relative paths joined to --path-prefix). Writes
-``NAME_video.npy`` (L, D) and ``NAME_windows.npy`` (W, L, D) per video, ``index.csv`` and
-``features.json`` (see resformer_video/inference/features.py). Rerun with the same --out to
-resume: videos already written are skipped. An unreadable video gives one ``error: PATH: why``
-line on stderr and an ``error`` row in the index; the exit code is then 1 (2 on a bad argument).
+Writes ``NAME_video.npy`` (L, D), ``NAME_windows.npy`` (W, L, D), ``index.csv`` and ``features.json``
+(resformer_video/inference/features.py); rerun with the same --out to resume.
 """
 
 import argparse
@@ -19,14 +15,10 @@ import re
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from resformer_video.engine.runner import USER_ERRORS, error_line  # noqa: E402
-from resformer_video.inference.features import (FeatureExtractor, expand_inputs,  # noqa: E402
-                                                extract_to_folder)
-from resformer_video.inference.predictor import DEFAULT_WINDOW_S, build_predictor  # noqa: E402
-from resformer_video.utils.precision import PRECISIONS  # noqa: E402
-from resformer_video.utils.parser import CONFIG_HELP  # noqa: E402
+from resformer_video.inference.commands import extract_features_command
+from resformer_video.inference.predictor import DEFAULT_WINDOW_S
+from resformer_video.utils.parser import CONFIG_HELP
+from resformer_video.utils.precision import PRECISIONS
 
 CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
 
@@ -76,28 +68,7 @@ def split_overrides(items: Sequence[str]) -> Tuple[List[str], List[str]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    opts = list(args.opts)
-    if args.resolution is not None:
-        opts += ["DATA.TEST_CROP_SIZE", str(args.resolution)]
-    try:
-        videos = expand_inputs(args.inputs, args.path_prefix)
-        if not videos:
-            raise ValueError("no video files found in the given inputs")
-        predictor = build_predictor(args.checkpoint, args.cfg_file, opts, args.device, args.window,
-                                    args.stride, args.precision)
-        extractor = FeatureExtractor(predictor, args.layers, checkpoint=args.checkpoint)
-        print(f"extracting {', '.join(extractor.settings()['layers'])} features of {len(videos)} "
-              f"video(s) on {predictor.device} at {predictor.transform.size} px", file=sys.stderr)
-        summary = extract_to_folder(
-            extractor, videos, args.out,
-            on_error=lambda message: print(f"error: {message}", file=sys.stderr, flush=True))
-    except USER_ERRORS + (ValueError, OSError) as err:  # OSError: --out cannot be written
-        print(f"error: {error_line(err)}", file=sys.stderr)
-        return 2
-    print(f"{summary['written']} written, {summary['skipped']} already there (skipped), "
-          f"{len(summary['failed'])} unreadable; index: {os.path.join(args.out, 'index.csv')}")
-    return 1 if summary["failed"] else 0
+    return extract_features_command(parse_args(argv))
 
 
 if __name__ == "__main__":

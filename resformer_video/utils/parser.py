@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 # A config key as written on the command line: upper-case dotted, e.g. DATA.TEST_CROP_SIZE.
 CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)+$")
@@ -67,3 +67,22 @@ def split_overrides(items: Sequence[str]) -> Tuple[List[str], List[str]]:
         if CONFIG_KEY.match(item) and not os.path.exists(item):
             return list(items[:i]), list(items[i:])
     return list(items), []
+
+
+def comma_choices(choices: Sequence[str], what: str) -> Callable[[str], List[str]]:
+    """An argparse ``type``: a comma-separated list of at least one of ``choices`` (``what`` names
+    them in the error, e.g. ``splits``)."""
+    def parse(text: str) -> List[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items or any(item not in choices for item in items):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} from {list(choices)}, got {text!r}")
+        return items
+    return parse
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
