@@ -17,7 +17,7 @@ import sys
 from typing import Optional, Sequence
 
 from resformer_video.study.commands import demo_command
-from resformer_video.utils.parser import build_parser
+from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
 
 DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "configs", "demo_synthetic.yaml")
@@ -28,7 +28,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           "(CPU) and compare them at several test resolutions.")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--out", default="", help="demo folder (default: the config's OUTPUT_DIR)")
-    args = parser.parse_args(argv)
+    args = parse_flags_then_overrides(parser, argv)
     command = shlex.join(["python", "tools/demo.py"] + list(sys.argv[1:] if argv is None else argv))
     return demo_command(args, DEFAULT_CFG, command)
 

@@ -3,7 +3,7 @@
 
 Example:
     python tools/export.py --cfg configs/k400_resformer_b.yaml --checkpoint ckpt.pyth \
-        --format onnx --frames 8 --resolution 224 --output resformer_b.onnx
+        --format onnx --frames 8 --resolution 224 --output resformer_b.onnx [KEY VALUE ...]
 
 The exported graph maps clips ``(B, 3, T, S, S)`` (normalised pixels) to logits ``(B, K)``; with
 ``--dynamic-resolution`` (ONNX) clips of any height and width that are multiples of the patch size,
@@ -18,15 +18,15 @@ from typing import Optional, Sequence
 
 from resformer_video.inference.commands import export_command
 from resformer_video.inference.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
+from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = build_parser(__doc__.splitlines()[0], cfg_help="YAML config (default: the config saved in our "
+                          "checkpoint)", deprecated_set=True)
     parser.add_argument("--checkpoint", required=True,
                         help="weights: our training checkpoint (.pyth), or TimeSformer/timm/ResFormer "
                              "weights with --cfg")
-    parser.add_argument("--cfg", dest="cfg_file", default=None,
-                        help="YAML config (default: the config saved in our checkpoint)")
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--frames", type=int, default=None, help="frames T (default DATA.NUM_FRAMES)")
     parser.add_argument("--resolution", type=int, default=None,
@@ -40,11 +40,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
     parser.add_argument("--dynamic-resolution", action="store_true",
                         help="ONNX: keep height and width dynamic (any multiple of the patch size)")
-    parser.add_argument("--set", dest="opts", nargs=2, action="append", default=[],
-                        metavar=("KEY", "VALUE"), help="config override, repeatable")
-    args = parser.parse_args(argv)
-    args.opts = [item for pair in args.opts for item in pair]
-    return args
+    return parse_flags_then_overrides(parser, argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

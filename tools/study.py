@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 from resformer_video.study import parse_seeds, parse_variants
 from resformer_video.study.commands import study_command
-from resformer_video.utils.parser import build_parser
+from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write the report of the runs already finished (e.g. while "
                              "another invocation is still training the rest)")
-    args = parser.parse_args(argv)
+    args = parse_flags_then_overrides(parser, argv)
     try:
         variants, seeds = parse_variants(args.variants), parse_seeds(args.seeds)
         data_seeds = parse_seeds(args.data_seeds, "--data-seeds") if args.data_seeds else None

@@ -57,12 +57,12 @@ def write_out_video(predictor: VideoPredictor, pred: VideoPrediction, out_path: 
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    """``tools/predict.py``: the top-k classes of every video in ``args.videos`` (folders expanded),
+    """``tools/predict.py``: the top-k classes of every video in ``args.inputs`` (folders expanded),
     whole-video and per window, as text or (``--json``) one JSON list; ``--out-video`` also writes
     the one input video annotated. Exit code 0; 1 when a video could not be read (one ``error:
     PATH: why`` line each, the others still predicted) or the annotated video not written; 2 on a
     bad argument, config or checkpoint."""
-    videos = expand_folders(args.videos)
+    videos = expand_folders(args.inputs)
     if not videos:
         print("error: no video files found in the given folders", file=sys.stderr)
         return 2
