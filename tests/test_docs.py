@@ -40,6 +40,7 @@ FOREIGN_COLUMN = re.compile(r"TimeSformer|PySlowFast|SlowFast")
 # A command of ours: ``tools/X.py`` (installed) or ``benchmarks/X.py`` (developers'); group 1 without ".py".
 TOOL_COMMAND = re.compile(r"(?<![\w/.-])((?:tools|benchmarks)/\w+)\.py\b")
 FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
+OVERRIDE_KEY = re.compile(r"[A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)+")
 # The end of one command in a snippet: a shell separator, a comment or a table's cell border.
 COMMAND_END = re.compile(r"\s(?:&&|\|\||;|\|)\s|\s#|(?<!\\)\||\s\(")
 FILE_NAME = re.compile(r"(?<![\w/.<{-])([\w-]+\.(?:png|json|jsonl|csv|md|yaml|yml|txt|npy|pyth|py|ini|toml))\b")
@@ -265,6 +266,21 @@ def unknown_tool_flags(doc: str, text: str) -> List[str]:
     return problems
 
 
+def flags_after_overrides(doc: str, text: str) -> List[str]:
+    """Commands (in code) that give a ``--flag`` after a ``KEY VALUE`` override: every tool takes
+    its flags first and refuses that."""
+    problems = []
+    for number, snippet in prose_and_code(text)[1]:
+        for match in TOOL_COMMAND.finditer(snippet):
+            rest = COMMAND_END.split(snippet[match.end():], maxsplit=1)[0]
+            words = TOOL_COMMAND.split(rest, maxsplit=1)[0].split()
+            first_key = next((i for i, word in enumerate(words) if OVERRIDE_KEY.fullmatch(word)), len(words))
+            late = [word for word in words[first_key:] if FLAG.fullmatch(word)]
+            if late:
+                problems.append(f"{doc}:{number}: {match.group(1)}.py: {late[0]} after the KEY VALUE overrides")
+    return problems
+
+
 def unknown_file_names(doc: str, text: str) -> List[str]:
     """File names (``x.png``, ``x.json``, ``x.yaml`` ...) that are neither a file of the repository
     nor a name the code writes (templates such as ``test_per_class_S.csv`` match ``{size}``);
@@ -328,6 +344,10 @@ def test_every_tool_flag_exists():
     assert _all(unknown_tool_flags) == []
 
 
+def test_every_command_gives_its_flags_before_the_overrides():
+    assert _all(flags_after_overrides) == []
+
+
 def test_every_file_name_exists_or_is_written_by_the_code():
     assert _all(unknown_file_names) == []
 
@@ -382,6 +402,9 @@ def test_checkers_find_what_is_wrong():
                      "benchmarks/benchmark.py has no flag --turbo"]
     assert unknown_tool_flags("X.md", "`tools/nope.py --cfg F`") == ["X.md:1: tools/nope.py: no such tool"]
     assert unknown_tool_flags("X.md", "`benchmarks/nope.py --x`") == ["X.md:1: benchmarks/nope.py: no such tool"]
+    assert flags_after_overrides("X.md", "`tools/model_info.py --cfg F MODEL.ARCH x --resolutions 64` and "
+                                 "`tools/model_info.py --resolutions 64 MODEL.ARCH x`") == [
+        "X.md:1: tools/model_info.py: --resolutions after the KEY VALUE overrides"]
     assert [p.split(": ", 1)[1] for p in unknown_file_names("X.md", WRONG)] == [
         "accuracy_vs_resolution.png: no file of the repository and no name the code writes"]
     assert [p.split(": ", 1)[1] for p in broken_links(Path("X.md"), WRONG)] == [
