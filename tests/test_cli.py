@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
 from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
+
+from conftest import REPO_ROOT
 
 
 def test_flags_come_before_the_overrides(capsys):

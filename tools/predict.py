@@ -24,8 +24,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = build_parser(__doc__.splitlines()[0], ("VIDEO ...", "video files, or folders (their video files, "
                           "sorted, not recursive)"), "YAML config (default: the config saved in our checkpoint)",
                           deprecated_set=True)
-    parser.add_argument("--checkpoint", required=True,
-                        help="weights: our training checkpoint (.pyth), or TimeSformer/timm/ResFormer weights with --cfg")
+    parser.add_argument("--checkpoint", required=True, help="weights: our training checkpoint (.pyth), or "
+                        "TimeSformer/timm/ResFormer weights with --cfg")
     parser.add_argument("--resolution", type=int, default=None,
                         help="test crop size (DATA.TEST_CROP_SIZE), any multiple of the patch size")
     parser.add_argument("--topk", type=int, default=5, help="classes to print per video and window")

@@ -21,9 +21,16 @@ import sys
 from typing import Optional, Sequence
 
 from resformer_video.datasets.lists import SPLITS
-from resformer_video.datasets.prepare_kinetics import (DEFAULT_CRF, DEFAULT_GOP, DEFAULT_PRESET, DEFAULT_SHORT_SIDE,
-                                                       DEFAULT_TUNE, X264_PRESETS, X264_TUNES,
-                                                       prepare_kinetics_command)
+from resformer_video.datasets.prepare_kinetics import (
+    DEFAULT_CRF,
+    DEFAULT_GOP,
+    DEFAULT_PRESET,
+    DEFAULT_SHORT_SIDE,
+    DEFAULT_TUNE,
+    X264_PRESETS,
+    X264_TUNES,
+    prepare_kinetics_command,
+)
 from resformer_video.utils.parser import comma_choices, positive_int
 
 

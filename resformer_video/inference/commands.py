@@ -20,8 +20,13 @@ from resformer_video.engine.runner import USER_ERRORS, error_line
 from resformer_video.inference.annotate import write_annotated_video
 from resformer_video.inference.export import default_export_path, export_model, verify_export
 from resformer_video.inference.features import FeatureExtractor, expand_inputs, extract_to_folder
-from resformer_video.inference.predictor import (VideoPrediction, VideoPredictor, build_predictor,
-                                                 format_prediction, load_trained)
+from resformer_video.inference.predictor import (
+    VideoPrediction,
+    VideoPredictor,
+    build_predictor,
+    format_prediction,
+    load_trained,
+)
 
 
 def resolution_overrides(opts: Sequence[str], resolution: Optional[int]) -> List[str]:
