@@ -21,7 +21,7 @@ from resformer_video.utils.precision import PRECISIONS
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = build_parser(__doc__.splitlines()[0], ("VIDEO ...", "video files, or folders (their video files, "
+    parser = build_parser(__doc__.splitlines()[0], ("VIDEO|FOLDER", "video files, or folders (their video files, "
                           "sorted, not recursive)"), "YAML config (default: the config saved in our checkpoint)",
                           deprecated_set=True)
     parser.add_argument("--checkpoint", required=True, help="weights: our training checkpoint (.pyth), or "

@@ -20,17 +20,8 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from resformer_video.datasets import prepare_kinetics as prepare
 from resformer_video.datasets.lists import SPLITS
-from resformer_video.datasets.prepare_kinetics import (
-    DEFAULT_CRF,
-    DEFAULT_GOP,
-    DEFAULT_PRESET,
-    DEFAULT_SHORT_SIDE,
-    DEFAULT_TUNE,
-    X264_PRESETS,
-    X264_TUNES,
-    prepare_kinetics_command,
-)
 from resformer_video.utils.parser import comma_choices, positive_int
 
 
@@ -47,20 +38,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="comma-separated decoders that check the originals (default: training's "
                              "DATA.DECODER, DATA.DECODER_FALLBACK)")
     parser.add_argument("--resize", action="store_true", help="re-encode every video into OUT/videos")
-    parser.add_argument("--short-side", type=positive_int, default=DEFAULT_SHORT_SIDE,
+    parser.add_argument("--short-side", type=positive_int, default=prepare.DEFAULT_SHORT_SIDE,
                         help="--resize: short side in pixels (never upscaled)")
-    parser.add_argument("--gop", type=positive_int, default=DEFAULT_GOP,
+    parser.add_argument("--gop", type=positive_int, default=prepare.DEFAULT_GOP,
                         help="--resize: a key frame exactly every this many frames")
-    parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help="--resize: x264 constant quality")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=X264_PRESETS, help="--resize: x264 preset")
-    parser.add_argument("--tune", default=DEFAULT_TUNE, choices=X264_TUNES,
+    parser.add_argument("--crf", type=int, default=prepare.DEFAULT_CRF, help="--resize: x264 constant quality")
+    parser.add_argument("--preset", default=prepare.DEFAULT_PRESET, choices=prepare.X264_PRESETS,
+                        help="--resize: x264 preset")
+    parser.add_argument("--tune", default=prepare.DEFAULT_TUNE, choices=prepare.X264_TUNES,
                         help="--resize: x264 tune (fastdecode: cheaper to decode, larger files; none)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return prepare_kinetics_command(parse_args(argv))
+    return prepare.prepare_kinetics_command(parse_args(argv))
 
 
 if __name__ == "__main__":

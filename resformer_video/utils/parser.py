@@ -33,8 +33,8 @@ def build_parser(description: str, inputs: Optional[Tuple[str, str]] = None, cfg
     if inputs is None:
         parser.add_argument("opts", nargs=argparse.REMAINDER, default=None, help=OVERRIDES_HELP)
     else:
-        parser.add_argument("inputs", nargs="+", metavar=f"{inputs[0]} [KEY VALUE ...]",
-                            help=f"{inputs[1]}, then {OVERRIDES_HELP}")
+        parser.add_argument("inputs", nargs="+", metavar=inputs[0],
+                            help=f"{inputs[1]}; then {OVERRIDES_HELP}")
     if deprecated_set:
         parser.add_argument(DEPRECATED_SET, dest="set_opts", nargs=2, action="append", default=[],
                             metavar=("KEY", "VALUE"), help="deprecated: put KEY VALUE at the end")
