@@ -9,7 +9,6 @@ CONSOLE_SCRIPTS = (
     "resformer-export",
     "resformer-check-videos",
     "resformer-model-info",
-    "resformer-benchmark",
     "resformer-make-synthetic",
     "resformer-extract-features",
     "resformer-prepare-kinetics",

@@ -1,8 +1,8 @@
 """Console entry points (``resformer-train``, ``resformer-predict``, ...) for the ``tools/`` scripts.
 
 ``setup.py`` installs ``tools/`` as the package ``resformer_video.tools``, so a pip install without
-the repository has them; in a source checkout that is not installed they are loaded from
-``tools/`` by path. ``python tools/x.py`` keeps working either way. Each entry point runs the
+the repository has them (and ``python -m resformer_video.tools.<tool>`` runs them); a source
+checkout's ``tools/`` is the fallback. Each entry point runs the
 tool's ``main()`` on ``sys.argv`` and exits with its return code: every script points to :func:`main`,
 which picks the tool by the script's name.
 """
@@ -24,7 +24,6 @@ ENTRY_POINTS: Dict[str, str] = {
     "resformer-export": "export",
     "resformer-check-videos": "check_videos",
     "resformer-model-info": "model_info",
-    "resformer-benchmark": "benchmark",
     "resformer-make-synthetic": "make_synthetic_dataset",
     "resformer-extract-features": "extract_features",
     "resformer-prepare-kinetics": "prepare_kinetics",

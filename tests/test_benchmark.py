@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.harness import (BenchmarkOptions, BenchmarkRow, StepBreakdown, breakdown_from_profile,
+                                check_targets, format_report, peak_tflops_for, run_benchmark)
+from benchmarks.harness.timing import PeakMemoryMeter, time_calls
 from conftest import make_cfg
-from resformer_video.benchmark import (BenchmarkOptions, BenchmarkRow, StepBreakdown,
-                                       breakdown_from_profile, check_targets, format_report,
-                                       peak_tflops_for, run_benchmark)
-from resformer_video.benchmark.timing import PeakMemoryMeter, time_calls
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -132,7 +131,7 @@ def test_benchmark_runs_end_to_end_on_cpu(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_benchmark_tool_writes_json_and_rejects_late_flags(tmp_path, capsys):
-    main = runpy.run_path(str(REPO / "tools" / "benchmark.py"))["main"]
+    main = runpy.run_path(str(REPO / "benchmarks" / "benchmark.py"))["main"]
     out = tmp_path / "bench.json"
     small = ["MODEL.ARCH", "resformer_tiny", "MODEL.DEPTH", "1", "DATA.NUM_FRAMES", "2",
              "MODEL.NUM_CLASSES", "4", "DATA.TRAIN_CROP_SIZES", "[32]"]
@@ -178,7 +177,7 @@ def test_paired_bf16_run_times_fp32_baselines_and_the_multi_resolution_step():
 
 
 def test_benchmark_tool_names_the_flag_in_option_errors(capsys):
-    main = runpy.run_path(str(REPO / "tools" / "benchmark.py"))["main"]
+    main = runpy.run_path(str(REPO / "benchmarks" / "benchmark.py"))["main"]
     code = main(["--device", "cpu", "--precision", "fp16", "--mode", "infer", "MODEL.DEPTH", "1"])
     assert code == 2
     assert capsys.readouterr().err.startswith("error: --precision: precision fp16: fp16 autocast is for CUDA")

@@ -1,6 +1,6 @@
 """The docs cannot drift from the code: README.md, INSTALL.md and docs/*.md are read and every
 ``tools/...`` script and other repository path, config key (``SECTION.KEY``), flag of a
-``tools/X.py`` command (against that tool's argparse parser), link and anchor, and file name they
+``tools/X.py`` or ``benchmarks/X.py`` command (against that tool's argparse parser), link and anchor, and file name they
 mention is checked against the tree and the code. Each checker is also run on a made-up wrong
 text, so that a checker that finds nothing cannot pass unnoticed.
 """
@@ -37,8 +37,10 @@ SECTION_WILDCARD = re.compile(r"(?<![\w./-])([A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*
 # Keys of other code bases, marked as such in the text: "TimeSformer's `TRAIN.X`", "PySlowFast key `Y.Z`".
 FOREIGN_MARK = re.compile(r"(?:TimeSformer|PySlowFast|SlowFast)(?:'s)?(?: config)?(?: keys?)?:?\s*`?$")
 FOREIGN_COLUMN = re.compile(r"TimeSformer|PySlowFast|SlowFast")
-TOOL_COMMAND = re.compile(r"tools/(\w+)\.py\b")
+# A command of ours: ``tools/X.py`` (installed) or ``benchmarks/X.py`` (developers'); group 1 without ".py".
+TOOL_COMMAND = re.compile(r"(?<![\w/.-])((?:tools|benchmarks)/\w+)\.py\b")
 FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
+OVERRIDE_KEY = re.compile(r"[A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)+")
 # The end of one command in a snippet: a shell separator, a comment or a table's cell border.
 COMMAND_END = re.compile(r"\s(?:&&|\|\||;|\|)\s|\s#|(?<!\\)\||\s\(")
 FILE_NAME = re.compile(r"(?<![\w/.<{-])([\w-]+\.(?:png|json|jsonl|csv|md|yaml|yml|txt|npy|pyth|py|ini|toml))\b")
@@ -48,7 +50,7 @@ FLAG_VALUE_BEFORE = re.compile(r"(?:^|[\s`])--?[\w-]+[ =]$")
 USER_FILE_NAMES = {"train.csv", "val.csv", "test.csv", "other.yaml", "file.yaml"}
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 WORK_ITEM = re.compile(r"\b(?:issue|work[- ]item|ticket|PR)s?\s*#?\d+|(?<![\w&/])#\d+\b", re.IGNORECASE)
-PRODUCER_SOURCES = ("resformer_video", "tools")
+PRODUCER_SOURCES = ("resformer_video", "tools", "benchmarks")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -110,9 +112,10 @@ class _ParserFound(Exception):
 
 @functools.lru_cache(maxsize=None)
 def tool_flags(tool: str) -> Optional[FrozenSet[str]]:
-    """The option strings of ``tools/<tool>.py``'s parser (None when there is no such tool): its
-    ``main`` runs until it parses its arguments, where it is stopped."""
-    path = REPO_ROOT / "tools" / f"{tool}.py"
+    """The option strings of the parser of ``<tool>.py`` (``tools/predict``, ``benchmarks/benchmark``;
+    None when there is no such script): its ``main`` runs until it parses its arguments, where it
+    is stopped."""
+    path = REPO_ROOT / f"{tool}.py"
     if not path.is_file():
         return None
     main = runpy.run_path(str(path))["main"]
@@ -235,7 +238,8 @@ def unknown_config_keys(doc: str, text: str) -> List[str]:
 
 
 def command_flags(snippet: str) -> Iterator[Tuple[str, str]]:
-    """``(tool, flag)`` for each ``--flag`` after a ``tools/<tool>.py`` in a command snippet."""
+    """``(tool, flag)`` for each ``--flag`` after a ``tools/<tool>.py`` or ``benchmarks/<tool>.py`` in a
+    command snippet (``tool`` is the path without ``.py``)."""
     for match in TOOL_COMMAND.finditer(snippet):
         rest = COMMAND_END.split(snippet[match.end():], maxsplit=1)[0]
         rest = TOOL_COMMAND.split(rest, maxsplit=1)[0]
@@ -244,7 +248,7 @@ def command_flags(snippet: str) -> Iterator[Tuple[str, str]]:
 
 
 def unknown_tool_flags(doc: str, text: str) -> List[str]:
-    """Flags given to a ``tools/X.py`` command (in code, or in the row of a table whose first cell is
+    """Flags given to a ``tools/X.py`` or ``benchmarks/X.py`` command (in code, or in the row of a table whose first cell is
     that command) that X's parser does not have."""
     prose, code = prose_and_code(text)
     uses = [(number, tool, flag) for number, snippet in code for tool, flag in command_flags(snippet)]
@@ -256,9 +260,24 @@ def unknown_tool_flags(doc: str, text: str) -> List[str]:
     for number, tool, flag in uses:
         flags = tool_flags(tool)
         if flags is None:
-            problems.append(f"{doc}:{number}: tools/{tool}.py: no such tool")
+            problems.append(f"{doc}:{number}: {tool}.py: no such tool")
         elif flag not in flags:
-            problems.append(f"{doc}:{number}: tools/{tool}.py has no flag {flag} (it has {sorted(flags)})")
+            problems.append(f"{doc}:{number}: {tool}.py has no flag {flag} (it has {sorted(flags)})")
+    return problems
+
+
+def flags_after_overrides(doc: str, text: str) -> List[str]:
+    """Commands (in code) that give a ``--flag`` after a ``KEY VALUE`` override: every tool takes
+    its flags first and refuses that."""
+    problems = []
+    for number, snippet in prose_and_code(text)[1]:
+        for match in TOOL_COMMAND.finditer(snippet):
+            rest = COMMAND_END.split(snippet[match.end():], maxsplit=1)[0]
+            words = TOOL_COMMAND.split(rest, maxsplit=1)[0].split()
+            first_key = next((i for i, word in enumerate(words) if OVERRIDE_KEY.fullmatch(word)), len(words))
+            late = [word for word in words[first_key:] if FLAG.fullmatch(word)]
+            if late:
+                problems.append(f"{doc}:{number}: {match.group(1)}.py: {late[0]} after the KEY VALUE overrides")
     return problems
 
 
@@ -325,6 +344,10 @@ def test_every_tool_flag_exists():
     assert _all(unknown_tool_flags) == []
 
 
+def test_every_command_gives_its_flags_before_the_overrides():
+    assert _all(flags_after_overrides) == []
+
+
 def test_every_file_name_exists_or_is_written_by_the_code():
     assert _all(unknown_file_names) == []
 
@@ -359,6 +382,7 @@ python tools/check_videos.py --cfg FILE \\
 | command | what |
 | --- | --- |
 | `tools/demo.py` | `--threads N`, `--fast` |
+| `benchmarks/benchmark.py --cfg F` | `--repeats 3`, `--turbo` |
 
 Since issue 13 (#11) ... **not EMSA.** and `DATA_LOADER.*` are fine.
 """
@@ -374,8 +398,13 @@ def test_checkers_find_what_is_wrong():
         "NOPE.*: no such config key in config/defaults.py"]
     flags = [p.split(": ", 1)[1].split(" (")[0] for p in unknown_tool_flags("X.md", WRONG)]
     assert flags == ["tools/predict.py has no flag --out-dir", "tools/check_videos.py has no flag --bogus",
-                     "tools/check_videos.py has no flag --json", "tools/demo.py has no flag --fast"]
+                     "tools/check_videos.py has no flag --json", "tools/demo.py has no flag --fast",
+                     "benchmarks/benchmark.py has no flag --turbo"]
     assert unknown_tool_flags("X.md", "`tools/nope.py --cfg F`") == ["X.md:1: tools/nope.py: no such tool"]
+    assert unknown_tool_flags("X.md", "`benchmarks/nope.py --x`") == ["X.md:1: benchmarks/nope.py: no such tool"]
+    assert flags_after_overrides("X.md", "`tools/model_info.py --cfg F MODEL.ARCH x --resolutions 64` and "
+                                 "`tools/model_info.py --resolutions 64 MODEL.ARCH x`") == [
+        "X.md:1: tools/model_info.py: --resolutions after the KEY VALUE overrides"]
     assert [p.split(": ", 1)[1] for p in unknown_file_names("X.md", WRONG)] == [
         "accuracy_vs_resolution.png: no file of the repository and no name the code writes"]
     assert [p.split(": ", 1)[1] for p in broken_links(Path("X.md"), WRONG)] == [

@@ -1,4 +1,4 @@
-"""tools/gpu_check.py on a machine without a GPU: exit 0, every GPU check reported as skipped."""
+"""benchmarks/gpu_check.py on a machine without a GPU: exit 0, every GPU check reported as skipped."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks import gpu_check
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
 def test_gpu_check_on_cpu_skips_every_gpu_check(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "gpu_check.py"), "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "gpu_check.py"), "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "skipped" in proc.stdout and "no CUDA device" in proc.stdout
@@ -30,9 +32,6 @@ def test_gpu_check_on_cpu_skips_every_gpu_check(tmp_path):
 
 
 def test_a_failing_check_is_reported_and_fails_the_run(tmp_path, monkeypatch):
-    sys.path.insert(0, str(REPO_ROOT / "tools"))
-    import gpu_check
-
     def broken(out, timeout):
         raise RuntimeError("CUDA error: no kernel image")
 

@@ -17,7 +17,7 @@ LAYERS = {
     "models": 2, "datasets": 2,
     "config": 3,
     "engine": 4,
-    "inference": 5, "study": 5, "benchmark": 5,
+    "inference": 5, "study": 5,
     "cli": 6, "__init__": 6,
 }
 

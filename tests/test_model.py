@@ -321,8 +321,8 @@ def test_model_info_tool_prints_one_line_per_resolution(capsys):
     spec = importlib.util.spec_from_file_location("model_info", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["MODEL.ARCH", "resformer_tiny", "MODEL.DEPTH", "1", "DATA.NUM_FRAMES", "2",
-                 "--resolutions", "64", "96"])
+    assert module.main(["--resolutions", "64", "96", "MODEL.ARCH", "resformer_tiny", "MODEL.DEPTH", "1",
+                        "DATA.NUM_FRAMES", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[1].startswith("parameters: ") and len(lines) == 4
     assert lines[2].startswith("2x64x64: ") and lines[3].startswith("2x96x96: ")

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from conftest import randomize
-from resformer_video.benchmark.timesformer_reference import TimeSformerReference
+from benchmarks.harness.timesformer_reference import TimeSformerReference
 from resformer_video.models import VideoResFormer, load_pretrained
 
 DIM, HEADS, DEPTH, IMG, PATCH, FRAMES, CLASSES = 48, 3, 2, 64, 16, 8, 5

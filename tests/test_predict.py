@@ -144,8 +144,8 @@ def test_overrides_follow_the_videos_and_set_still_works(tiny_checkpoint, synthe
     """Trailing KEY VALUE pairs (as run_net.py) change the config; the deprecated --set too, with a note."""
     path, _, _ = tiny_checkpoint
     videos = _videos(synthetic_data_dir, 2)
-    code = PREDICT_MAIN(["--checkpoint", str(path), *videos, "--json", "TEST.NUM_SPATIAL_CROPS", "1",
-                         "--device", "cpu", "TEST.NUM_ENSEMBLE_VIEWS", "1"])
+    code = PREDICT_MAIN(["--checkpoint", str(path), *videos, "--json", "--device", "cpu",
+                         "TEST.NUM_SPATIAL_CROPS", "1", "TEST.NUM_ENSEMBLE_VIEWS", "1"])
     results = json.loads(capsys.readouterr().out)
     assert code == 0 and [r["video"] for r in results] == videos
     assert all(r["views_per_window"] == 1 for r in results)
@@ -156,6 +156,10 @@ def test_overrides_follow_the_videos_and_set_still_works(tiny_checkpoint, synthe
     assert "--set KEY VALUE is deprecated" in err
     assert PREDICT_MAIN(["--checkpoint", str(path), videos[0], "DATA.NO_SUCH_KEY", "1"]) == 2
     assert "DATA.NO_SUCH_KEY" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # one convention for every tool: flags, inputs, then overrides
+        PREDICT_MAIN(["--checkpoint", str(path), videos[0], "TEST.NUM_SPATIAL_CROPS", "1", "--device", "cpu"])
+    assert info.value.code == 2
+    assert "flags must come before the KEY VALUE overrides, found --device after them" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import torch
 from conftest import make_cfg
 from resformer_video.datasets.lists import kinetics400_class_names
 from resformer_video.engine.evaluate import test as run_test
-from resformer_video.benchmark.timesformer_reference import build_timesformer_reference
+from benchmarks.harness.timesformer_reference import build_timesformer_reference
 from resformer_video.models import (VideoResFormer, build_model,
                                     is_own_checkpoint, load_trained_weights, read_checkpoint)
 from resformer_video.utils.checkpoint import save_checkpoint

@@ -11,7 +11,7 @@ import timm
 import torch
 
 import resformer_video  # noqa: F401  (registers the architectures)
-from resformer_video.benchmark.timesformer_reference import TimeSformerReference
+from benchmarks.harness.timesformer_reference import TimeSformerReference
 from resformer_video.utils.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,14 +16,8 @@ import shlex
 import sys
 from typing import Optional, Sequence
 
-import torch
-
-from resformer_video.config import ConfigError, load_config
-from resformer_video.engine.interrupt import TrainingInterrupted
-from resformer_video.study import StudyConfigMismatch
-from resformer_video.study.demo import run_demo
-from resformer_video.utils.parser import build_parser
-from resformer_video.utils.run_lock import RunLockError
+from resformer_video.study.commands import demo_command
+from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
 
 DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "configs", "demo_synthetic.yaml")
@@ -34,19 +28,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           "(CPU) and compare them at several test resolutions.")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--out", default="", help="demo folder (default: the config's OUTPUT_DIR)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = parse_flags_then_overrides(parser, argv)
     command = shlex.join(["python", "tools/demo.py"] + list(sys.argv[1:] if argv is None else argv))
-    try:
-        cfg = load_config(args.cfg_file or DEFAULT_CFG, args.opts)
-        print("\n" + run_demo(cfg, command, args.out or cfg.OUTPUT_DIR))
-    except (ConfigError, FileNotFoundError, StudyConfigMismatch, RunLockError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except TrainingInterrupted as err:  # SIGTERM / Ctrl-C: the run's checkpoint is written
-        print(f"stopped: {err}", file=sys.stderr)
-        return err.exit_code
-    return 0
+    return demo_command(args, DEFAULT_CFG, command)
 
 
 if __name__ == "__main__":

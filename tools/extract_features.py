@@ -5,30 +5,18 @@ Example (flags, then the inputs, then KEY VALUE config overrides):
     python tools/extract_features.py --cfg configs/demo_synthetic.yaml --checkpoint ckpt.pyth \
         --out features/ --resolution 224 --layers 5,11 videos/ more.mp4 list.txt TEST.NUM_SPATIAL_CROPS 1
 
-Inputs are video files, folders (their video files, sorted, not recursive) and list files (one
-video per line, ``path`` or ``path label``; relative paths joined to --path-prefix). Writes
-``NAME_video.npy`` (L, D) and ``NAME_windows.npy`` (W, L, D) per video, ``index.csv`` and
-``features.json`` (see resformer_video/inference/features.py). Rerun with the same --out to
-resume: videos already written are skipped. An unreadable video gives one ``error: PATH: why``
-line on stderr and an ``error`` row in the index; the exit code is then 1 (2 on a bad argument).
+Writes ``NAME_video.npy`` (L, D), ``NAME_windows.npy`` (W, L, D), ``index.csv`` and ``features.json``
+(resformer_video/inference/features.py); rerun with the same --out to resume.
 """
 
 import argparse
-import os
-import re
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from resformer_video.engine.runner import USER_ERRORS, error_line  # noqa: E402
-from resformer_video.inference.features import (FeatureExtractor, expand_inputs,  # noqa: E402
-                                                extract_to_folder)
-from resformer_video.inference.predictor import DEFAULT_WINDOW_S, build_predictor  # noqa: E402
-from resformer_video.utils.precision import PRECISIONS  # noqa: E402
-from resformer_video.utils.parser import CONFIG_HELP  # noqa: E402
-
-CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+from resformer_video.inference.commands import extract_features_command
+from resformer_video.inference.predictor import DEFAULT_WINDOW_S
+from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
+from resformer_video.utils.precision import PRECISIONS
 
 
 def _layers(text: str) -> List[int]:
@@ -39,65 +27,31 @@ def _layers(text: str) -> List[int]:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=CONFIG_HELP)
-    parser.add_argument("inputs", nargs="+", metavar="VIDEO|FOLDER|LIST [KEY VALUE ...]",
-                        help="videos, folders or list files, then config overrides")
+    parser = build_parser(__doc__.splitlines()[0], ("VIDEO|FOLDER|LIST", "videos, folders or list files (one "
+                          "video per line, 'path' or 'path label')"), "YAML config (default: the config saved "
+                          "in the checkpoint)")
     parser.add_argument("--checkpoint", required=True, help="training checkpoint (.pyth)")
-    parser.add_argument("--cfg", dest="cfg_file", default=None,
-                        help="YAML config (default: the config saved in the checkpoint)")
     parser.add_argument("--out", required=True, help="output folder (rerun with it to resume)")
     parser.add_argument("--resolution", type=int, default=None,
                         help="test crop size (DATA.TEST_CROP_SIZE), any multiple of the patch size")
     parser.add_argument("--layers", type=_layers, action="append", default=[],
-                        help="block indices whose outputs are pooled and added, comma-separated "
-                             "(e.g. 5,11 or -1); repeatable")
-    parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_S,
-                        help="sliding-window length in seconds")
+                        help="block indices whose outputs are pooled and added, comma-separated (e.g. 5,11 or "
+                             "-1); repeatable")
+    parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="sliding-window length in seconds")
     parser.add_argument("--stride", type=float, default=None,
                         help="largest distance between window starts in seconds (default: --window)")
     parser.add_argument("--path-prefix", default="", help="joined to relative paths of list files")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if NUM_GPUS > 0)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="autocast of the forward (default: bf16 where it is native, GPU or CPU with AVX512-BF16/AMX, else fp32)")
-    args = parser.parse_args(argv)
-    args.inputs, args.opts = split_overrides(args.inputs)
+                        help="autocast of the forward (default: bf16 where it is native, GPU or CPU with "
+                             "AVX512-BF16/AMX, else fp32)")
+    args = parse_flags_then_overrides(parser, argv)
     args.layers = [i for group in args.layers for i in group]
-    if not args.inputs:
-        parser.error("no VIDEO, FOLDER or LIST given before the KEY VALUE overrides")
     return args
 
 
-def split_overrides(items: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """Inputs up to the first ``SECTION.KEY`` token, then the ``KEY VALUE`` overrides."""
-    for index, item in enumerate(items):
-        if CONFIG_KEY.match(item) and not os.path.exists(item):
-            return list(items[:index]), list(items[index:])
-    return list(items), []
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    opts = list(args.opts)
-    if args.resolution is not None:
-        opts += ["DATA.TEST_CROP_SIZE", str(args.resolution)]
-    try:
-        videos = expand_inputs(args.inputs, args.path_prefix)
-        if not videos:
-            raise ValueError("no video files found in the given inputs")
-        predictor = build_predictor(args.checkpoint, args.cfg_file, opts, args.device, args.window,
-                                    args.stride, args.precision)
-        extractor = FeatureExtractor(predictor, args.layers, checkpoint=args.checkpoint)
-        print(f"extracting {', '.join(extractor.settings()['layers'])} features of {len(videos)} "
-              f"video(s) on {predictor.device} at {predictor.transform.size} px", file=sys.stderr)
-        summary = extract_to_folder(
-            extractor, videos, args.out,
-            on_error=lambda message: print(f"error: {message}", file=sys.stderr, flush=True))
-    except USER_ERRORS + (ValueError, OSError) as err:  # OSError: --out cannot be written
-        print(f"error: {error_line(err)}", file=sys.stderr)
-        return 2
-    print(f"{summary['written']} written, {summary['skipped']} already there (skipped), "
-          f"{len(summary['failed'])} unreadable; index: {os.path.join(args.out, 'index.csv')}")
-    return 1 if summary["failed"] else 0
+    return extract_features_command(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -17,35 +17,12 @@ on the lists. Exit code 2 on a bad layout, CSV or class name (one "error: ..." l
 """
 
 import argparse
-import os
 import sys
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from resformer_video.datasets.decoders import DecoderUnavailableError  # noqa: E402
-from resformer_video.datasets.lists import SPLITS  # noqa: E402
-from resformer_video.datasets.prepare_kinetics import (DEFAULT_CRF, DEFAULT_GOP, DEFAULT_PRESET,  # noqa: E402
-                                                       DEFAULT_SHORT_SIDE, DEFAULT_TUNE, PrepareError,
-                                                       ResizeSettings, run_prepare)
-from resformer_video.utils.logging import setup_logging  # noqa: E402
-
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-X264_TUNES = ("fastdecode", "film", "animation", "grain", "stillimage", "none")
-
-
-def _splits(text: str) -> List[str]:
-    splits = [item.strip() for item in text.split(",") if item.strip()]
-    if not splits or any(split not in SPLITS for split in splits):
-        raise argparse.ArgumentTypeError(f"expected comma-separated splits from {list(SPLITS)}, got {text!r}")
-    return splits
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from resformer_video.datasets import prepare_kinetics as prepare
+from resformer_video.datasets.lists import SPLITS
+from resformer_video.utils.parser import comma_choices, positive_int
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -54,38 +31,28 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output folder for the lists (and --resize videos)")
     parser.add_argument("--annotations", default="",
                         help="folder of the annotation CSVs (default ROOT/annotations, else ROOT)")
-    parser.add_argument("--splits", type=_splits, default=list(SPLITS),
+    parser.add_argument("--splits", type=comma_choices(SPLITS, "splits"), default=list(SPLITS),
                         help="comma-separated splits (default train,val,test)")
     parser.add_argument("--workers", type=int, default=0, help="processes (0: this one)")
     parser.add_argument("--decoders", default="",
                         help="comma-separated decoders that check the originals (default: training's "
                              "DATA.DECODER, DATA.DECODER_FALLBACK)")
     parser.add_argument("--resize", action="store_true", help="re-encode every video into OUT/videos")
-    parser.add_argument("--short-side", type=_positive, default=DEFAULT_SHORT_SIDE,
+    parser.add_argument("--short-side", type=positive_int, default=prepare.DEFAULT_SHORT_SIDE,
                         help="--resize: short side in pixels (never upscaled)")
-    parser.add_argument("--gop", type=_positive, default=DEFAULT_GOP,
+    parser.add_argument("--gop", type=positive_int, default=prepare.DEFAULT_GOP,
                         help="--resize: a key frame exactly every this many frames")
-    parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help="--resize: x264 constant quality")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=X264_PRESETS, help="--resize: x264 preset")
-    parser.add_argument("--tune", default=DEFAULT_TUNE, choices=X264_TUNES,
+    parser.add_argument("--crf", type=int, default=prepare.DEFAULT_CRF, help="--resize: x264 constant quality")
+    parser.add_argument("--preset", default=prepare.DEFAULT_PRESET, choices=prepare.X264_PRESETS,
+                        help="--resize: x264 preset")
+    parser.add_argument("--tune", default=prepare.DEFAULT_TUNE, choices=prepare.X264_TUNES,
                         help="--resize: x264 tune (fastdecode: cheaper to decode, larger files; none)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    setup_logging()
-    tune = "" if args.tune == "none" else args.tune
-    resize = ResizeSettings(args.short_side, args.gop, args.crf, args.preset, tune) if args.resize else None
-    decoders = [name.strip() for name in args.decoders.split(",") if name.strip()]
-    try:
-        run_prepare(args.root, args.out, annotations_dir=args.annotations, splits=args.splits, resize=resize,
-                    workers=args.workers, decoders=decoders, progress=not args.no_progress)
-    except (PrepareError, DecoderUnavailableError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return prepare.prepare_kinetics_command(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -12,14 +12,11 @@ be written; 143 (SIGTERM) or 130 (Ctrl-C) training stopped after writing a check
 same command continues from (docs/RELIABILITY.md).
 """
 
-import os
 import sys
 from typing import Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from resformer_video.engine.runner import run_net_command  # noqa: E402
-from resformer_video.utils.parser import parse_run_args  # noqa: E402
+from resformer_video.engine.runner import run_net_command
+from resformer_video.utils.parser import parse_run_args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -15,16 +15,14 @@ finished runs and continue an interrupted one.
 
 import shlex
 import sys
+from typing import Optional, Sequence
+
+from resformer_video.study import parse_seeds, parse_variants
+from resformer_video.study.commands import study_command
+from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
 
 
-from resformer_video.config import ConfigError, load_config
-from resformer_video.engine.interrupt import TrainingInterrupted
-from resformer_video.study import StudyConfigMismatch, parse_seeds, parse_variants, run_study
-from resformer_video.utils.parser import build_parser
-from resformer_video.utils.run_lock import RunLockError
-
-
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser("Train and test every study variant with every seed; write the table and plot.")
     parser.add_argument("--variants", default="", help="comma-separated variants (default: all)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
@@ -36,24 +34,14 @@ def main(argv=None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write the report of the runs already finished (e.g. while "
                              "another invocation is still training the rest)")
-    args = parser.parse_args(argv)
+    args = parse_flags_then_overrides(parser, argv)
     try:
         variants, seeds = parse_variants(args.variants), parse_seeds(args.seeds)
         data_seeds = parse_seeds(args.data_seeds, "--data-seeds") if args.data_seeds else None
     except ValueError as err:
         parser.error(str(err))
     command = shlex.join(["python", "tools/study.py"] + list(sys.argv[1:] if argv is None else argv))
-    try:
-        cfg = load_config(args.cfg_file, args.opts)
-        run_study(cfg, variants, seeds, args.out or cfg.OUTPUT_DIR, command=command, data_seeds=data_seeds,
-                  report_only=args.report_only)
-    except (ConfigError, FileNotFoundError, StudyConfigMismatch, RunLockError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except TrainingInterrupted as err:  # SIGTERM / Ctrl-C: the run's checkpoint is written
-        print(f"stopped: {err}", file=sys.stderr)
-        return err.exit_code
-    return 0
+    return study_command(args, variants, seeds, data_seeds, command)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, import_backend, read_video
+from resformer_video.datasets.kinetics import config_decoders, split_videos
 from resformer_video.utils.atomic import write_json
 
 REPORT_NAME = "video_check.json"
+SHOWN_FAILURES = 20  # failures printed per split (the report has them all)
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -115,3 +119,50 @@ def write_report(path: str, backends: Sequence[str], checked: Dict[str, List[Vid
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     videos = {split: [r.to_dict() for r in results] for split, results in checked.items()}
     write_json(path, {"decoders": list(backends), "summaries": summaries, "videos": videos})
+
+
+def check_split(paths: List[str], backends: Sequence[str], workers: int, split: str) -> List[VideoCheck]:
+    """Check ``paths``, printing progress to stderr about every 5%."""
+    results: List[VideoCheck] = []
+    step, start = max(1, len(paths) // 20), time.perf_counter()
+    for result in check_videos(paths, backends, workers):
+        results.append(result)
+        if len(results) % step == 0 or len(results) == len(paths):
+            failed = sum(not r.ok for r in results)
+            print(f"{split}: {len(results)}/{len(paths)} checked, {failed} failed, "
+                  f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return results
+
+
+def print_summary(summary: Dict[str, Any]) -> None:
+    """One split's counts and its first :data:`SHOWN_FAILURES` failures, on stdout."""
+    print(f"{summary['split']}: {summary['ok']} of {summary['videos']} videos decode, "
+          f"{len(summary['failed'])} failed")
+    for failure in summary["failed"][:SHOWN_FAILURES]:
+        print(f"  {failure['error']}")
+    if len(summary["failed"]) > SHOWN_FAILURES:
+        print(f"  ... and {len(summary['failed']) - SHOWN_FAILURES} more (see the report)")
+
+
+def check_dataset(cfg: Any, splits: Sequence[str], workers: int = 0, report: Optional[str] = None) -> int:
+    """``tools/check_videos.py`` on a loaded config: decode every video of the ``splits`` lists of
+    ``cfg``'s dataset with its decoders, print a summary per split and write the report (``report``,
+    default :func:`default_report_path`). Returns the exit code: 0 all decode, 1 some failed, 2 the
+    report cannot be written (one ``error:`` line, before any video is checked).
+
+    Raises:
+        DatasetListError, DecoderUnavailableError, FileNotFoundError: a bad list or decoder.
+    """
+    report = report or default_report_path(cfg.DATA.PATH_TO_DATA_DIR)
+    problem = report_folder_problem(report)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    lists = {split: split_videos(cfg, split).paths for split in splits}
+    checked = {split: check_split(paths, config_decoders(cfg), workers, split) for split, paths in lists.items()}
+    summaries = [summarize(results, split) for split, results in checked.items()]
+    for summary in summaries:
+        print_summary(summary)
+    write_report(report, config_decoders(cfg), checked, summaries)
+    print(f"report: {report}")
+    return 1 if any(summary["failed"] for summary in summaries) else 0

@@ -27,6 +27,7 @@ A video that cannot be read is reported and left out; it never stops the run.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import logging
 import os
@@ -40,7 +41,9 @@ from resformer_video.datasets.check import check_videos, map_in_workers
 from resformer_video.datasets.decoders import DEFAULT_DECODERS, VideoDecodeError, decoder_chain, open_video
 from resformer_video.datasets.encoding import VideoWriter, x264_options
 from resformer_video.datasets.lists import SPLITS, VIDEO_EXTENSIONS, kinetics400_class_names
+from resformer_video.datasets.decoders import DecoderUnavailableError
 from resformer_video.utils.atomic import atomic_write, temporary_files_of
+from resformer_video.utils.logging import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ DEFAULT_SHORT_SIDE, DEFAULT_GOP, DEFAULT_CRF, DEFAULT_PRESET = 320, 16, 23, "ver
 # x264 --tune fastdecode: decoding a 340x256 file costs about 0.6x (decord) / 0.5x (torchcodec) the
 # CPU time, for about 1.36x the bytes (docs/PERFORMANCE.md); "" for x264's default.
 DEFAULT_TUNE = "fastdecode"
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+X264_TUNES = ("fastdecode", "film", "animation", "grain", "stillimage", "none")  # none: x264's default
 RESIZE_DECODER = "pyav"  # reads every frame with its timestamp (PyAVReader.iter_frames)
 TRAIN_CONFIG = "configs/k400_resformer_b.yaml"
 PROGRESS_EVERY_S = 30.0
@@ -441,3 +446,20 @@ def run_prepare(root: str, out: str, log: Callable[[str], None] = print, **kwarg
     prefix = out if resized else root
     log(format_summary(reports, out, prefix, resized, time.time() - start))
     return reports
+
+
+def prepare_kinetics_command(args: argparse.Namespace) -> int:
+    """``tools/prepare_kinetics.py``: :func:`run_prepare` with the tool's flags (``--resize`` and its
+    x264 settings, ``--decoders`` comma-separated). Exit code 0, or 2 on a bad layout, CSV, class
+    name or decoder (one ``error:`` line)."""
+    setup_logging()
+    tune = "" if args.tune == "none" else args.tune
+    resize = ResizeSettings(args.short_side, args.gop, args.crf, args.preset, tune) if args.resize else None
+    decoders = [name.strip() for name in args.decoders.split(",") if name.strip()]
+    try:
+        run_prepare(args.root, args.out, annotations_dir=args.annotations, splits=args.splits, resize=resize,
+                    workers=args.workers, decoders=decoders, progress=not args.no_progress)
+    except (PrepareError, DecoderUnavailableError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from yacs.config import CfgNode
 
+from resformer_video.errors import ConfigError
 from resformer_video.models.archs import ARCHS
 from resformer_video.models.checkpoint_filter import CheckpointError, LoadReport, load_pretrained
+from resformer_video.models.flops import count_flops, count_parameters
 from resformer_video.models.resformer import VideoResFormer
 
 # Architecture -> (width, heads, depth), from the one table in models/archs.py.
@@ -18,7 +20,7 @@ NO_PRETRAINED = "none"  # MODEL.PRETRAINED value: train from scratch on purpose
 
 def shared_model_kwargs(cfg: CfgNode) -> Dict[str, Any]:
     """Constructor arguments that :class:`VideoResFormer` and TimeSformer's model
-    (:class:`~resformer_video.benchmark.timesformer_reference.TimeSformerReference`) share."""
+    (:class:`~benchmarks.harness.timesformer_reference.TimeSformerReference`) share."""
     if cfg.MODEL.ARCH not in ARCH_SPECS:
         raise ValueError(f"MODEL.ARCH: must be one of {list(ARCH_SPECS)}, got {cfg.MODEL.ARCH!r}")
     width, heads, depth = ARCH_SPECS[cfg.MODEL.ARCH]
@@ -79,3 +81,24 @@ def load_config_pretrained(model: VideoResFormer, cfg: CfgNode) -> Optional[Load
         raise CheckpointError(f"MODEL.PRETRAINED: {err} (the model is MODEL.ARCH "
                               f"{cfg.MODEL.ARCH}, {model.embed_dim} wide, {len(model.blocks)} "
                               "blocks: are these weights of another architecture?)") from None
+
+
+def model_info_lines(cfg: CfgNode, resolutions: Sequence[int]) -> List[str]:
+    """Lines describing the model of ``cfg`` (``tools/model_info.py``): its settings and parameters,
+    then GFLOPs (multiply-adds) per view of ``DATA.NUM_FRAMES`` x size x size for each size.
+
+    Raises:
+        ConfigError: a size that is not a multiple of ``MODEL.PATCH_SIZE`` (named ``--resolutions``).
+    """
+    model = build_model(cfg).eval()
+    frames, patch = cfg.DATA.NUM_FRAMES, cfg.MODEL.PATCH_SIZE
+    lines = [f"model: {cfg.MODEL.ARCH} depth={len(model.blocks)} width={model.embed_dim} "
+             f"attention={cfg.MODEL.ATTENTION_TYPE} spatial={cfg.MODEL.SPATIAL_ATTENTION} "
+             f"pos_embed={cfg.MODEL.POS_EMBED} temporal_embed={cfg.MODEL.TEMPORAL_EMBED}",
+             f"parameters: {count_parameters(model) / 1e6:.2f} M"]
+    for size in resolutions:
+        if size % patch:
+            raise ConfigError("--resolutions", f"size {size} is not divisible by MODEL.PATCH_SIZE {patch}")
+        gflops = count_flops(model, frames, size, size) / 1e9
+        lines.append(f"{frames}x{size}x{size}: {gflops:.4g} GFLOPs (multiply-adds) per view")
+    return lines

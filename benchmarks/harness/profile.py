@@ -9,9 +9,9 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import torch
 from yacs.config import CfgNode
 
-from resformer_video.benchmark.options import BenchmarkOptions
-from resformer_video.benchmark.steps import build_variant, make_train_step
-from resformer_video.benchmark.timing import synchronize, time_calls
+from benchmarks.harness.options import BenchmarkOptions
+from benchmarks.harness.steps import build_variant, make_train_step
+from benchmarks.harness.timing import synchronize, time_calls
 from resformer_video.utils.precision import autocast_dtype
 
 # Profiler op and kernel names by category, for :class:`StepBreakdown`; the first match wins.

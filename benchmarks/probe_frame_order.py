@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Does a from-scratch model learn frame order? A quick in-memory probe (no video files).
 
-    python tools/probe_frame_order.py [--temporal-init sincos|zeros] [--classes growing,shrinking]
+    python benchmarks/probe_frame_order.py [--temporal-init sincos|zeros] [--classes growing,shrinking]
                                       [--ramp 0.3] [--epochs 6] [--seed 0]
 
 Renders order-only clips (datasets/synthetic.py: each class is another one played backwards, so one

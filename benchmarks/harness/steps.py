@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from resformer_video.benchmark.options import TIMESFORMER
-from resformer_video.benchmark.timesformer_reference import build_timesformer_reference
+from benchmarks.harness.options import TIMESFORMER
+from benchmarks.harness.timesformer_reference import build_timesformer_reference
 from resformer_video.config import cfg_with
 from resformer_video.engine.train import build_train_state, forward_backward, optimizer_step
 from resformer_video.models import build_model
@@ -17,7 +17,7 @@ from resformer_video.utils.precision import autocast, autocast_dtype
 
 
 def build_variant(cfg: CfgNode, variant: str, device: torch.device) -> nn.Module:
-    """The model of a step variant (see :data:`~resformer_video.benchmark.options.STEP_VARIANTS`),
+    """The model of a step variant (see :data:`~benchmarks.harness.options.STEP_VARIANTS`),
     randomly initialised on ``device``."""
     if variant == TIMESFORMER:
         return build_timesformer_reference(cfg).to(device)

@@ -9,9 +9,9 @@ from typing import Any, Callable, Dict, List, Tuple
 import torch
 from yacs.config import CfgNode
 
-from resformer_video.benchmark.options import BASELINES, BenchmarkOptions
-from resformer_video.benchmark.steps import variant_train_step
-from resformer_video.benchmark.timing import time_calls
+from benchmarks.harness.options import BASELINES, BenchmarkOptions
+from benchmarks.harness.steps import variant_train_step
+from benchmarks.harness.timing import time_calls
 
 logger = logging.getLogger(__name__)
 

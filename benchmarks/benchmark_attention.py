@@ -16,7 +16,7 @@ the heap before it (glibc ``mallinfo2`` in-use + mmapped bytes, sampled before a
 module's forward): the activations' peak, without what the allocator keeps cached. Prints a
 Markdown table::
 
-    python tools/benchmark_attention.py --archs resformer_tiny resformer_base \\
+    python benchmarks/benchmark_attention.py --archs resformer_tiny resformer_base \\
         --sizes 224 288 384 448 --repeats 3 [--paired] [KEY VALUE ...]
 """
 
@@ -28,17 +28,22 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Dict, Optional, Sequence
-
 
 import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from resformer_video.benchmark.timing import time_calls
-from resformer_video.config import load_config
-from resformer_video.models import build_model, count_flops, count_parameters
-from resformer_video.utils.parser import build_parser
+# benchmarks/ is not installed: `python benchmarks/X.py` needs the repository root on the path.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.harness.timing import time_calls  # noqa: E402
+from resformer_video.config import load_config  # noqa: E402
+from resformer_video.models import build_model, count_flops, count_parameters  # noqa: E402
+from resformer_video.utils.parser import build_parser  # noqa: E402
 
 VARIANTS = {
     "msa": ["MODEL.SPATIAL_ATTENTION", "msa", "MODEL.ATTN_IMPL", "sdpa"],

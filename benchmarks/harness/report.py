@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from resformer_video.benchmark.options import BASELINES, TIMESFORMER
+from benchmarks.harness.options import BASELINES, TIMESFORMER
 
 # Speed targets: the sdpa training step against the explicit one at equal config (CPU fp32); on a
 # CPU with native bf16 the bf16 step against TimeSformer's own model in fp32, and the

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """One command for a machine with a GPU: run every CUDA path once and write one summary.
 
-    python tools/gpu_check.py --out gpu_check            # about 5-8 minutes on one GPU
+    python benchmarks/gpu_check.py --out gpu_check            # about 5-8 minutes on one GPU
 
 Checks, each in its own subprocess with its own time limit (so one failure or hang does not stop
 the others), in this order:
@@ -9,7 +9,7 @@ the others), in this order:
 1. ``train_test_bf16``: a short bf16 training + test of a tiny ResFormer on generated synthetic
    data (``make_synthetic_dataset``; ``tools/run_net.py``, ``NUM_GPUS 1``,
    ``TRAIN.MIXED_PRECISION bf16``, repeated sampling 2, 2 loader workers); reads the test results.
-2. ``benchmark_bf16`` and ``benchmark_fp32``: ``tools/benchmark.py`` on ResFormer-B
+2. ``benchmark_bf16`` and ``benchmark_fp32``: ``benchmarks/benchmark.py`` on ResFormer-B
    (``configs/k400_resformer_b.yaml``, batch 8): training steps with sdpa, explicit attention and
    TimeSformer's own model, the multi-resolution step, inference, TFLOP/s and MFU.
 3. ``compiled_step``: the same benchmark's sdpa training step with ``TRAIN.COMPILE True``.
@@ -34,9 +34,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+# benchmarks/ is not installed: `python benchmarks/X.py` needs the repository root on the path.
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "tools"))
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 import torch
 
@@ -75,11 +76,11 @@ def check_train_test(out: Path, timeout: float) -> Dict[str, Any]:
 
 
 def benchmark_check(precision: str, extra: Sequence[str] = (), mode: Sequence[str] = ()) -> Callable:
-    """A check running ``tools/benchmark.py`` at ``precision``; its report's rows and targets."""
+    """A check running ``benchmarks/benchmark.py`` at ``precision``; its report's rows and targets."""
     def check(out: Path, timeout: float) -> Dict[str, Any]:
         name = f"benchmark_{precision}" + ("_compiled" if extra else "")
         path = out / f"{name}.json"
-        run_command([sys.executable, "tools/benchmark.py"] + BENCH_ARGS + ["--precision", precision,
+        run_command([sys.executable, "benchmarks/benchmark.py"] + BENCH_ARGS + ["--precision", precision,
                      "--json", str(path)] + list(mode) + list(extra), timeout, out / f"{name}.log")
         report = json.loads(path.read_text(encoding="utf-8"))
         return {key: report.get(key) for key in ("machine", "rows", "targets", "comparisons")}
@@ -88,7 +89,7 @@ def benchmark_check(precision: str, extra: Sequence[str] = (), mode: Sequence[st
 
 def check_nvdec(out: Path, timeout: float) -> Dict[str, Any]:
     """NVDEC decoding of a Kinetics-like file against CPU torchcodec."""
-    from benchmark_data import KINETICS_LIKE, write_kinetics_like
+    from benchmarks.benchmark_data import KINETICS_LIKE, write_kinetics_like
     from resformer_video.datasets.decoders import open_video
     from resformer_video.datasets.sampling import sample_clip_indices
 

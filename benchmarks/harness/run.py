@@ -1,6 +1,6 @@
 """Training-step and inference throughput, peak memory and FLOP utilisation of a configured model.
 
-:func:`run_benchmark` measures, on random clips (no data loading; ``tools/benchmark_data.py``
+:func:`run_benchmark` measures, on random clips (no data loading; ``benchmarks/benchmark_data.py``
 measures decoding), for the architecture, frames, batch, precision and attention of a config:
 
 - ``train``: one training step of the engine (``forward_backward`` with its
@@ -30,14 +30,14 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from resformer_video.benchmark.hardware import device_peak_tflops, machine_info
-from resformer_video.benchmark.options import BASELINES, BenchmarkOptions, resolve_options
-from resformer_video.benchmark.paired import paired_speedups
-from resformer_video.benchmark.profile import profile_train_step
-from resformer_video.benchmark.report import (BenchmarkReport, BenchmarkRow, check_targets,
+from benchmarks.harness.hardware import device_peak_tflops, machine_info
+from benchmarks.harness.options import BASELINES, BenchmarkOptions, resolve_options
+from benchmarks.harness.paired import paired_speedups
+from benchmarks.harness.profile import profile_train_step
+from benchmarks.harness.report import (BenchmarkReport, BenchmarkRow, check_targets,
                                               compare_rows)
-from resformer_video.benchmark.steps import build_variant, make_infer_step, variant_train_step
-from resformer_video.benchmark.timing import PeakMemoryMeter, Timing, time_calls
+from benchmarks.harness.steps import build_variant, make_infer_step, variant_train_step
+from benchmarks.harness.timing import PeakMemoryMeter, Timing, time_calls
 from resformer_video.models import count_flops
 
 logger = logging.getLogger(__name__)

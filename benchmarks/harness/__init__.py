@@ -1,4 +1,4 @@
-"""Speed and memory of the engine's training step and of inference (``tools/benchmark.py``).
+"""Speed and memory of the engine's training step and of inference (``benchmarks/benchmark.py``).
 
 - :mod:`.options`: what to measure (:class:`BenchmarkOptions`) and its defaults from the config;
 - :mod:`.steps`: one engine training step / one inference forward as a closure, per variant
@@ -10,16 +10,16 @@
 - :mod:`.timesformer_reference`: TimeSformer's model op for op (the baseline).
 """
 
-from resformer_video.benchmark.hardware import device_peak_tflops, machine_info, peak_tflops_for
-from resformer_video.benchmark.options import (BASELINES, MODES, PRECISIONS, STEP_VARIANTS,
+from benchmarks.harness.hardware import device_peak_tflops, machine_info, peak_tflops_for
+from benchmarks.harness.options import (BASELINES, MODES, PRECISIONS, STEP_VARIANTS,
                                                BenchmarkOptionError, BenchmarkOptions,
                                                resolve_options)
-from resformer_video.benchmark.paired import paired_speedups
-from resformer_video.benchmark.profile import (StepBreakdown, breakdown_from_profile,
+from benchmarks.harness.paired import paired_speedups
+from benchmarks.harness.profile import (StepBreakdown, breakdown_from_profile,
                                                profile_train_step)
-from resformer_video.benchmark.report import (BenchmarkReport, BenchmarkRow, check_targets,
+from benchmarks.harness.report import (BenchmarkReport, BenchmarkRow, check_targets,
                                               compare_rows, format_report)
-from resformer_video.benchmark.run import run_benchmark
+from benchmarks.harness.run import run_benchmark
 
 __all__ = ["BASELINES", "MODES", "PRECISIONS", "STEP_VARIANTS", "BenchmarkOptionError",
            "BenchmarkOptions", "BenchmarkReport", "BenchmarkRow", "StepBreakdown",

@@ -2,7 +2,7 @@
 """Training-step and inference throughput, peak memory and FLOP utilisation of a configured model.
 
 Example (flags first, then KEY VALUE config overrides):
-    python tools/benchmark.py --cfg configs/k400_resformer_b.yaml --device cpu --batch 1 \
+    python benchmarks/benchmark.py --cfg configs/k400_resformer_b.yaml --device cpu --batch 1 \
         --repeats 3 --mode train MODEL.ARCH resformer_small
 
 Rows: the training step (the engine's forward, loss, backward and optimiser step) at the largest
@@ -16,16 +16,20 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import List, Optional, Sequence
-
 
 import torch
 
-from resformer_video.config import ConfigError, load_config
-from resformer_video.benchmark import (MODES, PRECISIONS, STEP_VARIANTS,
-                                       BenchmarkOptionError, BenchmarkOptions, format_report,
-                                       run_benchmark)
-from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
+# benchmarks/ is not installed: `python benchmarks/X.py` needs the repository root on the path.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.harness import (MODES, PRECISIONS, STEP_VARIANTS, BenchmarkOptionError,  # noqa: E402
+                                BenchmarkOptions, format_report, run_benchmark)
+from resformer_video.config import ConfigError, load_config  # noqa: E402
+from resformer_video.utils.parser import build_parser, parse_flags_then_overrides  # noqa: E402
 
 # The command-line flag of each BenchmarkOptions field, for error messages.
 FLAGS = {"batch": "--batch", "precision": "--precision", "device": "--device", "mode": "--mode",

@@ -3,7 +3,7 @@
 Not used for training or inference. It is the baseline the project measures itself against:
 - ``tests/test_model_timesformer.py`` checks that a TimeSformer checkpoint loaded into
   :class:`~resformer_video.models.VideoResFormer` gives this model's outputs;
-- ``tools/benchmark.py --attn sdpa,explicit,timesformer`` times its training step next to ours.
+- ``benchmarks/benchmark.py --attn sdpa,explicit,timesformer`` times its training step next to ours.
 
 It follows the forward pass of facebookresearch/TimeSformer ``timesformer/models/vit.py`` as
 written there: explicit ``softmax(Q K^T * scale) V`` attention, ``Block.forward`` with its
@@ -224,6 +224,6 @@ class TimeSformerReference(nn.Module):
 def build_timesformer_reference(cfg: CfgNode) -> TimeSformerReference:
     """TimeSformer's own model (:class:`TimeSformerReference`, randomly initialised, on CPU) at the
     width, depth, frames, training size, attention type and stochastic depth of ``cfg``: the
-    baseline of ``tools/benchmark.py``. It has TimeSformer's learned position tables whatever
+    baseline of ``benchmarks/benchmark.py``. It has TimeSformer's learned position tables whatever
     ``MODEL.POS_EMBED`` says; ``configs/k400_timesformer_b.yaml`` makes our model its equal."""
     return TimeSformerReference(**shared_model_kwargs(cfg))

@@ -14,10 +14,10 @@ e.g. PyAV's), which does not depend on what else runs on the machine. A GPU back
 (``torchcodec_cuda``) is skipped, with a note, where CUDA is not available.
 
 Examples:
-    python tools/benchmark_data.py --workers 2 --clips 64
-    python tools/benchmark_data.py --datasets kinetics --num-frames 8 --sampling-rate 32 \
+    python benchmarks/benchmark_data.py --workers 2 --clips 64
+    python benchmarks/benchmark_data.py --datasets kinetics --num-frames 8 --sampling-rate 32 \
         --workers 0 --repeats 1 2 4 --sizes multi --clips 32
-    python tools/benchmark_data.py --datasets kinetics kinetics_720p --prepared --num-frames 8 \
+    python benchmarks/benchmark_data.py --datasets kinetics kinetics_720p --prepared --num-frames 8 \
         --sampling-rate 32 --workers 0 --repeats 1 4 --sizes multi --backends decord --clips 32
 """
 
@@ -30,14 +30,16 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# benchmarks/ is not installed: `python benchmarks/X.py` needs the repository root on the path.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
 from resformer_video.config import load_config  # noqa: E402
 from resformer_video.datasets import BACKENDS, build_loader, make_synthetic_dataset  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 REALCLIPS = REPO_ROOT.parent / "shared" / "realclips"
 SIZE_SETS = {"single [224]": [224], "multi [224, 160, 128]": [224, 160, 128]}
 KINETICS_LIKE = dict(seconds=10, width=340, height=256, fps=30, gop=250)
