@@ -9,5 +9,8 @@ takes). Nothing is downloaded.
 dependencies = ["torch", "timm", "yacs"]
 
 from resformer_video.models.timm_registry import (  # noqa: E402,F401
-    resformer_video_base_patch16_224, resformer_video_small_patch16_224,
-    resformer_video_timesformer_base_patch16_224, resformer_video_tiny_patch16_224)
+    resformer_video_base_patch16_224,
+    resformer_video_small_patch16_224,
+    resformer_video_timesformer_base_patch16_224,
+    resformer_video_tiny_patch16_224,
+)

@@ -18,7 +18,7 @@ setup(
     name="resformer_video",
     version="0.1.0",
     description="ResFormer-style divided space-time video transformers (multi-resolution training, "
-                "any test resolution) for action recognition",
+    "any test resolution) for action recognition",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",

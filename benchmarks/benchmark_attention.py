@@ -28,8 +28,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
@@ -48,17 +48,36 @@ from resformer_video.utils.parser import build_parser  # noqa: E402
 VARIANTS = {
     "msa": ["MODEL.SPATIAL_ATTENTION", "msa", "MODEL.ATTN_IMPL", "sdpa"],
     "msa-explicit": ["MODEL.SPATIAL_ATTENTION", "msa", "MODEL.ATTN_IMPL", "explicit"],
-    "emsa": ["MODEL.SPATIAL_ATTENTION", "emsa", "MODEL.EMSA.HEAD_CONV", "True",
-             "MODEL.EMSA.INSTANCE_NORM", "True"],
-    "emsa-fused": ["MODEL.SPATIAL_ATTENTION", "emsa", "MODEL.ATTN_IMPL", "sdpa", "MODEL.EMSA.HEAD_CONV", "False",
-                   "MODEL.EMSA.INSTANCE_NORM", "False"],
+    "emsa": ["MODEL.SPATIAL_ATTENTION", "emsa", "MODEL.EMSA.HEAD_CONV", "True", "MODEL.EMSA.INSTANCE_NORM", "True"],
+    "emsa-fused": [
+        "MODEL.SPATIAL_ATTENTION",
+        "emsa",
+        "MODEL.ATTN_IMPL",
+        "sdpa",
+        "MODEL.EMSA.HEAD_CONV",
+        "False",
+        "MODEL.EMSA.INSTANCE_NORM",
+        "False",
+    ],
 }
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                                                     "usmblks", "fsmblks", "uordblks", "fordblks",
-                                                     "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _live_heap_function():
@@ -69,6 +88,7 @@ def _live_heap_function():
     def live() -> int:
         info = libc.mallinfo2()
         return info.uordblks + info.hblkhd
+
     return live
 
 
@@ -80,8 +100,9 @@ def peak_forward_heap(model: nn.Module, clip: torch.Tensor) -> float:
     def sample(*_args) -> None:
         peak[0] = max(peak[0], live())
 
-    handles = [h for m in model.modules()
-               for h in (m.register_forward_pre_hook(sample), m.register_forward_hook(sample))]
+    handles = [
+        h for m in model.modules() for h in (m.register_forward_pre_hook(sample), m.register_forward_hook(sample))
+    ]
     try:
         before = live()
         model(clip)
@@ -101,14 +122,15 @@ def forward_seconds(model: nn.Module, clip: torch.Tensor, clock: str) -> float:
     return time.process_time() - start
 
 
-def measure_in_turn(cfgs: Dict[str, CfgNode], size: int, rounds: int, max_seconds: float,
-                    clock: str = "wall") -> Dict[str, Dict[str, object]]:
+def measure_in_turn(
+    cfgs: dict[str, CfgNode], size: int, rounds: int, max_seconds: float, clock: str = "wall"
+) -> dict[str, dict[str, object]]:
     """Latency per round, heap peak and FLOPs of each variant's model on one ``size`` clip (batch 1).
 
     The variants' forwards run in turn, ``rounds`` times, so that load from other processes hits
     them alike; a variant whose warm-up forward takes longer than ``max_seconds`` is skipped.
     """
-    rows: Dict[str, Dict[str, object]] = {}
+    rows: dict[str, dict[str, object]] = {}
     models = {}
     frames = next(iter(cfgs.values())).DATA.NUM_FRAMES
     clip = torch.randn(1, 3, frames, size, size)
@@ -132,14 +154,17 @@ def measure_in_turn(cfgs: Dict[str, CfgNode], size: int, rounds: int, max_second
     return rows
 
 
-def run_child(spec: Dict[str, object]) -> None:
+def run_child(spec: dict[str, object]) -> None:
     torch.set_num_threads(int(spec["threads"]))
     cfgs = {variant: load_config(spec["cfg_file"], opts) for variant, opts in spec["variants"].items()}
-    print(json.dumps(measure_in_turn(cfgs, int(spec["size"]), int(spec["repeats"]),
-                                     float(spec["max_seconds"]), spec["clock"])))
+    print(
+        json.dumps(
+            measure_in_turn(cfgs, int(spec["size"]), int(spec["repeats"]), float(spec["max_seconds"]), spec["clock"])
+        )
+    )
 
 
-def run_combination(spec: Dict[str, object], timeout: float) -> Dict[str, Dict[str, object]]:
+def run_combination(spec: dict[str, object], timeout: float) -> dict[str, dict[str, object]]:
     """Run the variants of one (architecture, size) in a fresh subprocess; their rows of results."""
     cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
     try:
@@ -152,7 +177,7 @@ def run_combination(spec: Dict[str, object], timeout: float) -> Dict[str, Dict[s
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def speedup(row: Dict[str, object], reference: Optional[Dict[str, object]]) -> str:
+def speedup(row: dict[str, object], reference: dict[str, object] | None) -> str:
     """Median over rounds of ``reference time / row time`` (paired when run in turn)."""
     if reference is None or "latency_s" not in row or "latency_s" not in reference:
         return "-"
@@ -160,17 +185,20 @@ def speedup(row: Dict[str, object], reference: Optional[Dict[str, object]]) -> s
     return f"{statistics.median(ratios):.2f}"
 
 
-def format_row(arch: str, variant: str, frames: int, size: int, row: Dict[str, object],
-               reference: Optional[Dict[str, object]]) -> str:
+def format_row(
+    arch: str, variant: str, frames: int, size: int, row: dict[str, object], reference: dict[str, object] | None
+) -> str:
     head = f"| {arch} | {variant} | {frames}x{size} | {row.get('params_m', 0):.2f} |"
     if "skipped" in row:
         return f"{head} - | skipped: {row['skipped']} | - | - | - | - |"
     rounds = ", ".join(f"{t:.2f}" for t in row["rounds_s"])
-    return (f"{head} {row['gflops']:.1f} | {row['latency_s']:.2f} | {rounds} | {1 / row['latency_s']:.2f} | "
-            f"{speedup(row, reference)} | {row['heap_mb']:.0f} |")
+    return (
+        f"{head} {row['gflops']:.1f} | {row['latency_s']:.2f} | {rounds} | {1 / row['latency_s']:.2f} | "
+        f"{speedup(row, reference)} | {row['heap_mb']:.0f} |"
+    )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--child":
         run_child(json.loads(sys.argv[2]))
         return
@@ -179,28 +207,41 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 288, 384, 448])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards (rounds) per variant")
-    parser.add_argument("--paired", action="store_true",
-                        help="run the variants of each size in one process, in turn every round")
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="skip a combination whose warm-up forward takes longer")
+    parser.add_argument(
+        "--paired", action="store_true", help="run the variants of each size in one process, in turn every round"
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=60.0, help="skip a combination whose warm-up forward takes longer"
+    )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="cpu: time forwards by the process's CPU time (use with --threads 1 "
-                             "on a machine shared with other jobs)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: time forwards by the process's CPU time (use with --threads 1 on a machine shared with other jobs)",
+    )
     args = parser.parse_args(argv)
     frames = load_config(args.cfg_file, args.opts).DATA.NUM_FRAMES  # fails early on a bad config
-    print("| arch | spatial attention | frames x size | params (M) | GFLOPs | latency (s) | rounds (s) "
-          "| clips/s | speed vs msa | peak forward heap (MB) |")
+    print(
+        "| arch | spatial attention | frames x size | params (M) | GFLOPs | latency (s) | rounds (s) "
+        "| clips/s | speed vs msa | peak forward heap (MB) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     groups = [args.variants] if args.paired else [[variant] for variant in args.variants]
     for arch in args.archs:
         for size in args.sizes:
-            rows: Dict[str, Dict[str, object]] = {}
+            rows: dict[str, dict[str, object]] = {}
             for group in groups:
                 variants = {v: list(args.opts or []) + ["MODEL.ARCH", arch] + VARIANTS[v] for v in group}
-                spec = {"cfg_file": args.cfg_file, "variants": variants, "size": size,
-                        "repeats": args.repeats, "max_seconds": args.max_seconds, "threads": args.threads,
-                        "clock": args.clock}
+                spec = {
+                    "cfg_file": args.cfg_file,
+                    "variants": variants,
+                    "size": size,
+                    "repeats": args.repeats,
+                    "max_seconds": args.max_seconds,
+                    "threads": args.threads,
+                    "clock": args.clock,
+                }
                 timeout = len(group) * args.max_seconds * (args.repeats + 4) + 120
                 rows.update(run_combination(spec, timeout=timeout))
             for variant in args.variants:

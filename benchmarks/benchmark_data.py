@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 # benchmarks/ is not installed: `python benchmarks/X.py` needs the repository root on the path.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,12 +51,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clips", type=int, default=64, help="timed clips per measurement")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
-    parser.add_argument("--datasets", nargs="+", default=["synthetic", "realclips"],
-                        choices=["synthetic", "realclips", *KINETICS_SIZES])
-    parser.add_argument("--prepared", action="store_true",
-                        help="Kinetics-like data also after prepare_kinetics --resize (default settings)")
-    parser.add_argument("--repeats", type=int, nargs="+", default=[1],
-                        help="DATA.NUM_REPEATED_SAMPLES values (each must divide --batch)")
+    parser.add_argument(
+        "--datasets", nargs="+", default=["synthetic", "realclips"], choices=["synthetic", "realclips", *KINETICS_SIZES]
+    )
+    parser.add_argument(
+        "--prepared",
+        action="store_true",
+        help="Kinetics-like data also after prepare_kinetics --resize (default settings)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="DATA.NUM_REPEATED_SAMPLES values (each must divide --batch)",
+    )
     parser.add_argument("--sizes", nargs="+", default=["single", "multi"], choices=["single", "multi"])
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--sampling-rate", type=int, default=8)
@@ -66,14 +74,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def prepare_synthetic(root: str) -> Dict[str, object]:
+def prepare_synthetic(root: str) -> dict[str, object]:
     """4 classes x 6 videos of 96x96, 2-4 s (the demo's kind of data)."""
-    make_synthetic_dataset(root, num_classes=4, videos_per_class=6, seed=0, size=96, duration=(2.0, 4.0),
-                           background_contrast=200.0)
+    make_synthetic_dataset(
+        root, num_classes=4, videos_per_class=6, seed=0, size=96, duration=(2.0, 4.0), background_contrast=200.0
+    )
     return {"dir": root, "prefix": root, "classes": 4}
 
 
-def prepare_realclips(root: str) -> Dict[str, object]:
+def prepare_realclips(root: str) -> dict[str, object]:
     """A temporary train list of every clip in ../shared/realclips (absolute paths, a class each)."""
     clips = sorted(REALCLIPS.glob("*.mp4"))
     if not clips:
@@ -93,16 +102,17 @@ def write_kinetics_like(path: str, seconds: int, width: int, height: int, fps: i
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, (height // 4, 2 * width // 4, 3), dtype=np.uint8)
     texture = texture.repeat(4, axis=0).repeat(4, axis=1)
-    with VideoWriter(path, fps, width, height, options=x264_options(23, gop, preset="medium",
-                                                                    scenecut=False)) as writer:
+    with VideoWriter(
+        path, fps, width, height, options=x264_options(23, gop, preset="medium", scenecut=False)
+    ) as writer:
         for i in range(seconds * fps):
             shift = (3 * i) % width
-            frame = texture[:, shift:shift + width].copy()
+            frame = texture[:, shift : shift + width].copy()
             frame[rng.integers(0, height, 64), rng.integers(0, width, 64)] = 255
             writer.write(frame)
 
 
-def prepare_kinetics_like(root: str, name: str, prepared: bool = False) -> Dict[str, object]:
+def prepare_kinetics_like(root: str, name: str, prepared: bool = False) -> dict[str, object]:
     """A train list of one generated Kinetics-like file (``KINETICS_LIKE`` at the size of
     ``KINETICS_SIZES[name]``), 16 times; ``prepared``: that file re-encoded as
     ``tools/prepare_kinetics.py --resize`` does (its default settings)."""
@@ -122,14 +132,39 @@ def prepare_kinetics_like(root: str, name: str, prepared: bool = False) -> Dict[
 PREPARE = {"synthetic": prepare_synthetic, "realclips": prepare_realclips}
 
 
-def make_cfg(data: Dict[str, object], backend: str, sizes: List[int], workers: int, args, repeats: int = 1):
-    opts = ["DATA.PATH_TO_DATA_DIR", data["dir"], "DATA.PATH_PREFIX", data["prefix"],
-            "MODEL.NUM_CLASSES", data["classes"], "DATA.DECODER", backend, "DATA.TRAIN_CROP_SIZES", sizes,
-            "DATA.NUM_FRAMES", args.num_frames, "DATA.SAMPLING_RATE", args.sampling_rate,
-            "AUG.RAND_AUGMENT", args.rand_augment, "DATA_LOADER.NUM_WORKERS", workers,
-            "DATA_LOADER.PIN_MEMORY", False, "DATA_LOADER.PERSISTENT_WORKERS", True,
-            "TRAIN.BATCH_SIZE", args.batch, "NUM_GPUS", 0, "DATA.NUM_REPEATED_SAMPLES", repeats,
-            "DATA.DECODER_FALLBACK", ""]
+def make_cfg(data: dict[str, object], backend: str, sizes: list[int], workers: int, args, repeats: int = 1):
+    opts = [
+        "DATA.PATH_TO_DATA_DIR",
+        data["dir"],
+        "DATA.PATH_PREFIX",
+        data["prefix"],
+        "MODEL.NUM_CLASSES",
+        data["classes"],
+        "DATA.DECODER",
+        backend,
+        "DATA.TRAIN_CROP_SIZES",
+        sizes,
+        "DATA.NUM_FRAMES",
+        args.num_frames,
+        "DATA.SAMPLING_RATE",
+        args.sampling_rate,
+        "AUG.RAND_AUGMENT",
+        args.rand_augment,
+        "DATA_LOADER.NUM_WORKERS",
+        workers,
+        "DATA_LOADER.PIN_MEMORY",
+        False,
+        "DATA_LOADER.PERSISTENT_WORKERS",
+        True,
+        "TRAIN.BATCH_SIZE",
+        args.batch,
+        "NUM_GPUS",
+        0,
+        "DATA.NUM_REPEATED_SAMPLES",
+        repeats,
+        "DATA.DECODER_FALLBACK",
+        "",
+    ]
     return load_config(None, opts)
 
 
@@ -139,7 +174,7 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def clips_per_second(cfg, clips: int) -> Tuple[float, float]:
+def clips_per_second(cfg, clips: int) -> tuple[float, float]:
     """Steady-state training clips/s of ``build_loader(cfg, "train")`` over ``clips`` clips, and
     clips per CPU-second of this process (meaningful with 0 workers)."""
     loader = build_loader(cfg, "train")
@@ -157,21 +192,27 @@ def clips_per_second(cfg, clips: int) -> Tuple[float, float]:
     return seen / (time.perf_counter() - start), seen / max(cpu_seconds() - start_cpu, 1e-9)
 
 
-def measure_row(data: Dict[str, object], backend: str, sizes: List[int], repeats: int, args) -> str:
+def measure_row(data: dict[str, object], backend: str, sizes: list[int], repeats: int, args) -> str:
     """One table row: clips/s with 0 and N workers and clips per core-second (0 workers)."""
     if backend.endswith("_cuda") and not torch.cuda.is_available():
         return "skipped: no CUDA device | - | - |"
     rate, per_core = clips_per_second(make_cfg(data, backend, sizes, 0, args, repeats), args.clips)
-    workers = (f"{clips_per_second(make_cfg(data, backend, sizes, args.workers, args, repeats), args.clips)[0]:.1f}"
-               if args.workers else "-")
+    workers = (
+        f"{clips_per_second(make_cfg(data, backend, sizes, args.workers, args, repeats), args.clips)[0]:.1f}"
+        if args.workers
+        else "-"
+    )
     return f"{rate:.1f} | {workers} | {per_core:.1f} |"
 
 
-def dataset_variants(datasets: List[str], prepared: bool) -> List[Tuple[str, bool]]:
+def dataset_variants(datasets: list[str], prepared: bool) -> list[tuple[str, bool]]:
     """(dataset, prepared) to measure: each dataset, and with ``prepared`` each Kinetics-like one
     after ``prepare_kinetics --resize`` as well."""
-    return [(name, variant) for name in datasets
-            for variant in ((False, True) if prepared and name in KINETICS_SIZES else (False,))]
+    return [
+        (name, variant)
+        for name in datasets
+        for variant in ((False, True) if prepared and name in KINETICS_SIZES else (False,))
+    ]
 
 
 def main(argv=None) -> None:
@@ -182,22 +223,27 @@ def main(argv=None) -> None:
         for name, prepared in dataset_variants(args.datasets, args.prepared):
             root = os.path.join(tmp, name + "_prepared" * prepared)
             os.makedirs(root)
-            data = (prepare_kinetics_like(root, name, prepared) if name in KINETICS_SIZES
-                    else PREPARE[name](root))
+            data = prepare_kinetics_like(root, name, prepared) if name in KINETICS_SIZES else PREPARE[name](root)
             name = f"{name}{' prepared' if prepared else ''}"
             for backend in args.backends:
                 for label, sizes in SIZE_SETS.items():
                     if label.split()[0] not in args.sizes:
                         continue
                     for repeats in args.repeats:
-                        rows.append(f"| {name} | {backend} | {label} | {repeats} | "
-                                    f"{measure_row(data, backend, sizes, repeats, args)}")
+                        rows.append(
+                            f"| {name} | {backend} | {label} | {repeats} | "
+                            f"{measure_row(data, backend, sizes, repeats, args)}"
+                        )
                         print(rows[-1], flush=True)
-    print(f"\n{os.cpu_count()} CPUs, torch threads {args.threads}, {args.num_frames} frames at sampling "
-          f"rate {args.sampling_rate}, batch {args.batch}, RandAugment {args.rand_augment}\n")
+    print(
+        f"\n{os.cpu_count()} CPUs, torch threads {args.threads}, {args.num_frames} frames at sampling "
+        f"rate {args.sampling_rate}, batch {args.batch}, RandAugment {args.rand_augment}\n"
+    )
     workers = f"{args.workers} workers" if args.workers else "N workers (not run)"
-    print(f"| data | decoder | crop sizes | samples per decode | clips/s, 0 workers | "
-          f"clips/s, {workers} | clips per core-second |")
+    print(
+        f"| data | decoder | crop sizes | samples per decode | clips/s, 0 workers | "
+        f"clips/s, {workers} | clips per core-second |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
 

@@ -31,45 +31,90 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable
 
 # benchmarks/ is not installed: `python benchmarks/X.py` needs the repository root on the path.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import torch
+import torch  # noqa: E402  (after the repository root is on sys.path)
 
-Check = Dict[str, Any]
+Check = dict[str, Any]
 NO_GPU = "no CUDA device (torch.cuda.is_available() is False)"
-BENCH_ARGS = ["--cfg", "configs/k400_resformer_b.yaml", "--device", "cuda", "--batch", "8",
-              "--warmup", "3", "--repeats", "10"]
-TRAIN_OPTS = ["NUM_GPUS", "1", "MODEL.ARCH", "resformer_tiny", "MODEL.DEPTH", "2", "MODEL.NUM_CLASSES", "4",
-              "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "6", "DATA.TRAIN_JITTER_SCALES", "[64, 80]",
-              "DATA.TRAIN_CROP_SIZES", "[64, 48]", "DATA.TEST_CROP_SIZE", "64", "DATA.NUM_REPEATED_SAMPLES", "2",
-              "DATA_LOADER.NUM_WORKERS", "2", "TRAIN.BATCH_SIZE", "16", "TRAIN.MIXED_PRECISION", "bf16",
-              "SOLVER.MAX_EPOCH", "3", "TRAIN.EVAL_PERIOD", "3", "TEST.NUM_ENSEMBLE_VIEWS", "1",
-              "TEST.NUM_SPATIAL_CROPS", "1", "TENSORBOARD.ENABLE", "False"]
+BENCH_ARGS = [
+    "--cfg",
+    "configs/k400_resformer_b.yaml",
+    "--device",
+    "cuda",
+    "--batch",
+    "8",
+    "--warmup",
+    "3",
+    "--repeats",
+    "10",
+]
+TRAIN_OPTS = [
+    "NUM_GPUS",
+    "1",
+    "MODEL.ARCH",
+    "resformer_tiny",
+    "MODEL.DEPTH",
+    "2",
+    "MODEL.NUM_CLASSES",
+    "4",
+    "DATA.NUM_FRAMES",
+    "4",
+    "DATA.SAMPLING_RATE",
+    "6",
+    "DATA.TRAIN_JITTER_SCALES",
+    "[64, 80]",
+    "DATA.TRAIN_CROP_SIZES",
+    "[64, 48]",
+    "DATA.TEST_CROP_SIZE",
+    "64",
+    "DATA.NUM_REPEATED_SAMPLES",
+    "2",
+    "DATA_LOADER.NUM_WORKERS",
+    "2",
+    "TRAIN.BATCH_SIZE",
+    "16",
+    "TRAIN.MIXED_PRECISION",
+    "bf16",
+    "SOLVER.MAX_EPOCH",
+    "3",
+    "TRAIN.EVAL_PERIOD",
+    "3",
+    "TEST.NUM_ENSEMBLE_VIEWS",
+    "1",
+    "TEST.NUM_SPATIAL_CROPS",
+    "1",
+    "TENSORBOARD.ENABLE",
+    "False",
+]
 
 
 def run_command(cmd: Sequence[str], timeout: float, log_path: Path) -> None:
     """Run ``cmd`` from the repository root, output to ``log_path``; raise on failure or timeout."""
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.run(list(cmd), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            list(cmd), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        )
     if proc.returncode:
         tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
         raise RuntimeError(f"exit {proc.returncode}: {' / '.join(tail)}")
 
 
-def check_train_test(out: Path, timeout: float) -> Dict[str, Any]:
+def check_train_test(out: Path, timeout: float) -> dict[str, Any]:
     """Short bf16 training + test on generated data; the test results."""
     from resformer_video.datasets import make_synthetic_dataset
 
     data, run_dir = out / "synthetic", out / "train_test_bf16"
-    make_synthetic_dataset(str(data), num_classes=4, videos_per_class=12, seed=0, size=64, duration=(2.0, 4.0),
-                           background_contrast=200.0)
+    make_synthetic_dataset(
+        str(data), num_classes=4, videos_per_class=12, seed=0, size=64, duration=(2.0, 4.0), background_contrast=200.0
+    )
     opts = ["DATA.PATH_TO_DATA_DIR", str(data), "DATA.PATH_PREFIX", str(data), "OUTPUT_DIR", str(run_dir)]
     run_command([sys.executable, "tools/run_net.py"] + opts + TRAIN_OPTS, timeout, out / "train_test_bf16.log")
     return {"test_results": json.loads((run_dir / "test_results.json").read_text(encoding="utf-8"))}
@@ -77,17 +122,26 @@ def check_train_test(out: Path, timeout: float) -> Dict[str, Any]:
 
 def benchmark_check(precision: str, extra: Sequence[str] = (), mode: Sequence[str] = ()) -> Callable:
     """A check running ``benchmarks/benchmark.py`` at ``precision``; its report's rows and targets."""
-    def check(out: Path, timeout: float) -> Dict[str, Any]:
+
+    def check(out: Path, timeout: float) -> dict[str, Any]:
         name = f"benchmark_{precision}" + ("_compiled" if extra else "")
         path = out / f"{name}.json"
-        run_command([sys.executable, "benchmarks/benchmark.py"] + BENCH_ARGS + ["--precision", precision,
-                     "--json", str(path)] + list(mode) + list(extra), timeout, out / f"{name}.log")
+        run_command(
+            [sys.executable, "benchmarks/benchmark.py"]
+            + BENCH_ARGS
+            + ["--precision", precision, "--json", str(path)]
+            + list(mode)
+            + list(extra),
+            timeout,
+            out / f"{name}.log",
+        )
         report = json.loads(path.read_text(encoding="utf-8"))
         return {key: report.get(key) for key in ("machine", "rows", "targets", "comparisons")}
+
     return check
 
 
-def check_nvdec(out: Path, timeout: float) -> Dict[str, Any]:
+def check_nvdec(out: Path, timeout: float) -> dict[str, Any]:
     """NVDEC decoding of a Kinetics-like file against CPU torchcodec."""
     from benchmarks.benchmark_data import KINETICS_LIKE, write_kinetics_like
     from resformer_video.datasets.decoders import open_video
@@ -95,7 +149,7 @@ def check_nvdec(out: Path, timeout: float) -> Dict[str, Any]:
 
     path = str(out / "kinetics_like.mp4")
     write_kinetics_like(path, **KINETICS_LIKE)
-    results: Dict[str, Any] = {}
+    results: dict[str, Any] = {}
     frames = {}
     for backend in ("torchcodec", "torchcodec_cuda"):
         start, clips = time.perf_counter(), 0
@@ -113,7 +167,7 @@ def check_nvdec(out: Path, timeout: float) -> Dict[str, Any]:
     return results
 
 
-CHECKS: Dict[str, Callable[[Path, float], Dict[str, Any]]] = {
+CHECKS: dict[str, Callable[[Path, float], dict[str, Any]]] = {
     "train_test_bf16": check_train_test,
     "benchmark_bf16": benchmark_check("bf16", mode=["--mode", "all", "--paired-repeats", "5"]),
     "benchmark_fp32": benchmark_check("fp32", mode=["--mode", "train"]),
@@ -121,15 +175,19 @@ CHECKS: Dict[str, Callable[[Path, float], Dict[str, Any]]] = {
     "nvdec": check_nvdec,
 }
 # Seconds each check may take (together within 8 minutes, start-up included).
-TIMEOUTS = {"train_test_bf16": 120, "benchmark_bf16": 150, "benchmark_fp32": 60, "compiled_step": 90,
-            "nvdec": 45}
+TIMEOUTS = {"train_test_bf16": 120, "benchmark_bf16": 150, "benchmark_fp32": 60, "compiled_step": 90, "nvdec": 45}
 
 
-def environment() -> Dict[str, Any]:
+def environment() -> dict[str, Any]:
     """Versions and the device."""
     cuda = torch.cuda.is_available()
-    info = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cuda_available": cuda, "device": torch.cuda.get_device_name(0) if cuda else platform.processor()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cuda_available": cuda,
+        "device": torch.cuda.get_device_name(0) if cuda else platform.processor(),
+    }
     try:
         info["torchcodec"] = importlib.metadata.version("torchcodec")
     except importlib.metadata.PackageNotFoundError:
@@ -137,7 +195,7 @@ def environment() -> Dict[str, Any]:
     return info
 
 
-def run_check(name: str, out: Path, skip_reason: Optional[str]) -> Check:
+def run_check(name: str, out: Path, skip_reason: str | None) -> Check:
     """Run one check; never raises."""
     if skip_reason:
         return {"name": name, "status": "skipped", "reason": skip_reason, "seconds": 0.0}
@@ -152,21 +210,35 @@ def run_check(name: str, out: Path, skip_reason: Optional[str]) -> Check:
     return result
 
 
-def markdown(env: Dict[str, Any], checks: List[Check]) -> str:
+def markdown(env: dict[str, Any], checks: list[Check]) -> str:
     """The summary: environment, one line per check, the benchmark rows."""
-    lines = ["# GPU check", "", ", ".join(f"{k} {v}" for k, v in env.items()), "",
-             "| check | status | seconds | note |", "| --- | --- | --- | --- |"]
+    lines = [
+        "# GPU check",
+        "",
+        ", ".join(f"{k} {v}" for k, v in env.items()),
+        "",
+        "| check | status | seconds | note |",
+        "| --- | --- | --- | --- |",
+    ]
     for check in checks:
-        note = check["reason"] or ", ".join(f"{k} {v:.3g}" for k, v in check.items()
-                                            if isinstance(v, float) and k != "seconds")
+        note = check["reason"] or ", ".join(
+            f"{k} {v:.3g}" for k, v in check.items() if isinstance(v, float) and k != "seconds"
+        )
         lines.append(f"| {check['name']} | {check['status'].upper()} | {check['seconds']} | {note} |")
     for check in (c for c in checks if c.get("rows")):
-        lines += ["", f"## {check['name']}", "", "| step | precision | ms | clips/s | peak MiB | MFU |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"## {check['name']}",
+            "",
+            "| step | precision | ms | clips/s | peak MiB | MFU |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for row in check["rows"]:
             mfu = f"{100 * row['mfu']:.1f}%" if row.get("mfu") is not None else "-"
-            lines.append(f"| {row['name']} | {row['precision']} | {row['median_ms']:.1f} | "
-                         f"{row['clips_per_s']:.3g} | {row['peak_mem_mb']:.0f} | {mfu} |")
+            lines.append(
+                f"| {row['name']} | {row['precision']} | {row['median_ms']:.1f} | "
+                f"{row['clips_per_s']:.3g} | {row['peak_mem_mb']:.0f} | {mfu} |"
+            )
     for check in (c for c in checks if c.get("test_results")):
         lines += ["", f"## {check['name']}", "", "```", json.dumps(check["test_results"], indent=1)[:2000], "```"]
     skipped = [c["name"] for c in checks if c["status"] == "skipped"]
@@ -175,7 +247,7 @@ def markdown(env: Dict[str, Any], checks: List[Check]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="gpu_check", help="folder for the summary, logs and data")
     parser.add_argument("--checks", nargs="+", default=list(CHECKS), choices=list(CHECKS))
@@ -188,9 +260,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name in args.checks:
         checks.append(run_check(name, out, skip))
         print(f"{name}: {checks[-1]['status']} {checks[-1]['reason']}", flush=True)
-    summary = {"environment": env, "checks": checks,
-               "passed": all(c["status"] != "failed" for c in checks),
-               "skipped": [c["name"] for c in checks if c["status"] == "skipped"]}
+    summary = {
+        "environment": env,
+        "checks": checks,
+        "passed": all(c["status"] != "failed" for c in checks),
+        "skipped": [c["name"] for c in checks if c["status"] == "skipped"],
+    }
     (out / "gpu_check.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     (out / "gpu_check.md").write_text(markdown(env, checks), encoding="utf-8")
     if summary["skipped"]:

@@ -17,8 +17,7 @@ is. docs/RESULTS.md records what it printed.
 import argparse
 import math
 import time
-from typing import List, Sequence, Tuple
-
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -30,10 +29,11 @@ from resformer_video.models import VideoResFormer
 SIZE, FRAMES, FPS, PATCH = 64, 4, 3.0, 8
 
 
-def render_split(rng: np.random.Generator, classes: Sequence[str], per_class: int, contrast: float,
-                 ramp: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def render_split(
+    rng: np.random.Generator, classes: Sequence[str], per_class: int, contrast: float, ramp: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Clips ``(N, 3, T, H, W)`` normalised as the library does, and labels ``(N,)``."""
-    clips: List[np.ndarray] = []
+    clips: list[np.ndarray] = []
     for motion in classes:
         clips += [render_video(rng, motion, SIZE, FRAMES, FPS, contrast, (0.2, 0.45)) for _ in range(per_class)]
     x = torch.from_numpy(np.stack(clips)).permute(0, 4, 1, 2, 3).float().div(255).sub(0.45).div(0.225)
@@ -45,8 +45,11 @@ def render_split(rng: np.random.Generator, classes: Sequence[str], per_class: in
 
 def warmup_cosine(steps_per_epoch: int, total: int):
     """One epoch of linear warm-up, then cosine to zero (a factor of the base learning rate)."""
-    return lambda s: (s + 1) / steps_per_epoch if s < steps_per_epoch else \
-        0.5 * (1 + math.cos(math.pi * (s - steps_per_epoch) / max(1, total - steps_per_epoch)))
+    return lambda s: (
+        (s + 1) / steps_per_epoch
+        if s < steps_per_epoch
+        else 0.5 * (1 + math.cos(math.pi * (s - steps_per_epoch) / max(1, total - steps_per_epoch)))
+    )
 
 
 def main() -> None:
@@ -68,9 +71,17 @@ def main() -> None:
     start = time.time()
     x_train, y_train = render_split(rng, classes, args.videos_per_class, args.background_contrast, args.ramp)
     x_test, y_test = render_split(rng, classes, 50, args.background_contrast, args.ramp)
-    model = VideoResFormer(num_classes=len(classes), img_size=SIZE, patch_size=PATCH, embed_dim=64,
-                           depth=4, num_heads=2, num_frames=FRAMES, drop_path_rate=0.0,
-                           temporal_embed_init=args.temporal_init)
+    model = VideoResFormer(
+        num_classes=len(classes),
+        img_size=SIZE,
+        patch_size=PATCH,
+        embed_dim=64,
+        depth=4,
+        num_heads=2,
+        num_frames=FRAMES,
+        drop_path_rate=0.0,
+        temporal_embed_init=args.temporal_init,
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     batch, steps = args.batch_size, len(x_train) // args.batch_size
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, steps * args.epochs))
@@ -82,7 +93,7 @@ def main() -> None:
         model.train()
         perm, losses = torch.randperm(len(x_train), generator=order), []
         for i in range(steps):
-            idx = perm[i * batch:(i + 1) * batch]
+            idx = perm[i * batch : (i + 1) * batch]
             loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
             optimizer.zero_grad()
             loss.backward()
@@ -93,8 +104,11 @@ def main() -> None:
         model.eval()
         with torch.no_grad():
             top1 = (model(x_test).argmax(1) == y_test).float().mean().item() * 100
-        print(f"epoch {epoch + 1}: train loss {np.mean(losses):.3f} (chance {chance_loss:.3f}), "
-              f"test top-1 {top1:.1f}% (chance {chance_top1:.1f}%), {time.time() - start:.0f} s", flush=True)
+        print(
+            f"epoch {epoch + 1}: train loss {np.mean(losses):.3f} (chance {chance_loss:.3f}), "
+            f"test top-1 {top1:.1f}% (chance {chance_top1:.1f}%), {time.time() - start:.0f} s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

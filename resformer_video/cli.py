@@ -14,11 +14,11 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict
+from typing import Any
 
 SOURCE_TOOLS = Path(__file__).resolve().parents[1] / "tools"
 # Console script -> tool module (setup.py's CONSOLE_SCRIPTS lists the same names, all -> main).
-ENTRY_POINTS: Dict[str, str] = {
+ENTRY_POINTS: dict[str, str] = {
     "resformer-train": "run_net",
     "resformer-predict": "predict",
     "resformer-export": "export",

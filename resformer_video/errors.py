@@ -4,8 +4,6 @@ module may import it, it imports nothing of the package. Tools turn these into o
 
 from __future__ import annotations
 
-from typing import Optional
-
 
 class ConfigError(ValueError):
     """An invalid config key or value; ``key`` is the full dotted key name."""
@@ -27,7 +25,7 @@ class VideoDecodeError(RuntimeError):
     """A video that cannot be opened or decoded (missing, empty, truncated, not a video).
     ``reason``: why, without the path (for messages that combine several backends)."""
 
-    def __init__(self, message: str, reason: Optional[str] = None) -> None:
+    def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason or message
 

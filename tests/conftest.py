@@ -21,8 +21,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,9 +80,15 @@ SMALL_OVERRIDES = {
 RUN_BF16 = bool(cpu_bf16_features()) or os.environ.get("RESFORMER_TEST_BF16") == "1"
 BOTH_PRECISIONS = [
     pytest.param("fp32", id="fp32"),
-    pytest.param("bf16", id="bf16", marks=pytest.mark.skipif(
-        not RUN_BF16, reason=f"bf16 case skipped: this CPU ({cpu_class()}) has no native bf16 "
-                             "(AVX512-BF16/AMX); RESFORMER_TEST_BF16=1 runs it emulated")),
+    pytest.param(
+        "bf16",
+        id="bf16",
+        marks=pytest.mark.skipif(
+            not RUN_BF16,
+            reason=f"bf16 case skipped: this CPU ({cpu_class()}) has no native bf16 "
+            "(AVX512-BF16/AMX); RESFORMER_TEST_BF16=1 runs it emulated",
+        ),
+    ),
 ]
 # Tolerances against a reference computed in the same precision by other code (other batching and
 # kernel order): fp32 rounding grows with the reductions of a small model (~1e-6 relative); bf16
@@ -96,7 +103,7 @@ def reference_precision(precision: str) -> Any:
     return contextlib.nullcontext()
 
 
-def make_cfg(data_dir: Optional[Any] = None, opts: Optional[Sequence[Any]] = None, **overrides: Any):
+def make_cfg(data_dir: Any | None = None, opts: Sequence[Any] | None = None, **overrides: Any):
     """A validated, frozen small config (``SMALL_OVERRIDES``) pointing at ``data_dir`` (also used
     as ``DATA.PATH_PREFIX``), then ``opts`` (``[KEY, VALUE, ...]``) and ``overrides``
     (``DATA__NUM_FRAMES=2`` means ``DATA.NUM_FRAMES 2``)."""
@@ -117,8 +124,13 @@ def tiny_model(**kwargs: Any) -> VideoResFormer:
     return VideoResFormer(**args).eval()
 
 
-def randomize(model: torch.nn.Module, std: float = 0.1, bias_std: Optional[float] = None,
-              norm_weights: Optional[tuple] = (0.5, 1.5), only: Sequence[str] = ()) -> None:
+def randomize(
+    model: torch.nn.Module,
+    std: float = 0.1,
+    bias_std: float | None = None,
+    norm_weights: tuple | None = (0.5, 1.5),
+    only: Sequence[str] = (),
+) -> None:
     """Random parameters in place: norm weights uniform in ``norm_weights`` (None: like the
     others), 1-d parameters normal with ``bias_std`` (default ``std``), the rest normal with
     ``std``. ``only``: change just the parameters whose name contains one of these strings."""
@@ -135,8 +147,9 @@ def randomize(model: torch.nn.Module, std: float = 0.1, bias_std: Optional[float
 INDEX_BASE, INDEX_STEP, INDEX_LEVELS = 16, 8, 28
 
 
-def make_index_video(path: Any, num_frames: int, fps: float, size: int = 64,
-                     timestamps: Optional[Sequence[float]] = None) -> Path:
+def make_index_video(
+    path: Any, num_frames: int, fps: float, size: int = 64, timestamps: Sequence[float] | None = None
+) -> Path:
     """Write an H.264 video whose frame ``i`` shows its own index (left half grey level encodes
     ``i % 28``, right half ``i // 28``); read it back with :func:`decode_frame_index`.
     ``timestamps`` (seconds per frame) makes it variable-frame-rate."""
@@ -145,13 +158,12 @@ def make_index_video(path: Any, num_frames: int, fps: float, size: int = 64,
     frames = np.zeros((num_frames, size, size, 3), dtype=np.uint8)
     for i in range(num_frames):
         frames[i, :, : size // 2] = INDEX_BASE + INDEX_STEP * (i % INDEX_LEVELS)
-        frames[i, :, size // 2:] = INDEX_BASE + INDEX_STEP * (i // INDEX_LEVELS)
+        frames[i, :, size // 2 :] = INDEX_BASE + INDEX_STEP * (i // INDEX_LEVELS)
     write_mp4(str(path), frames, fps, timestamps=timestamps)
     return Path(path)
 
 
-def make_truncated_faststart_video(path: Any, num_frames: int = 30, fps: float = 10.0,
-                                   keep: float = 0.5) -> Path:
+def make_truncated_faststart_video(path: Any, num_frames: int = 30, fps: float = 10.0, keep: float = 0.5) -> Path:
     """An MP4 with its index first (as web and phone videos are written) cut to its first ``keep``
     of bytes: the index still claims ``num_frames`` frames, about ``keep`` of them decode. Noise
     frames, so the bytes are spread evenly over the frames."""
@@ -183,8 +195,9 @@ def encode_levels_video(path: Any, codec: str) -> Path:
     """A 10 fps video of 20 uniform grey frames (level ``10 * i``) encoded with ``codec``, e.g.
     ``libvpx-vp9`` into ``.webm`` or ``libsvtav1`` into ``.mkv``."""
     synthetic = REPO_ROOT / "resformer_video" / "datasets" / "synthetic.py"
-    subprocess.run([sys.executable, "-c", ENCODE_LEVELS, str(synthetic), str(path), codec], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", ENCODE_LEVELS, str(synthetic), str(path), codec], check=True, capture_output=True
+    )
     return Path(path)
 
 
@@ -193,7 +206,7 @@ def decode_frame_index(frames: torch.Tensor) -> list:
     width = frames.shape[2]
     margin = width // 8  # stay away from the block boundary (chroma blur)
     low = frames[:, :, : width // 2 - margin].float().mean(dim=(1, 2, 3))
-    high = frames[:, :, width // 2 + margin:].float().mean(dim=(1, 2, 3))
+    high = frames[:, :, width // 2 + margin :].float().mean(dim=(1, 2, 3))
     to_level = lambda v: torch.round((v - INDEX_BASE) / INDEX_STEP).long()  # noqa: E731
     return (to_level(high) * INDEX_LEVELS + to_level(low)).tolist()
 
@@ -208,8 +221,15 @@ def synthetic_data_dir() -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="resformer_synthetic_") as tmp:
         out = Path(tmp)
-        make_synthetic_dataset(str(out), num_classes=SYNTH_CLASSES, videos_per_class=SYNTH_VIDEOS_PER_CLASS,
-                               seed=0, size=SYNTH_SIZE, duration=(1.0, 2.0), background_contrast=200.0)
+        make_synthetic_dataset(
+            str(out),
+            num_classes=SYNTH_CLASSES,
+            videos_per_class=SYNTH_VIDEOS_PER_CLASS,
+            seed=0,
+            size=SYNTH_SIZE,
+            duration=(1.0, 2.0),
+            background_contrast=200.0,
+        )
         yield out
 
 

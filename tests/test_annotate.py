@@ -8,17 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_predict import tiny_checkpoint  # noqa: F401  (the fixture)
 
 from resformer_video.datasets import open_video
 from resformer_video.datasets.synthetic import render_video, write_mp4
 from resformer_video.inference.annotate import even_frames, window_at
 from resformer_video.inference.predictor import ClassScore, WindowPrediction
-from test_predict import tiny_checkpoint  # noqa: F401  (the fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 PREDICT_MAIN = runpy.run_path(str(REPO / "tools" / "predict.py"))["main"]
-FAST = ["--device", "cpu", "--precision", "fp32", "TEST.NUM_SPATIAL_CROPS", "1",
-        "TEST.NUM_ENSEMBLE_VIEWS", "1"]
+FAST = ["--device", "cpu", "--precision", "fp32", "TEST.NUM_SPATIAL_CROPS", "1", "TEST.NUM_ENSEMBLE_VIEWS", "1"]
 
 
 def _video(path: Path, num_frames: int = 20, fps: float = 10.0) -> np.ndarray:
@@ -34,12 +33,25 @@ def _decode(path: Path) -> np.ndarray:
         return reader.get_frames(np.arange(reader.num_frames)).numpy()
 
 
-def test_out_video_has_the_labels_drawn_and_the_rest_unchanged(tiny_checkpoint, tmp_path,  # noqa: F811
-                                                               capsys):
+def test_out_video_has_the_labels_drawn_and_the_rest_unchanged(
+    tiny_checkpoint,
+    tmp_path,  # noqa: F811
+    capsys,
+):
     source = _video(tmp_path / "in.mp4")
     out = tmp_path / "sub" / "annotated.mp4"
-    code = PREDICT_MAIN(["--checkpoint", str(tiny_checkpoint[0]), str(tmp_path / "in.mp4"),
-                         "--out-video", str(out), "--window", "1.0", *FAST])
+    code = PREDICT_MAIN(
+        [
+            "--checkpoint",
+            str(tiny_checkpoint[0]),
+            str(tmp_path / "in.mp4"),
+            "--out-video",
+            str(out),
+            "--window",
+            "1.0",
+            *FAST,
+        ]
+    )
     assert code == 0
     assert f"written to {out}" in capsys.readouterr().err
     annotated = _decode(out)
@@ -56,8 +68,17 @@ def test_out_video_refuses_several_inputs(tiny_checkpoint, tmp_path, capsys):  #
     for name in ("a.mp4", "b.mp4"):
         _video(tmp_path / name, num_frames=4)
     out = tmp_path / "out.mp4"
-    code = PREDICT_MAIN(["--checkpoint", str(tiny_checkpoint[0]), str(tmp_path / "a.mp4"),
-                         str(tmp_path / "b.mp4"), "--out-video", str(out), *FAST])
+    code = PREDICT_MAIN(
+        [
+            "--checkpoint",
+            str(tiny_checkpoint[0]),
+            str(tmp_path / "a.mp4"),
+            str(tmp_path / "b.mp4"),
+            "--out-video",
+            str(out),
+            *FAST,
+        ]
+    )
     assert code == 2
     assert "--out-video takes one input video, got 2" in capsys.readouterr().err
     assert not out.exists()
@@ -81,15 +102,19 @@ def test_odd_frame_sizes_are_padded_to_even(height, width):
     assert np.array_equal(padded[:, -1, :width], frames[:, -1])
 
 
-def test_out_video_that_cannot_be_written_is_not_called_unreadable(tiny_checkpoint, tmp_path,  # noqa: F811
-                                                                   capsys):
+def test_out_video_that_cannot_be_written_is_not_called_unreadable(
+    tiny_checkpoint,
+    tmp_path,  # noqa: F811
+    capsys,
+):
     """A --out-video in a place that cannot be written (here under a file) is one error line about
     the output; the input video was read and predicted, so nothing says it "could not be read"."""
     _video(tmp_path / "in.mp4", num_frames=4)
     (tmp_path / "a_file").write_text("x")
     out = tmp_path / "a_file" / "annotated.mp4"
-    code = PREDICT_MAIN(["--checkpoint", str(tiny_checkpoint[0]), str(tmp_path / "in.mp4"),
-                         "--out-video", str(out), *FAST])
+    code = PREDICT_MAIN(
+        ["--checkpoint", str(tiny_checkpoint[0]), str(tmp_path / "in.mp4"), "--out-video", str(out), *FAST]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "in.mp4" in captured.out  # the prediction was printed

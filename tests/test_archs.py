@@ -5,11 +5,12 @@ from pathlib import Path
 
 import timm
 
-from conftest import make_cfg
 from resformer_video.config import ConfigError, load_config
 from resformer_video.engine.evaluate import model_label
 from resformer_video.models import build_model
 from resformer_video.models.archs import ARCHS, arch_table
+
+from conftest import make_cfg
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

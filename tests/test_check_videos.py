@@ -7,8 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import (LOADABLE_BACKENDS, REPO_ROOT, SYNTH_SIZE, encode_levels_video,
-                      make_truncated_faststart_video)
+from conftest import LOADABLE_BACKENDS, REPO_ROOT, SYNTH_SIZE, encode_levels_video, make_truncated_faststart_video
 
 CHECK_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "check_videos.py"))["main"]
 
@@ -28,10 +27,24 @@ def mixed_dataset(synthetic_data_dir, tmp_path):
 @pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_check_reports_bad_videos_and_fails(mixed_dataset, capsys, workers):
     report = mixed_dataset / "report.json"
-    code = CHECK_MAIN(["--splits", "train", "--workers", str(workers), "--report", str(report),
-                       "NUM_GPUS", "0", "MODEL.NUM_CLASSES", "4",
-                       "DATA.PATH_TO_DATA_DIR", str(mixed_dataset),
-                       "DATA.PATH_PREFIX", str(mixed_dataset)])
+    code = CHECK_MAIN(
+        [
+            "--splits",
+            "train",
+            "--workers",
+            str(workers),
+            "--report",
+            str(report),
+            "NUM_GPUS",
+            "0",
+            "MODEL.NUM_CLASSES",
+            "4",
+            "DATA.PATH_TO_DATA_DIR",
+            str(mixed_dataset),
+            "DATA.PATH_PREFIX",
+            str(mixed_dataset),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "train: 2 of 4 videos decode, 2 failed" in out
@@ -39,8 +52,12 @@ def test_check_reports_bad_videos_and_fails(mixed_dataset, capsys, workers):
     (summary,) = data["summaries"]
     assert sorted(f["path"].split("/")[-1] for f in summary["failed"]) == ["corrupt.mp4", "missing.mp4"]
     videos = data["videos"]["train"]
-    assert [v["path"].split("/")[-1] for v in videos] == ["good0.mp4", "corrupt.mp4", "missing.mp4",
-                                                        "good1.mp4"]  # list order
+    assert [v["path"].split("/")[-1] for v in videos] == [
+        "good0.mp4",
+        "corrupt.mp4",
+        "missing.mp4",
+        "good1.mp4",
+    ]  # list order
     for video in (videos[0], videos[3]):
         assert video["ok"] and video["num_frames"] > 10 and video["height"] == video["width"] == SYNTH_SIZE
     assert "video file not found" in videos[2]["error"]
@@ -50,9 +67,24 @@ def test_check_of_test_reads_the_list_test_split_names(mixed_dataset, capsys):
     """As the test dataset does: ``--splits test`` checks TEST.SPLIT's list (here train.csv); the
     report goes next to the lists by default, not into OUTPUT_DIR."""
     output_dir = mixed_dataset / "output"
-    code = CHECK_MAIN(["--splits", "test", "NUM_GPUS", "0", "OUTPUT_DIR", str(output_dir),
-                       "MODEL.NUM_CLASSES", "4", "DATA.PATH_TO_DATA_DIR", str(mixed_dataset),
-                       "DATA.PATH_PREFIX", str(mixed_dataset), "TEST.SPLIT", "train"])
+    code = CHECK_MAIN(
+        [
+            "--splits",
+            "test",
+            "NUM_GPUS",
+            "0",
+            "OUTPUT_DIR",
+            str(output_dir),
+            "MODEL.NUM_CLASSES",
+            "4",
+            "DATA.PATH_TO_DATA_DIR",
+            str(mixed_dataset),
+            "DATA.PATH_PREFIX",
+            str(mixed_dataset),
+            "TEST.SPLIT",
+            "train",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1 and "test: 2 of 4 videos decode, 2 failed" in out
     report = mixed_dataset / "video_check.json"
@@ -63,13 +95,26 @@ def test_check_of_test_reads_the_list_test_split_names(mixed_dataset, capsys):
 def test_check_refuses_an_unwritable_report_folder_up_front(mixed_dataset, capsys, monkeypatch):
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode: path != str(mixed_dataset) and real_access(path, mode))
-    code = CHECK_MAIN(["--splits", "train", "NUM_GPUS", "0", "MODEL.NUM_CLASSES", "4",
-                       "DATA.PATH_TO_DATA_DIR", str(mixed_dataset), "DATA.PATH_PREFIX", str(mixed_dataset)])
+    code = CHECK_MAIN(
+        [
+            "--splits",
+            "train",
+            "NUM_GPUS",
+            "0",
+            "MODEL.NUM_CLASSES",
+            "4",
+            "DATA.PATH_TO_DATA_DIR",
+            str(mixed_dataset),
+            "DATA.PATH_PREFIX",
+            str(mixed_dataset),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""  # nothing was checked
     assert captured.err.strip().splitlines() == [
         f"error: cannot write the report {mixed_dataset / 'video_check.json'}: {mixed_dataset} is not "
-        "writable (pass --report PATH)"]
+        "writable (pass --report PATH)"
+    ]
 
 
 @pytest.mark.skipif("decord" not in LOADABLE_BACKENDS, reason="decord is not installed here")
@@ -80,9 +125,24 @@ def test_check_reads_av1_with_the_fallback_decoder(tmp_path, capsys, fallback, o
     encode_levels_video(tmp_path / "av1.mkv", "libsvtav1")
     (tmp_path / "train.csv").write_text("av1.mkv 0\n")
     report = tmp_path / "report.json"
-    code = CHECK_MAIN(["--splits", "train", "--report", str(report), "NUM_GPUS", "0",
-                       "DATA.PATH_TO_DATA_DIR", str(tmp_path), "DATA.PATH_PREFIX", str(tmp_path),
-                       "DATA.DECODER", "decord", "DATA.DECODER_FALLBACK", fallback])
+    code = CHECK_MAIN(
+        [
+            "--splits",
+            "train",
+            "--report",
+            str(report),
+            "NUM_GPUS",
+            "0",
+            "DATA.PATH_TO_DATA_DIR",
+            str(tmp_path),
+            "DATA.PATH_PREFIX",
+            str(tmp_path),
+            "DATA.DECODER",
+            "decord",
+            "DATA.DECODER_FALLBACK",
+            fallback,
+        ]
+    )
     capsys.readouterr()
     (video,) = json.loads(report.read_text())["videos"]["train"]
     assert (code, video["ok"]) == ((0, True) if ok else (1, False))
@@ -105,9 +165,24 @@ def test_check_names_a_truncated_file_with_its_index_first(tmp_path, capsys, dec
     make_truncated_faststart_video(tmp_path / "cut.mp4")
     (tmp_path / "train.csv").write_text("cut.mp4 0\n")
     report = tmp_path / "report.json"
-    code = CHECK_MAIN(["--splits", "train", "--report", str(report), "NUM_GPUS", "0",
-                       "DATA.PATH_TO_DATA_DIR", str(tmp_path), "DATA.PATH_PREFIX", str(tmp_path),
-                       "DATA.DECODER", decoder, "DATA.DECODER_FALLBACK", "pyav"])
+    code = CHECK_MAIN(
+        [
+            "--splits",
+            "train",
+            "--report",
+            str(report),
+            "NUM_GPUS",
+            "0",
+            "DATA.PATH_TO_DATA_DIR",
+            str(tmp_path),
+            "DATA.PATH_PREFIX",
+            str(tmp_path),
+            "DATA.DECODER",
+            decoder,
+            "DATA.DECODER_FALLBACK",
+            "pyav",
+        ]
+    )
     out = capsys.readouterr().out
     (video,) = json.loads(report.read_text())["videos"]["train"]
     assert code == 1 and not video["ok"] and "train: 0 of 1 videos decode, 1 failed" in out

@@ -9,8 +9,9 @@ import pytest
 import timm
 import torch
 
-import conftest
 from resformer_video.models import CheckpointError, VideoResFormer, checkpoint_filter_fn, load_pretrained
+
+import conftest
 
 tiny = functools.partial(conftest.tiny_model, img_size=64)
 randomize = functools.partial(conftest.randomize, std=0.05, norm_weights=None)
@@ -27,8 +28,9 @@ def test_timm_vit_gives_timm_logits(tmp_path, timm_vit_tiny):
     """POS_EMBED learned, T = 1: our model equals timm's ViT on the same weights."""
     path = tmp_path / "deit.pth"
     torch.save({"model": {"module." + k: v for k, v in timm_vit_tiny.state_dict().items()}}, path)
-    model = VideoResFormer(num_classes=1000, embed_dim=192, depth=12, num_heads=3, pos_embed="learned",
-                           drop_path_rate=0.1).eval()
+    model = VideoResFormer(
+        num_classes=1000, embed_dim=192, depth=12, num_heads=3, pos_embed="learned", drop_path_rate=0.1
+    ).eval()
     report = load_pretrained(model, str(path))
     assert report.missing_keys == [] and report.unexpected_keys == [] and report.dropped_keys == []
     assert any("temporal attention of 12 blocks" in note for note in report.notes)
@@ -57,8 +59,9 @@ def test_timm_vit_into_resformer_model_reports_keys(tmp_path, timm_vit_tiny):
 
 
 def test_learned_pos_embed_resized_to_the_model_grid(timm_vit_tiny):
-    model = VideoResFormer(num_classes=1000, embed_dim=192, depth=12, num_heads=3, pos_embed="learned",
-                           img_size=(96, 128))
+    model = VideoResFormer(
+        num_classes=1000, embed_dim=192, depth=12, num_heads=3, pos_embed="learned", img_size=(96, 128)
+    )
     source = timm_vit_tiny.state_dict()
     notes = []
     converted = checkpoint_filter_fn(source, model, notes)
@@ -140,8 +143,11 @@ def test_garbage_and_truncated_files_raise_naming_them(tmp_path):
 def test_wrong_shapes_raise_naming_file_and_first_key(tmp_path):
     path = tmp_path / "wide.pth"
     torch.save({"model": tiny(embed_dim=64).state_dict()}, path)
-    with pytest.raises(CheckpointError, match=rf"^{path}: cls_token: checkpoint shape \(1, 1, 64\) "
-                                              r"does not match the model's \(1, 1, 32\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^{path}: cls_token: checkpoint shape \(1, 1, 64\) "
+        r"does not match the model's \(1, 1, 32\)",
+    ):
         load_pretrained(tiny(), str(path))
     state = tiny().state_dict()
     state["blocks.1.mlp.fc2.weight"] = torch.zeros(32, 64)

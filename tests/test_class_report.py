@@ -9,13 +9,18 @@ import matplotlib.image
 import numpy as np
 import torch
 
-from conftest import SYNTH_CLASSES, make_cfg
-from resformer_video.engine.class_report import (confusion_matrix, most_confused_pairs,
-                                                 per_class_accuracy, write_class_report)
+from resformer_video.engine.class_report import (
+    confusion_matrix,
+    most_confused_pairs,
+    per_class_accuracy,
+    write_class_report,
+)
 from resformer_video.engine.runner import run
 from resformer_video.engine.train import keep_best
 from resformer_video.models import build_model
 from resformer_video.utils import checkpoint
+
+from conftest import SYNTH_CLASSES, make_cfg
 
 
 def test_per_class_accuracy_and_confusion_by_hand():
@@ -31,7 +36,8 @@ def test_per_class_accuracy_and_confusion_by_hand():
     assert conf.tolist() == [[1, 0, 1], [1, 0, 0], [0, 0, 0]]
     assert most_confused_pairs(conf) == [
         {"true": 0, "predicted": 2, "count": 1, "share": 0.5},
-        {"true": 1, "predicted": 0, "count": 1, "share": 1.0}]
+        {"true": 1, "predicted": 0, "count": 1, "share": 1.0},
+    ]
 
 
 def test_report_for_400_classes(tmp_path):
@@ -39,14 +45,13 @@ def test_report_for_400_classes(tmp_path):
     labels = torch.arange(400).repeat(3)
     scores = torch.rand(1200, 400, generator=gen)
     scores[torch.arange(1200), labels] += 0.9  # mostly right
-    scores[labels == 7, 9] += 2.0               # class 7 always taken for class 9
+    scores[labels == 7, 9] += 2.0  # class 7 always taken for class 9
     names = [f"class {i}" for i in range(400)]
     csv_path, png_path, md_path = write_class_report(str(tmp_path), 224, scores, labels, names)
     with open(csv_path, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 400 and list(rows[0]) == ["class_index", "class_name", "videos", "top1", "top5"]
-    assert rows[7] == {"class_index": "7", "class_name": "class 7", "videos": "3", "top1": "0.00",
-                       "top5": "100.00"}
+    assert rows[7] == {"class_index": "7", "class_name": "class 7", "videos": "3", "top1": "0.00", "top5": "100.00"}
     image = matplotlib.image.imread(png_path)
     assert min(image.shape[:2]) >= 1500  # about 5 px per class
     table = open(md_path, encoding="utf-8").read().splitlines()
@@ -55,13 +60,43 @@ def test_report_for_400_classes(tmp_path):
 
 def test_tiny_run_writes_per_class_results_and_best_checkpoint(synthetic_data_dir, tmp_path):
     out_dir = tmp_path / "run"
-    cfg = make_cfg(synthetic_data_dir, [
-        "OUTPUT_DIR", str(out_dir), "MODEL.DEPTH", 1, "DATA.NUM_FRAMES", 2,
-        "DATA.TRAIN_CROP_SIZES", [32], "DATA.TRAIN_JITTER_SCALES", [32, 40],
-        "DATA.TEST_CROP_SIZE", 64, "TEST.RESOLUTIONS", [64, 96], "TRAIN.BATCH_SIZE", 8,
-        "SOLVER.OPTIMIZING_METHOD", "adamw", "SOLVER.BASE_LR", 3e-3, "SOLVER.STEPS", [0],
-        "SOLVER.LRS", [1.0], "SOLVER.MAX_EPOCH", 2, "TRAIN.EVAL_PERIOD", 1,
-        "TRAIN.CHECKPOINT_PERIOD", 2, "LOG_PERIOD", 1])
+    cfg = make_cfg(
+        synthetic_data_dir,
+        [
+            "OUTPUT_DIR",
+            str(out_dir),
+            "MODEL.DEPTH",
+            1,
+            "DATA.NUM_FRAMES",
+            2,
+            "DATA.TRAIN_CROP_SIZES",
+            [32],
+            "DATA.TRAIN_JITTER_SCALES",
+            [32, 40],
+            "DATA.TEST_CROP_SIZE",
+            64,
+            "TEST.RESOLUTIONS",
+            [64, 96],
+            "TRAIN.BATCH_SIZE",
+            8,
+            "SOLVER.OPTIMIZING_METHOD",
+            "adamw",
+            "SOLVER.BASE_LR",
+            3e-3,
+            "SOLVER.STEPS",
+            [0],
+            "SOLVER.LRS",
+            [1.0],
+            "SOLVER.MAX_EPOCH",
+            2,
+            "TRAIN.EVAL_PERIOD",
+            1,
+            "TRAIN.CHECKPOINT_PERIOD",
+            2,
+            "LOG_PERIOD",
+            1,
+        ],
+    )
     results = run(cfg)
     # best.pyth: the first epoch with the highest val top-1, atomic like the others, loadable.
     records = [json.loads(line) for line in (out_dir / "stats.jsonl").read_text().splitlines()]
@@ -86,8 +121,11 @@ def test_tiny_run_writes_per_class_results_and_best_checkpoint(synthetic_data_di
         overall = sum(n * float(r["top1"]) for n, r in zip(videos, rows)) / sum(videos)
         assert abs(overall - metrics["top1"]) < 0.01
         assert matplotlib.image.imread(out_dir / f"test_confusion_{size}.png").shape[0] > 300
-        assert (out_dir / f"test_confused_pairs_{size}.md").read_text().startswith(
-            f"# Most confused classes, test at {size} px, 4 videos")
+        assert (
+            (out_dir / f"test_confused_pairs_{size}.md")
+            .read_text()
+            .startswith(f"# Most confused classes, test at {size} px, 4 videos")
+        )
 
 
 def test_best_is_replaced_only_by_a_better_top1_and_survives_a_resume(tmp_path):

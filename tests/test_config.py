@@ -2,16 +2,16 @@
 
 import pytest
 
-from conftest import REPO_ROOT, make_cfg
 from resformer_video.config import ConfigError, cfg_with, check_data_dir, load_config
+
+from conftest import REPO_ROOT, make_cfg
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml"))
 
 
 def test_configs_folder_has_the_documented_configs():
     names = {p.name for p in CONFIGS}
-    assert {"k400_resformer_b.yaml", "k400_resformer_s.yaml", "k400_timesformer_b.yaml",
-            "demo_synthetic.yaml"} <= names
+    assert {"k400_resformer_b.yaml", "k400_resformer_s.yaml", "k400_timesformer_b.yaml", "demo_synthetic.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -34,20 +34,23 @@ def test_paper_recipe_in_resformer_b_config():
     assert (baseline.MODEL.POS_EMBED, baseline.MODEL.TEMPORAL_EMBED) == ("learned", "learned")
 
 
-@pytest.mark.parametrize("opts, key", [
-    (["MODEL.NOT_A_KEY", "1"], "MODEL.NOT_A_KEY"),
-    (["DATA.TRAIN_CROP_SIZES", "[160, 224]"], "DATA.TRAIN_CROP_SIZES"),
-    (["DATA.TRAIN_CROP_SIZES", "[224, 100]"], "DATA.TRAIN_CROP_SIZES"),
-    (["DATA.TEST_CROP_SIZE", "200"], "DATA.TEST_CROP_SIZE"),
-    (["TEST.RESOLUTIONS", "[96, 100]"], "TEST.RESOLUTIONS"),
-    (["DATA.NUM_FRAMES", "0"], "DATA.NUM_FRAMES"),
-    (["SCALE_CONSISTENCY.LOSS", "l1"], "SCALE_CONSISTENCY.LOSS"),
-    (["SOLVER.LRS", "[1.0, 0.1]"], "SOLVER.LRS"),
-    (["TRAIN.GLOBAL_BATCH_SIZE", "12"], "TRAIN.GLOBAL_BATCH_SIZE"),
-    (["DIST_TIMEOUT_MIN", "0"], "DIST_TIMEOUT_MIN"),
-    (["DATA.DECODER_FALLBACK", "opencv"], "DATA.DECODER_FALLBACK"),
-    (["NUM_GPUS", "0", "DIST_BACKEND", "nccl"], "DIST_BACKEND"),
-])
+@pytest.mark.parametrize(
+    "opts, key",
+    [
+        (["MODEL.NOT_A_KEY", "1"], "MODEL.NOT_A_KEY"),
+        (["DATA.TRAIN_CROP_SIZES", "[160, 224]"], "DATA.TRAIN_CROP_SIZES"),
+        (["DATA.TRAIN_CROP_SIZES", "[224, 100]"], "DATA.TRAIN_CROP_SIZES"),
+        (["DATA.TEST_CROP_SIZE", "200"], "DATA.TEST_CROP_SIZE"),
+        (["TEST.RESOLUTIONS", "[96, 100]"], "TEST.RESOLUTIONS"),
+        (["DATA.NUM_FRAMES", "0"], "DATA.NUM_FRAMES"),
+        (["SCALE_CONSISTENCY.LOSS", "l1"], "SCALE_CONSISTENCY.LOSS"),
+        (["SOLVER.LRS", "[1.0, 0.1]"], "SOLVER.LRS"),
+        (["TRAIN.GLOBAL_BATCH_SIZE", "12"], "TRAIN.GLOBAL_BATCH_SIZE"),
+        (["DIST_TIMEOUT_MIN", "0"], "DIST_TIMEOUT_MIN"),
+        (["DATA.DECODER_FALLBACK", "opencv"], "DATA.DECODER_FALLBACK"),
+        (["NUM_GPUS", "0", "DIST_BACKEND", "nccl"], "DIST_BACKEND"),
+    ],
+)
 def test_invalid_values_name_the_key(opts, key):
     with pytest.raises(ConfigError) as info:
         load_config(str(REPO_ROOT / "configs" / "k400_resformer_b.yaml"), opts + ["TRAIN.BATCH_SIZE", "8"])

@@ -7,9 +7,10 @@ import importlib.util
 import pytest
 import torch
 
-from conftest import REPO_ROOT, make_cfg
 from resformer_video.config import ConfigError, load_config
 from resformer_video.models import build_model
+
+from conftest import REPO_ROOT, make_cfg
 
 RUN_NET = str(REPO_ROOT / "tools" / "run_net.py")
 _SPEC = importlib.util.spec_from_file_location("run_net_tool", RUN_NET)
@@ -20,8 +21,9 @@ K400 = ["k400_resformer_b.yaml", "k400_resformer_s.yaml", "k400_timesformer_b.ya
 
 def test_base_is_loaded_first_and_overridden(tmp_path):
     (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "root.yaml").write_text("DATA:\n  NUM_FRAMES: 4\n  SAMPLING_RATE: 2\n"
-                                                   "SOLVER:\n  MAX_EPOCH: 7\n")
+    (tmp_path / "shared" / "root.yaml").write_text(
+        "DATA:\n  NUM_FRAMES: 4\n  SAMPLING_RATE: 2\nSOLVER:\n  MAX_EPOCH: 7\n"
+    )
     (tmp_path / "shared" / "mid.yaml").write_text("_BASE_: root.yaml\nDATA:\n  SAMPLING_RATE: 3\n")
     child = tmp_path / "child.yaml"
     child.write_text("_BASE_: shared/mid.yaml\nDATA:\n  NUM_FRAMES: 6\n")
@@ -61,16 +63,18 @@ def test_timesformer_config_overrides_the_base():
     assert cfg.SCALE_CONSISTENCY.WEIGHT == 0.0
 
 
-@pytest.mark.parametrize("key,suggestion", [
-    ("DATA.NUM_FRAME", "DATA.NUM_FRAMES"),
-    ("SOLVER.NUM_FRAMES", "DATA.NUM_FRAMES"),  # right name, wrong section
-    ("train.eval_period", "TRAIN.EVAL_PERIOD"),
-])
+@pytest.mark.parametrize(
+    "key,suggestion",
+    [
+        ("DATA.NUM_FRAME", "DATA.NUM_FRAMES"),
+        ("SOLVER.NUM_FRAMES", "DATA.NUM_FRAMES"),  # right name, wrong section
+        ("train.eval_period", "TRAIN.EVAL_PERIOD"),
+    ],
+)
 def test_unknown_key_suggests_the_closest(key, suggestion):
     with pytest.raises(ConfigError) as info:
         load_config(None, [key, "1"])
-    assert str(info.value).startswith(f"{key}: unknown config key (from command line); "
-                                      f"did you mean {suggestion}?")
+    assert str(info.value).startswith(f"{key}: unknown config key (from command line); did you mean {suggestion}?")
     assert "resformer_video/config/defaults.py" in str(info.value)
 
 
@@ -104,9 +108,26 @@ def _assert_one_clear_line(result, *fragments):
         assert fragment in error_lines[0]
 
 
-SMALL = ["NUM_GPUS", 0, "MODEL.ARCH", "resformer_tiny", "MODEL.DEPTH", 1, "MODEL.NUM_CLASSES", 4,
-         "DATA.NUM_FRAMES", 2, "DATA.TRAIN_CROP_SIZES", "[64]", "DATA.TEST_CROP_SIZE", 64,
-         "DATA_LOADER.NUM_WORKERS", 0, "TENSORBOARD.ENABLE", False]
+SMALL = [
+    "NUM_GPUS",
+    0,
+    "MODEL.ARCH",
+    "resformer_tiny",
+    "MODEL.DEPTH",
+    1,
+    "MODEL.NUM_CLASSES",
+    4,
+    "DATA.NUM_FRAMES",
+    2,
+    "DATA.TRAIN_CROP_SIZES",
+    "[64]",
+    "DATA.TEST_CROP_SIZE",
+    64,
+    "DATA_LOADER.NUM_WORKERS",
+    0,
+    "TENSORBOARD.ENABLE",
+    False,
+]
 
 
 def test_run_net_missing_train_list_is_one_line(tmp_path, capsys):
@@ -116,15 +137,22 @@ def test_run_net_missing_train_list_is_one_line(tmp_path, capsys):
 
 def test_run_net_pretrained_of_another_architecture_is_one_line(tmp_path, synthetic_data_dir, capsys):
     weights = tmp_path / "small.pth"
-    torch.save(build_model(make_cfg(None, MODEL__ARCH="resformer_small", MODEL__DEPTH=1)).state_dict(),
-               weights)
-    proc = _run_net(capsys, "DATA.PATH_TO_DATA_DIR", synthetic_data_dir, "DATA.PATH_PREFIX", synthetic_data_dir,
-                    "OUTPUT_DIR", tmp_path / "out", "MODEL.PRETRAINED", weights, *SMALL)
-    _assert_one_clear_line(proc, "MODEL.PRETRAINED:", str(weights), "does not match",
-                           "another architecture")
+    torch.save(build_model(make_cfg(None, MODEL__ARCH="resformer_small", MODEL__DEPTH=1)).state_dict(), weights)
+    proc = _run_net(
+        capsys,
+        "DATA.PATH_TO_DATA_DIR",
+        synthetic_data_dir,
+        "DATA.PATH_PREFIX",
+        synthetic_data_dir,
+        "OUTPUT_DIR",
+        tmp_path / "out",
+        "MODEL.PRETRAINED",
+        weights,
+        *SMALL,
+    )
+    _assert_one_clear_line(proc, "MODEL.PRETRAINED:", str(weights), "does not match", "another architecture")
 
 
 def test_run_net_unknown_key_suggests(tmp_path, capsys):
     proc = _run_net(capsys, "OUTPUT_DIR", tmp_path, "TRAIN.EVAL_PERIODS", 2)
-    _assert_one_clear_line(proc, "TRAIN.EVAL_PERIODS: unknown config key",
-                           "did you mean TRAIN.EVAL_PERIOD?")
+    _assert_one_clear_line(proc, "TRAIN.EVAL_PERIODS: unknown config key", "did you mean TRAIN.EVAL_PERIOD?")

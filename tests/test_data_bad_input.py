@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_cfg
 from resformer_video.datasets import DatasetFailureError, build_dataset, build_loader
+
+from conftest import make_cfg
 
 BAD = ("empty.mp4", "truncated.mp4", "noise.mp4", "missing.mp4")
 

@@ -5,10 +5,11 @@ import shutil
 
 import pytest
 
-from conftest import make_cfg
 from resformer_video.config import ConfigError
 from resformer_video.datasets import DatasetListError, build_dataset, load_split, read_class_names, read_video_list
 from resformer_video.datasets.lists import SPLITS, split_counts
+
+from conftest import make_cfg
 
 
 def test_space_and_comma_separated_lines(tmp_path):
@@ -19,12 +20,15 @@ def test_space_and_comma_separated_lines(tmp_path):
     assert labels == [3, 0, 1]
 
 
-@pytest.mark.parametrize("content,line,fragment", [
-    ("a.mp4 0\nb.mp4\n", 2, "expected 'path label'"),
-    ("a.mp4 0\nb.mp4 zero\n", 2, "integer"),
-    ("a.mp4 0\nb.mp4 1\nc.mp4 4\n", 3, "label 4 is outside [0, MODEL.NUM_CLASSES=4)"),
-    ("a.mp4 -1\n", 1, "outside"),
-])
+@pytest.mark.parametrize(
+    "content,line,fragment",
+    [
+        ("a.mp4 0\nb.mp4\n", 2, "expected 'path label'"),
+        ("a.mp4 0\nb.mp4 zero\n", 2, "integer"),
+        ("a.mp4 0\nb.mp4 1\nc.mp4 4\n", 3, "label 4 is outside [0, MODEL.NUM_CLASSES=4)"),
+        ("a.mp4 -1\n", 1, "outside"),
+    ],
+)
 def test_list_errors_name_file_and_line(tmp_path, content, line, fragment):
     lst = tmp_path / "train.csv"
     lst.write_text(content)
@@ -117,11 +121,14 @@ def test_split_counts():
     assert split_counts(100, (0.7, 0.3, 0.0)) == (70, 30, 0)
 
 
-@pytest.mark.parametrize("line,fragment", [
-    ("abseiling/clip_0001 300 0", "mmaction2 raw-frame list line ('frame_dir num_frames label')"),
-    ("a/clip.mp4 1 3", "multi-label line ('path label1 label2 ...', 2 labels)"),
-    ("a/clip.mp4,1,3,2", "multi-label line ('path label1 label2 ...', 3 labels)"),
-])
+@pytest.mark.parametrize(
+    "line,fragment",
+    [
+        ("abseiling/clip_0001 300 0", "mmaction2 raw-frame list line ('frame_dir num_frames label')"),
+        ("a/clip.mp4 1 3", "multi-label line ('path label1 label2 ...', 2 labels)"),
+        ("a/clip.mp4,1,3,2", "multi-label line ('path label1 label2 ...', 3 labels)"),
+    ],
+)
 def test_other_list_formats_are_rejected_at_load(tmp_path, line, fragment):
     lst = tmp_path / "train.csv"
     lst.write_text(f"ok/first.mp4 0\n{line}\n")

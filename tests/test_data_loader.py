@@ -86,10 +86,18 @@ def test_shard_sampler_covers_every_index_once(length, world):
 
 
 def test_collate_keeps_the_resolution_list():
-    samples = [{"clips": [torch.full((3, 2, 8, 8), float(i)), torch.zeros(3, 2, 4, 4)], "sizes": [8, 4],
-                "label": i, "video_idx": i, "view_idx": 0, "valid": True,
-                "failed": [f"bad{i}.mp4"] if i else []}
-               for i in range(3)]
+    samples = [
+        {
+            "clips": [torch.full((3, 2, 8, 8), float(i)), torch.zeros(3, 2, 4, 4)],
+            "sizes": [8, 4],
+            "label": i,
+            "video_idx": i,
+            "view_idx": 0,
+            "valid": True,
+            "failed": [f"bad{i}.mp4"] if i else [],
+        }
+        for i in range(3)
+    ]
     batch = collate_clips(samples)
     assert [tuple(c.shape) for c in batch["clips"]] == [(3, 3, 2, 8, 8), (3, 3, 2, 4, 4)]
     assert batch["sizes"] == [8, 4]

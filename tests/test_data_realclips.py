@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from conftest import LOADABLE_BACKENDS, make_cfg
 from resformer_video.datasets import build_loader, open_video
+
+from conftest import LOADABLE_BACKENDS, make_cfg
 
 
 @pytest.fixture
@@ -20,9 +21,17 @@ def realclips_list(realclips_dir, tmp_path):
 def test_realclips_train_pipeline(realclips_list):
     data_dir, count = realclips_list
     torch.manual_seed(0)
-    cfg = make_cfg(data_dir, DATA__PATH_PREFIX="", MODEL__NUM_CLASSES=count, DATA__NUM_FRAMES=8,
-                   DATA__SAMPLING_RATE=8, DATA__TRAIN_CROP_SIZES=[112, 80, 64],
-                   DATA__TRAIN_JITTER_SCALES=[128, 160], AUG__RAND_AUGMENT=True, TRAIN__BATCH_SIZE=count)
+    cfg = make_cfg(
+        data_dir,
+        DATA__PATH_PREFIX="",
+        MODEL__NUM_CLASSES=count,
+        DATA__NUM_FRAMES=8,
+        DATA__SAMPLING_RATE=8,
+        DATA__TRAIN_CROP_SIZES=[112, 80, 64],
+        DATA__TRAIN_JITTER_SCALES=[128, 160],
+        AUG__RAND_AUGMENT=True,
+        TRAIN__BATCH_SIZE=count,
+    )
     batch = next(iter(build_loader(cfg, "train")))
     assert [tuple(c.shape) for c in batch["clips"]] == [(count, 3, 8, s, s) for s in (112, 80, 64)]
     assert batch["failed"] == [[] for _ in range(count)] and bool(batch["valid"].all())
@@ -32,9 +41,17 @@ def test_realclips_train_pipeline(realclips_list):
 
 def test_realclips_test_pipeline(realclips_list):
     data_dir, count = realclips_list
-    cfg = make_cfg(data_dir, DATA__PATH_PREFIX="", MODEL__NUM_CLASSES=count, DATA__NUM_FRAMES=8,
-                   DATA__SAMPLING_RATE=8, DATA__TEST_CROP_SIZE=96, TEST__NUM_ENSEMBLE_VIEWS=2,
-                   TEST__NUM_SPATIAL_CROPS=3, TEST__BATCH_SIZE=6)
+    cfg = make_cfg(
+        data_dir,
+        DATA__PATH_PREFIX="",
+        MODEL__NUM_CLASSES=count,
+        DATA__NUM_FRAMES=8,
+        DATA__SAMPLING_RATE=8,
+        DATA__TEST_CROP_SIZE=96,
+        TEST__NUM_ENSEMBLE_VIEWS=2,
+        TEST__NUM_SPATIAL_CROPS=3,
+        TEST__BATCH_SIZE=6,
+    )
     loader = build_loader(cfg, "test")
     seen = []
     for batch in loader:

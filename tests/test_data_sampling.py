@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import decode_frame_index, make_cfg, make_index_video
 from resformer_video.datasets import VideoDataset, sample_clip_indices
+
+from conftest import decode_frame_index, make_cfg, make_index_video
 
 
 def _timesformer_indices(video_frames, fps, num_frames, rate, target_fps, start):
@@ -57,8 +58,14 @@ def test_dataset_decodes_the_sampled_frames(tmp_path):
     make_index_video(tmp_path / "slow.mp4", 60, 12)
     make_index_video(tmp_path / "fast.mp4", 150, 30)
     (tmp_path / "test.csv").write_text("slow.mp4 0\nfast.mp4 1\n")
-    cfg = make_cfg(tmp_path, MODEL__NUM_CLASSES=2, DATA__NUM_FRAMES=4, DATA__SAMPLING_RATE=10,
-                   TEST__NUM_ENSEMBLE_VIEWS=2, TEST__NUM_SPATIAL_CROPS=1)
+    cfg = make_cfg(
+        tmp_path,
+        MODEL__NUM_CLASSES=2,
+        DATA__NUM_FRAMES=4,
+        DATA__SAMPLING_RATE=10,
+        TEST__NUM_ENSEMBLE_VIEWS=2,
+        TEST__NUM_SPATIAL_CROPS=1,
+    )
     dataset = VideoDataset(cfg, "test")
     for video_idx, (frames_total, fps) in enumerate([(60, 12.0), (150, 30.0)]):
         for clip_idx in range(2):

@@ -9,11 +9,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from conftest import make_cfg
 from resformer_video.config import ConfigError
 from resformer_video.engine.optimizer import accumulation_steps
 from resformer_video.engine.train import build_train_state, forward_backward
 from resformer_video.models import build_model
+
+from conftest import make_cfg
 
 GLOBAL_BATCH, SIZES = 4, (64, 32)
 
@@ -22,8 +23,12 @@ def _data():
     """A global batch of 4 clips at both sizes, and labels."""
     gen = torch.Generator().manual_seed(3)
     base = torch.randn(GLOBAL_BATCH, 3, 4, SIZES[0], SIZES[0], generator=gen)
-    clips = [F.interpolate(base.flatten(1, 2), size=(s, s), mode="bilinear",
-                           align_corners=False).view(GLOBAL_BATCH, 3, 4, s, s) for s in SIZES]
+    clips = [
+        F.interpolate(base.flatten(1, 2), size=(s, s), mode="bilinear", align_corners=False).view(
+            GLOBAL_BATCH, 3, 4, s, s
+        )
+        for s in SIZES
+    ]
     return clips, torch.tensor([0, 1, 2, 3])
 
 
@@ -47,8 +52,7 @@ def _run_micro_steps(state, clips, labels, rows_per_step):
 
 def _worker(rank, world_size, init_file, out_dir):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world_size)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         clips, labels = _data()
         half = GLOBAL_BATCH // world_size
@@ -60,12 +64,10 @@ def _worker(rank, world_size, init_file, out_dir):
         forward_backward(state, clips, labels)
         plain = _grads(state.model)
         # Backward per resolution, 1 clip per micro-batch, 2 micro-batches per optimiser step.
-        state = _state(TRAIN__BATCH_SIZE=1, TRAIN__GLOBAL_BATCH_SIZE=GLOBAL_BATCH,
-                       TRAIN__BACKWARD_PER_RESOLUTION=True)
+        state = _state(TRAIN__BATCH_SIZE=1, TRAIN__GLOBAL_BATCH_SIZE=GLOBAL_BATCH, TRAIN__BACKWARD_PER_RESOLUTION=True)
         assert state.accum_steps == 2
         _run_micro_steps(state, clips, labels, rows_per_step=1)
-        torch.save({"plain": plain, "accum": _grads(state.model)},
-                   os.path.join(out_dir, f"grads_{rank}.pt"))
+        torch.save({"plain": plain, "accum": _grads(state.model)}, os.path.join(out_dir, f"grads_{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -82,8 +84,7 @@ def reference_grads():
 def _assert_same(grads, reference):
     assert grads.keys() == reference.keys() and len(reference) > 10
     for name, ref in reference.items():
-        torch.testing.assert_close(grads[name], ref, rtol=1e-4, atol=1e-6,
-                                   msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(grads[name], ref, rtol=1e-4, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
 
 
 @pytest.mark.slow
@@ -114,8 +115,7 @@ def test_partial_last_group_is_a_mean_over_its_micro_batches():
     forward_backward(plain, [c[rows] for c in clips], labels[rows])
     state = _state(TRAIN__BATCH_SIZE=1, TRAIN__GLOBAL_BATCH_SIZE=GLOBAL_BATCH)
     for k in (2, 3):
-        forward_backward(state, [c[k:k + 1] for c in clips], labels[k:k + 1], sync=k == 3,
-                         group_size=2)
+        forward_backward(state, [c[k : k + 1] for c in clips], labels[k : k + 1], sync=k == 3, group_size=2)
     _assert_same(_grads(state.model), _grads(plain.model))
 
 
@@ -134,10 +134,17 @@ def _launch_worker(rank, world_size, port, data_dir, out_dir):
     from resformer_video.utils.distributed import launch
 
     torch.set_num_threads(1)
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    cfg = make_cfg(data_dir, OUTPUT_DIR=out_dir, SOLVER__MAX_EPOCH=1, TRAIN__GLOBAL_BATCH_SIZE=8,
-                   TEST__NUM_ENSEMBLE_VIEWS=2, TEST__NUM_SPATIAL_CROPS=3)
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    cfg = make_cfg(
+        data_dir,
+        OUTPUT_DIR=out_dir,
+        SOLVER__MAX_EPOCH=1,
+        TRAIN__GLOBAL_BATCH_SIZE=8,
+        TEST__NUM_ENSEMBLE_VIEWS=2,
+        TEST__NUM_SPATIAL_CROPS=3,
+    )
     out = launch(cfg, run)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as handle:
         json.dump(out["test"]["results"], handle, sort_keys=True)
@@ -153,8 +160,7 @@ def test_two_process_train_then_multi_view_test(synthetic_data_dir, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    mp.spawn(_launch_worker, args=(2, port, str(synthetic_data_dir), str(tmp_path)), nprocs=2,
-             join=True)
+    mp.spawn(_launch_worker, args=(2, port, str(synthetic_data_dir), str(tmp_path)), nprocs=2, join=True)
     # one epoch checkpoint, and best.pyth from the val evaluation (written by rank 0 alone)
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["best.pyth", "checkpoint_epoch_00001.pyth"]
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

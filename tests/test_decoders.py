@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import (LOADABLE_BACKENDS, decode_frame_index, encode_levels_video, make_index_video,
-                      make_truncated_faststart_video)
 from resformer_video.datasets import BACKENDS, DecoderUnavailableError, VideoDecodeError, open_video
 from resformer_video.datasets.decoders import VideoNotFoundError, failure_kind, read_video
 from resformer_video.datasets.synthetic import write_mp4
+
+from conftest import (
+    LOADABLE_BACKENDS,
+    decode_frame_index,
+    encode_levels_video,
+    make_index_video,
+    make_truncated_faststart_video,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +34,15 @@ def moving_video(synthetic_data_dir):
 
 # Each backend as a parameter, skipped with the reason where its package cannot be loaded here
 # (torchcodec needs the system FFmpeg libraries, see INSTALL.md; `make install` installs them).
-BACKEND_PARAMS = [pytest.param(name, marks=pytest.mark.skipif(
-    name not in LOADABLE_BACKENDS, reason=f"{name} cannot be loaded here (torchcodec needs system FFmpeg)"))
-    for name in BACKENDS]
+BACKEND_PARAMS = [
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(
+            name not in LOADABLE_BACKENDS, reason=f"{name} cannot be loaded here (torchcodec needs system FFmpeg)"
+        ),
+    )
+    for name in BACKENDS
+]
 
 
 def _reference_frames(path):
@@ -75,8 +87,7 @@ VFR_TIMES = [i / 30 for i in range(30)] + [1.0 + i / 10 for i in range(30)]
 
 @pytest.fixture(scope="module")
 def vfr_video(tmp_path_factory):
-    return make_index_video(tmp_path_factory.mktemp("vfr") / "vfr.mp4", len(VFR_TIMES), 30,
-                            timestamps=VFR_TIMES)
+    return make_index_video(tmp_path_factory.mktemp("vfr") / "vfr.mp4", len(VFR_TIMES), 30, timestamps=VFR_TIMES)
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -162,8 +173,7 @@ def test_bad_files_raise_decode_error_naming_the_file(backend, tmp_path, index_v
                 reader.get_frames([0, reader.num_frames - 1])
 
 
-@pytest.mark.parametrize("backend,package", [("torchcodec", "torchcodec"), ("decord", "decord"),
-                                             ("pyav", "av")])
+@pytest.mark.parametrize("backend,package", [("torchcodec", "torchcodec"), ("decord", "decord"), ("pyav", "av")])
 def test_unavailable_backend_names_the_package(backend, package, monkeypatch, index_video):
     real_import = importlib.import_module
 

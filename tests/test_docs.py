@@ -13,25 +13,28 @@ import functools
 import inspect
 import re
 import runpy
+from collections.abc import Iterator
 from pathlib import Path
-from typing import FrozenSet, Iterator, List, Optional, Set, Tuple
 from unittest import mock
 
 import pytest
 
+from resformer_video.config.defaults import get_cfg_defaults
 from resformer_video.config.foreign import FOREIGN_KEYS, LAUNCH_KEYS
 
 from conftest import REPO_ROOT
-from resformer_video.config.defaults import get_cfg_defaults
 
 DOCS = [REPO_ROOT / "README.md", REPO_ROOT / "INSTALL.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 # Folders whose paths the docs name as repository paths (``configs/x.yaml``, ``docs/images/x.png``).
 REPO_FOLDERS = (".ci", "benchmarks", "configs", "docs", "requirements", "resformer_video", "tests", "tools")
-REPO_PATH = re.compile(r"(?<![\w/.-])((?:%s)/[\w./*-]*)" % "|".join(re.escape(f) for f in REPO_FOLDERS))
+REPO_PATH = re.compile(r"(?<![\w/.-])((?:{})/[\w./*-]*)".format("|".join(re.escape(f) for f in REPO_FOLDERS)))
 # Paths inside the package named from its top (``models/build.py``, ``config/defaults.py``).
 PACKAGE = REPO_ROOT / "resformer_video"
-PACKAGE_PATH = re.compile(r"(?<![\w/.-])((?:%s)/[\w./*-]*)" % "|".join(
-    re.escape(p.name) for p in sorted(PACKAGE.iterdir()) if p.is_dir() and not p.name.startswith("__")))
+PACKAGE_PATH = re.compile(
+    r"(?<![\w/.-])((?:{})/[\w./*-]*)".format(
+        "|".join(re.escape(p.name) for p in sorted(PACKAGE.iterdir()) if p.is_dir() and not p.name.startswith("__"))
+    )
+)
 CONFIG_KEY = re.compile(r"(?<![\w./-])([A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)+)(\.\*)?(?![\w.])")
 SECTION_WILDCARD = re.compile(r"(?<![\w./-])([A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)*)\.\*(?![*\w])")
 # Keys of other code bases, marked as such in the text: "TimeSformer's `TRAIN.X`", "PySlowFast key `Y.Z`".
@@ -56,7 +59,7 @@ PRODUCER_SOURCES = ("resformer_video", "tools", "benchmarks")
 # ------------------------------------------------------------------------------------------------
 # Reading the docs
 # ------------------------------------------------------------------------------------------------
-def prose_and_code(text: str) -> Tuple[List[Tuple[int, str]], List[Tuple[int, str]]]:
+def prose_and_code(text: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     """``(prose lines, code snippets)`` of a Markdown text, each with its 1-based line number:
     prose is every line outside fenced blocks; code is each fenced line (a line ending in ``\\``
     joined with the next) and each inline code span."""
@@ -79,9 +82,9 @@ def prose_and_code(text: str) -> Tuple[List[Tuple[int, str]], List[Tuple[int, st
     return prose, code
 
 
-def table_rows(prose: List[Tuple[int, str]]) -> Iterator[Tuple[int, List[str], List[str]]]:
+def table_rows(prose: list[tuple[int, str]]) -> Iterator[tuple[int, list[str], list[str]]]:
     """``(line, cells, header cells)`` of every Markdown table row below its header."""
-    header: Optional[List[str]] = None
+    header: list[str] | None = None
     for number, line in prose:
         if not line.startswith("|"):
             header = None
@@ -110,8 +113,8 @@ class _ParserFound(Exception):
     """Raised from a patched ``parse_known_args`` to stop a tool once its parser is built."""
 
 
-@functools.lru_cache(maxsize=None)
-def tool_flags(tool: str) -> Optional[FrozenSet[str]]:
+@functools.cache
+def tool_flags(tool: str) -> frozenset[str] | None:
     """The option strings of the parser of ``<tool>.py`` (``tools/predict``, ``benchmarks/benchmark``;
     None when there is no such script): its ``main`` runs until it parses its arguments, where it
     is stopped."""
@@ -119,7 +122,7 @@ def tool_flags(tool: str) -> Optional[FrozenSet[str]]:
     if not path.is_file():
         return None
     main = runpy.run_path(str(path))["main"]
-    found: List[argparse.ArgumentParser] = []
+    found: list[argparse.ArgumentParser] = []
 
     def stop(parser: argparse.ArgumentParser, *args, **kwargs):
         found.append(parser)
@@ -131,7 +134,7 @@ def tool_flags(tool: str) -> Optional[FrozenSet[str]]:
     return frozenset(option for action in found[0]._actions for option in action.option_strings)
 
 
-def _docstring_ids(tree: ast.AST) -> Set[int]:
+def _docstring_ids(tree: ast.AST) -> set[int]:
     ids = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
@@ -141,24 +144,24 @@ def _docstring_ids(tree: ast.AST) -> Set[int]:
     return ids
 
 
-def _name_pattern(parts: List[Tuple[bool, str]]) -> Optional[re.Pattern]:
+def _name_pattern(parts: list[tuple[bool, str]]) -> re.Pattern | None:
     """A regex for a file name the code builds from literal and variable ``parts`` (``(literal,
     text)``), when it ends in a literal extension and has a literal stem of 3 letters or more."""
     literal = "".join(text for is_literal, text in parts if is_literal)
     match = re.search(r"\.(\w+)$", literal)
-    if not parts or not parts[-1][0] or not match or not re.search(r"[A-Za-z]{3}", literal[:match.start()]):
+    if not parts or not parts[-1][0] or not match or not re.search(r"[A-Za-z]{3}", literal[: match.start()]):
         return None
     return re.compile("".join(re.escape(text) if is_literal else ".+" for is_literal, text in parts))
 
 
-def _template_parts(text: str) -> List[Tuple[bool, str]]:
+def _template_parts(text: str) -> list[tuple[bool, str]]:
     """``str.format`` template ``"a_{size}.png"`` -> its literal and variable parts."""
     pieces = re.split(r"(\{[^{}]*\})", text)
     return [(i % 2 == 0, piece) for i, piece in enumerate(pieces) if piece or i % 2]
 
 
-@functools.lru_cache(maxsize=None)
-def written_name_patterns() -> Tuple[re.Pattern, ...]:
+@functools.cache
+def written_name_patterns() -> tuple[re.Pattern, ...]:
     """File names the package and the tools write: their string constants and f-strings (not their
     docstrings) that look like file names, with ``{...}`` parts as wildcards."""
     patterns = []
@@ -179,8 +182,8 @@ def written_name_patterns() -> Tuple[re.Pattern, ...]:
     return tuple(patterns)
 
 
-@functools.lru_cache(maxsize=None)
-def repo_file_names() -> FrozenSet[str]:
+@functools.cache
+def repo_file_names() -> frozenset[str]:
     """Names of the files at the top of the repository and under its folders."""
     names = {path.name for path in REPO_ROOT.iterdir() if path.is_file()}
     for folder in REPO_FOLDERS:
@@ -188,7 +191,7 @@ def repo_file_names() -> FrozenSet[str]:
     return frozenset(names)
 
 
-def heading_anchors(path: Path) -> Set[str]:
+def heading_anchors(path: Path) -> set[str]:
     """GitHub's anchors of the headings of a Markdown file."""
     prose, _ = prose_and_code(path.read_text(encoding="utf-8"))
     anchors = set()
@@ -202,7 +205,7 @@ def heading_anchors(path: Path) -> Set[str]:
 # ------------------------------------------------------------------------------------------------
 # The checkers: each returns "DOC:LINE: problem" lines
 # ------------------------------------------------------------------------------------------------
-def missing_repo_paths(doc: str, text: str) -> List[str]:
+def missing_repo_paths(doc: str, text: str) -> list[str]:
     """Repository paths (``tools/x.py``, ``configs/x.yaml``, ``docs/images/x.png``, globs) that do
     not exist."""
     problems = []
@@ -210,7 +213,7 @@ def missing_repo_paths(doc: str, text: str) -> List[str]:
         for pattern, root in ((REPO_PATH, REPO_ROOT), (PACKAGE_PATH, PACKAGE)):
             for match in pattern.finditer(line):
                 path = match.group(1).rstrip(".")
-                if FOREIGN_MARK.search(line[:match.start()]):
+                if FOREIGN_MARK.search(line[: match.start()]):
                     continue  # a file of TimeSformer's or PySlowFast's code, named as such
                 if not (any(root.glob(path)) if "*" in path else (root / path).exists()):
                     where = "repository" if root == REPO_ROOT else "package (resformer_video/)"
@@ -218,38 +221,46 @@ def missing_repo_paths(doc: str, text: str) -> List[str]:
     return problems
 
 
-def unknown_config_keys(doc: str, text: str) -> List[str]:
+def unknown_config_keys(doc: str, text: str) -> list[str]:
     """``SECTION.KEY`` / ``SECTION.SUB.KEY`` / ``SECTION.*`` not in config/defaults.py, leaving out
     keys marked as TimeSformer's or PySlowFast's (before the key, or by a table column so named)."""
     prose, _ = prose_and_code(text)
-    foreign_cells = {(number, cell) for number, cells, header in table_rows(prose)
-                     for cell, title in zip(cells, header) if FOREIGN_COLUMN.search(title)}
+    foreign_cells = {
+        (number, cell)
+        for number, cells, header in table_rows(prose)
+        for cell, title in zip(cells, header)
+        if FOREIGN_COLUMN.search(title)
+    }
     problems = []
     for number, line in enumerate(text.splitlines(), 1):
         cells = [cell for n, cell in foreign_cells if n == number]
         for match in list(CONFIG_KEY.finditer(line)) + list(SECTION_WILDCARD.finditer(line)):
             key = match.group(1)
-            if (FOREIGN_MARK.search(line[:match.start()]) or any(match.group(0) in cell for cell in cells)
-                    or key in FOREIGN_KEYS or key in LAUNCH_KEYS):
+            if (
+                FOREIGN_MARK.search(line[: match.start()])
+                or any(match.group(0) in cell for cell in cells)
+                or key in FOREIGN_KEYS
+                or key in LAUNCH_KEYS
+            ):
                 continue  # TimeSformer's or PySlowFast's key (marked, or one config/foreign.py maps)
             if not config_node_exists(key):
                 problems.append(f"{doc}:{number}: {match.group(0)}: no such config key in config/defaults.py")
     return problems
 
 
-def command_flags(snippet: str) -> Iterator[Tuple[str, str]]:
+def command_flags(snippet: str) -> Iterator[tuple[str, str]]:
     """``(tool, flag)`` for each ``--flag`` after a ``tools/<tool>.py`` or ``benchmarks/<tool>.py`` in a
     command snippet (``tool`` is the path without ``.py``)."""
     for match in TOOL_COMMAND.finditer(snippet):
-        rest = COMMAND_END.split(snippet[match.end():], maxsplit=1)[0]
+        rest = COMMAND_END.split(snippet[match.end() :], maxsplit=1)[0]
         rest = TOOL_COMMAND.split(rest, maxsplit=1)[0]
         for flag in FLAG.findall(rest):
             yield match.group(1), flag
 
 
-def unknown_tool_flags(doc: str, text: str) -> List[str]:
-    """Flags given to a ``tools/X.py`` or ``benchmarks/X.py`` command (in code, or in the row of a table whose first cell is
-    that command) that X's parser does not have."""
+def unknown_tool_flags(doc: str, text: str) -> list[str]:
+    """Flags given to a ``tools/X.py`` or ``benchmarks/X.py`` command (in code, or in the row of a
+    table whose first cell is that command) that X's parser does not have."""
     prose, code = prose_and_code(text)
     uses = [(number, tool, flag) for number, snippet in code for tool, flag in command_flags(snippet)]
     for number, cells, _ in table_rows(prose):
@@ -266,13 +277,13 @@ def unknown_tool_flags(doc: str, text: str) -> List[str]:
     return problems
 
 
-def flags_after_overrides(doc: str, text: str) -> List[str]:
+def flags_after_overrides(doc: str, text: str) -> list[str]:
     """Commands (in code) that give a ``--flag`` after a ``KEY VALUE`` override: every tool takes
     its flags first and refuses that."""
     problems = []
     for number, snippet in prose_and_code(text)[1]:
         for match in TOOL_COMMAND.finditer(snippet):
-            rest = COMMAND_END.split(snippet[match.end():], maxsplit=1)[0]
+            rest = COMMAND_END.split(snippet[match.end() :], maxsplit=1)[0]
             words = TOOL_COMMAND.split(rest, maxsplit=1)[0].split()
             first_key = next((i for i, word in enumerate(words) if OVERRIDE_KEY.fullmatch(word)), len(words))
             late = [word for word in words[first_key:] if FLAG.fullmatch(word)]
@@ -281,7 +292,7 @@ def flags_after_overrides(doc: str, text: str) -> List[str]:
     return problems
 
 
-def unknown_file_names(doc: str, text: str) -> List[str]:
+def unknown_file_names(doc: str, text: str) -> list[str]:
     """File names (``x.png``, ``x.json``, ``x.yaml`` ...) that are neither a file of the repository
     nor a name the code writes (templates such as ``test_per_class_S.csv`` match ``{size}``);
     values of a flag (``--json out.json``) and the user's files (``USER_FILE_NAMES``) are left out."""
@@ -289,15 +300,19 @@ def unknown_file_names(doc: str, text: str) -> List[str]:
     for number, line in enumerate(text.splitlines(), 1):
         for match in FILE_NAME.finditer(line):
             name = match.group(1)
-            if (name in repo_file_names() or name in USER_FILE_NAMES
-                    or FLAG_VALUE_BEFORE.search(line[:match.start()]) or FOREIGN_MARK.search(line[:match.start()])
-                    or any(pattern.fullmatch(name) for pattern in written_name_patterns())):
+            if (
+                name in repo_file_names()
+                or name in USER_FILE_NAMES
+                or FLAG_VALUE_BEFORE.search(line[: match.start()])
+                or FOREIGN_MARK.search(line[: match.start()])
+                or any(pattern.fullmatch(name) for pattern in written_name_patterns())
+            ):
                 continue
             problems.append(f"{doc}:{number}: {name}: no file of the repository and no name the code writes")
     return problems
 
 
-def broken_links(doc_path: Path, text: str) -> List[str]:
+def broken_links(doc_path: Path, text: str) -> list[str]:
     """Relative Markdown links whose file or heading anchor does not exist."""
     doc = doc_path.relative_to(REPO_ROOT).as_posix() if doc_path.is_absolute() else str(doc_path)
     problems = []
@@ -314,18 +329,24 @@ def broken_links(doc_path: Path, text: str) -> List[str]:
     return problems
 
 
-def work_item_numbers(doc: str, text: str) -> List[str]:
+def work_item_numbers(doc: str, text: str) -> list[str]:
     """Mentions of numbered work items (``issue 13``, ``#11``): readers of the project have none."""
-    return [f"{doc}:{number}: {match.group(0)!r}: describe the history in words"
-            for number, line in enumerate(text.splitlines(), 1) for match in WORK_ITEM.finditer(line)]
+    return [
+        f"{doc}:{number}: {match.group(0)!r}: describe the history in words"
+        for number, line in enumerate(text.splitlines(), 1)
+        for match in WORK_ITEM.finditer(line)
+    ]
 
 
 # ------------------------------------------------------------------------------------------------
 # The tests
 # ------------------------------------------------------------------------------------------------
-def _all(checker) -> List[str]:
-    return [problem for path in DOCS
-            for problem in checker(path.relative_to(REPO_ROOT).as_posix(), path.read_text(encoding="utf-8"))]
+def _all(checker) -> list[str]:
+    return [
+        problem
+        for path in DOCS
+        for problem in checker(path.relative_to(REPO_ROOT).as_posix(), path.read_text(encoding="utf-8"))
+    ]
 
 
 def test_docs_exist():
@@ -353,8 +374,11 @@ def test_every_file_name_exists_or_is_written_by_the_code():
 
 
 def test_every_link_and_anchor_resolves():
-    problems = [problem for path in DOCS
-                for problem in broken_links(path.relative_to(REPO_ROOT), path.read_text(encoding="utf-8"))]
+    problems = [
+        problem
+        for path in DOCS
+        for problem in broken_links(path.relative_to(REPO_ROOT), path.read_text(encoding="utf-8"))
+    ]
     assert problems == []
 
 
@@ -392,22 +416,34 @@ def test_checkers_find_what_is_wrong():
     assert [p.split(": ", 1)[1] for p in missing_repo_paths("X.md", WRONG)] == [
         "tools/nope.py: no such file or folder in the repository",
         "models/nope.py: no such file or folder in the package (resformer_video/)",
-        "configs/k400_nope.yaml: no such file or folder in the repository"]
+        "configs/k400_nope.yaml: no such file or folder in the repository",
+    ]
     assert [p.split(": ", 1)[1] for p in unknown_config_keys("X.md", WRONG)] == [
         "TEST.RESOLUTION: no such config key in config/defaults.py",
-        "NOPE.*: no such config key in config/defaults.py"]
+        "NOPE.*: no such config key in config/defaults.py",
+    ]
     flags = [p.split(": ", 1)[1].split(" (")[0] for p in unknown_tool_flags("X.md", WRONG)]
-    assert flags == ["tools/predict.py has no flag --out-dir", "tools/check_videos.py has no flag --bogus",
-                     "tools/check_videos.py has no flag --json", "tools/demo.py has no flag --fast",
-                     "benchmarks/benchmark.py has no flag --turbo"]
+    assert flags == [
+        "tools/predict.py has no flag --out-dir",
+        "tools/check_videos.py has no flag --bogus",
+        "tools/check_videos.py has no flag --json",
+        "tools/demo.py has no flag --fast",
+        "benchmarks/benchmark.py has no flag --turbo",
+    ]
     assert unknown_tool_flags("X.md", "`tools/nope.py --cfg F`") == ["X.md:1: tools/nope.py: no such tool"]
     assert unknown_tool_flags("X.md", "`benchmarks/nope.py --x`") == ["X.md:1: benchmarks/nope.py: no such tool"]
-    assert flags_after_overrides("X.md", "`tools/model_info.py --cfg F MODEL.ARCH x --resolutions 64` and "
-                                 "`tools/model_info.py --resolutions 64 MODEL.ARCH x`") == [
-        "X.md:1: tools/model_info.py: --resolutions after the KEY VALUE overrides"]
+    assert flags_after_overrides(
+        "X.md",
+        "`tools/model_info.py --cfg F MODEL.ARCH x --resolutions 64` and "
+        "`tools/model_info.py --resolutions 64 MODEL.ARCH x`",
+    ) == ["X.md:1: tools/model_info.py: --resolutions after the KEY VALUE overrides"]
     assert [p.split(": ", 1)[1] for p in unknown_file_names("X.md", WRONG)] == [
-        "accuracy_vs_resolution.png: no file of the repository and no name the code writes"]
+        "accuracy_vs_resolution.png: no file of the repository and no name the code writes"
+    ]
     assert [p.split(": ", 1)[1] for p in broken_links(Path("X.md"), WRONG)] == [
-        "link docs/RESULTS.md#no-such-heading: no heading with that anchor"]
+        "link docs/RESULTS.md#no-such-heading: no heading with that anchor"
+    ]
     assert [p.split(": ", 1)[1] for p in work_item_numbers("X.md", WRONG)] == [
-        "'issue 13': describe the history in words", "'#11': describe the history in words"]
+        "'issue 13': describe the history in words",
+        "'#11': describe the history in words",
+    ]

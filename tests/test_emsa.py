@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import randomize, tiny_model
 from resformer_video.models import load_pretrained
 from resformer_video.models.attention import EfficientAttention
+
+from conftest import randomize, tiny_model
 
 tiny = functools.partial(tiny_model, num_classes=5, num_heads=4)
 
@@ -25,8 +26,9 @@ def reference_emsa(attn: EfficientAttention, x: torch.Tensor, height: int, width
     grid = x[:, 1:].transpose(1, 2).reshape(batch, channels, height, width)
     s = attn.sr_ratio
     reduced = F.conv2d(grid, attn.sr.weight, attn.sr.bias, stride=s, padding=s // 2, groups=channels)
-    reduced = F.layer_norm(reduced.flatten(2).transpose(1, 2), (channels,), attn.sr_norm.weight,
-                           attn.sr_norm.bias, eps=1e-6)
+    reduced = F.layer_norm(
+        reduced.flatten(2).transpose(1, 2), (channels,), attn.sr_norm.weight, attn.sr_norm.bias, eps=1e-6
+    )
     kv_tokens = torch.cat((x[:, :1], reduced), dim=1)
 
     def heads_of(t):
@@ -34,7 +36,7 @@ def reference_emsa(attn: EfficientAttention, x: torch.Tensor, height: int, width
 
     q = heads_of(x @ w_q.t() + b_q)
     k, v = heads_of(kv_tokens @ w_k.t() + b_k), heads_of(kv_tokens @ w_v.t() + b_v)
-    logits = torch.einsum("bhqd,bhkd->bhqk", q, k) / head_dim ** 0.5
+    logits = torch.einsum("bhqd,bhkd->bhqk", q, k) / head_dim**0.5
     mix = attn.head_conv.weight.view(heads, heads)
     logits = torch.einsum("gh,bhqk->bgqk", mix, logits) + attn.head_conv.bias.view(1, heads, 1, 1)
     probs = logits.softmax(dim=-1)
@@ -77,12 +79,12 @@ def test_emsa_without_reduction_equals_msa(head_conv):
     torch.manual_seed(0)
     msa = tiny()
     randomize(msa)
-    emsa = tiny(spatial_attention="emsa", emsa_sr_ratio=1, emsa_head_conv=head_conv,
-                emsa_instance_norm=False)
+    emsa = tiny(spatial_attention="emsa", emsa_sr_ratio=1, emsa_head_conv=head_conv, emsa_instance_norm=False)
     report = emsa.load_state_dict(msa.state_dict(), strict=False)
     assert report.unexpected_keys == []
-    assert set(report.missing_keys) == ({f"blocks.{i}.attn.head_conv.{p}" for i in (0, 1)
-                                         for p in ("weight", "bias")} if head_conv else set())
+    assert set(report.missing_keys) == (
+        {f"blocks.{i}.attn.head_conv.{p}" for i in (0, 1) for p in ("weight", "bias")} if head_conv else set()
+    )
     clip = torch.randn(2, 3, 3, 48, 64)
     with torch.no_grad():
         torch.testing.assert_close(emsa(clip), msa(clip), atol=1e-5, rtol=1e-5)
@@ -118,8 +120,7 @@ def test_gradients_reach_the_reduction_and_head_convs():
     model = tiny(spatial_attention="emsa", emsa_sr_ratio=2).train()
     randomize(model)
     model(torch.randn(2, 3, 2, 64, 80)).logsumexp(dim=1).sum().backward()
-    for name in ("attn.sr.weight", "attn.sr.bias", "attn.sr_norm.weight", "attn.head_conv.weight",
-                 "attn.qkv.weight"):
+    for name in ("attn.sr.weight", "attn.sr.bias", "attn.sr_norm.weight", "attn.head_conv.weight", "attn.qkv.weight"):
         grad = model.get_parameter(f"blocks.0.{name}").grad
         assert grad is not None and grad.abs().sum() > 0, name
 
@@ -135,7 +136,13 @@ def test_msa_checkpoint_loads_into_emsa_model(tmp_path):
     report = load_pretrained(emsa, str(path))
     assert report.unexpected_keys == []
     assert {k.split("attn.")[1] for k in report.missing_keys} == {
-        "sr.weight", "sr.bias", "sr_norm.weight", "sr_norm.bias", "head_conv.weight", "head_conv.bias"}
+        "sr.weight",
+        "sr.bias",
+        "sr_norm.weight",
+        "sr_norm.bias",
+        "head_conv.weight",
+        "head_conv.bias",
+    }
     torch.testing.assert_close(emsa.blocks[1].attn.qkv.weight, msa.blocks[1].attn.qkv.weight)
     torch.testing.assert_close(emsa.blocks[1].attn.head_conv.weight.flatten(1), torch.eye(4))
     with torch.no_grad():
@@ -163,8 +170,9 @@ def test_fused_emsa_sdpa_matches_explicit_path(pos_embed, monkeypatch):
         torch.testing.assert_close(sdpa(clip), explicit(clip), atol=1e-5, rtol=1e-5)
     calls = []
     kernel = F.scaled_dot_product_attention
-    monkeypatch.setattr(F, "scaled_dot_product_attention",
-                        lambda q, k, v, **kw: calls.append(k.shape) or kernel(q, k, v, **kw))
+    monkeypatch.setattr(
+        F, "scaled_dot_product_attention", lambda q, k, v, **kw: calls.append(k.shape) or kernel(q, k, v, **kw)
+    )
     with torch.no_grad():
         sdpa.blocks[0].attn(torch.randn(2, 1 + 7 * 9, 32), (1, 7, 9))
     assert calls == [torch.Size([2, 4, 1 + 4 * 5, 8])]  # keys: class token + reduced 4x5 grid
@@ -186,8 +194,7 @@ def test_emsa_with_head_conv_or_instance_norm_ignores_sdpa():
     torch.manual_seed(0)
     sdpa = tiny(spatial_attention="emsa", attn_impl="sdpa", emsa_head_conv=True, emsa_instance_norm=False)
     randomize(sdpa)
-    explicit = tiny(spatial_attention="emsa", attn_impl="explicit", emsa_head_conv=True,
-                    emsa_instance_norm=False)
+    explicit = tiny(spatial_attention="emsa", attn_impl="explicit", emsa_head_conv=True, emsa_instance_norm=False)
     explicit.load_state_dict(sdpa.state_dict())
     assert not sdpa.blocks[0].attn.fused
     clip = torch.randn(1, 3, 2, 64, 80)

@@ -31,9 +31,11 @@ def test_the_avx2_option_is_what_an_avx2_cpu_runs_anyway(tmp_path):
     (x264's plain C code rounds some float steps differently), so the option is not ignored."""
     flags = cpu_flags()
     if "avx2" not in flags or "avx512f" in flags:
-        pytest.skip(f"needs an AVX2 CPU without AVX-512 (this one: avx2={'avx2' in flags}, "
-                    f"avx512f={'avx512f' in flags}); the AVX-512 side is covered by the multi-process "
-                    "byte test in test_synthetic.py")
+        pytest.skip(
+            f"needs an AVX2 CPU without AVX-512 (this one: avx2={'avx2' in flags}, "
+            f"avx512f={'avx512f' in flags}); the AVX-512 side is covered by the multi-process "
+            "byte test in test_synthetic.py"
+        )
     auto = _encode(tmp_path / "auto.mp4", x264_options(18, 15, flags=frozenset({"avx2"})))
     forced = _encode(tmp_path / "forced.mp4", x264_options(18, 15, flags=frozenset({"avx2", "avx512f"})))
     plain_c = _encode(tmp_path / "c.mp4", dict(x264_options(18, 15, flags=frozenset()), **{"x264-params": "asm=0"}))

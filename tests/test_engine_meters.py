@@ -17,17 +17,20 @@ def test_topk_correct_against_manual_counts():
 
 def _batch(videos, views, labels, valid=None, failed=None):
     n = len(videos)
-    return {"video_idx": torch.tensor(videos), "view_idx": torch.tensor(views),
-            "label": torch.tensor(labels), "valid": torch.tensor(valid or [True] * n),
-            "failed": failed or [[] for _ in range(n)]}
+    return {
+        "video_idx": torch.tensor(videos),
+        "view_idx": torch.tensor(views),
+        "label": torch.tensor(labels),
+        "valid": torch.tensor(valid or [True] * n),
+        "failed": failed or [[] for _ in range(n)],
+    }
 
 
 def test_stored_scores_do_not_keep_their_batch():
     """Ranks gather the scores by pickling: each clip must carry its own row, not the batch's."""
     preds = ViewPredictions()
     batch, classes = 8, 400
-    preds.add_batch(torch.rand(batch, classes).softmax(-1), _batch(list(range(batch)), [0] * batch,
-                                                                  [0] * batch))
+    preds.add_batch(torch.rand(batch, classes).softmax(-1), _batch(list(range(batch)), [0] * batch, [0] * batch))
     row_bytes = classes * 4
     assert len(pickle.dumps(preds.scores)) < batch * row_bytes * 1.5  # a view would pickle 8x that
 
@@ -48,9 +51,10 @@ def test_video_level_averages_softmax_over_views():
 
 def test_failed_videos_are_left_out_and_listed():
     preds = ViewPredictions()
-    preds.add_batch(torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5]]),
-                    _batch([0, 1, 2], [0, 0, 0], [1, 1, 0], valid=[True, True, False],
-                           failed=[[], [], ["videos/broken.mp4"]]))
+    preds.add_batch(
+        torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5]]),
+        _batch([0, 1, 2], [0, 0, 0], [1, 1, 0], valid=[True, True, False], failed=[[], [], ["videos/broken.mp4"]]),
+    )
     metrics = preds.video_metrics(ks=(1,))
     assert metrics["num_videos"] == 2 and metrics["num_failed"] == 1
     assert metrics["top1"] == pytest.approx(50.0)

@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
-from conftest import make_cfg
 from resformer_video.engine.optimizer import build_optimizer, get_lr_at_epoch, set_lr
 from resformer_video.models import build_model
+
+from conftest import make_cfg
 
 
 def test_no_weight_decay_on_norms_biases_and_embeddings():
@@ -22,8 +23,7 @@ def test_no_weight_decay_on_norms_biases_and_embeddings():
     no_decay_names = {names[id(p)] for p in no_decay["params"]}
     decay_names = {names[id(p)] for p in decay["params"]}
     assert set(model.no_weight_decay()) <= no_decay_names
-    assert all(n.endswith(".bias") or "norm" in n or n in model.no_weight_decay()
-               for n in no_decay_names)
+    assert all(n.endswith(".bias") or "norm" in n or n in model.no_weight_decay() for n in no_decay_names)
     assert all(names[id(p)] in decay_names for p in decay["params"] if p.ndim >= 2)
     assert "head.weight" in decay_names and "head.bias" in no_decay_names
     assert len(decay_names) + len(no_decay_names) == len(list(model.parameters()))
@@ -35,8 +35,9 @@ def test_adamw_option():
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["lr"] == 1e-3
 
 
-@pytest.mark.parametrize("epoch, lr", [(0.0, 0.005), (10.99, 0.005), (11.0, 0.0005),
-                                       (13.5, 0.0005), (14.0, 0.00005), (14.99, 0.00005)])
+@pytest.mark.parametrize(
+    "epoch, lr", [(0.0, 0.005), (10.99, 0.005), (11.0, 0.0005), (13.5, 0.0005), (14.0, 0.00005), (14.99, 0.00005)]
+)
 def test_multistep_schedule_of_the_paper(epoch, lr):
     cfg = make_cfg()  # defaults: BASE_LR 0.005, STEPS [0, 11, 14], LRS [1, 0.1, 0.01]
     assert get_lr_at_epoch(cfg, epoch) == pytest.approx(lr)

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_cfg
 from resformer_video.inference import export
 from resformer_video.inference.export import export_model, verify_export
 from resformer_video.models import build_model
 from resformer_video.utils.checkpoint import save_checkpoint
+
+from conftest import make_cfg
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES, SIZE = 2, 32
@@ -59,8 +60,20 @@ def test_export_tool_writes_a_checked_torchscript_file(tmp_path, capsys):
     save_checkpoint(str(ckpt), _random_model(2), epoch=1, cfg_text=cfg.dump())
     out = tmp_path / "tiny.pt"
     main = runpy.run_path(str(REPO / "tools" / "export.py"))["main"]
-    code = main(["--checkpoint", str(ckpt), "--format", "torchscript", "--frames", str(FRAMES),
-                 "--resolution", str(SIZE), "--output", str(out)])
+    code = main(
+        [
+            "--checkpoint",
+            str(ckpt),
+            "--format",
+            "torchscript",
+            "--frames",
+            str(FRAMES),
+            "--resolution",
+            str(SIZE),
+            "--output",
+            str(out),
+        ]
+    )
     stdout = capsys.readouterr().out
     assert code == 0 and out.is_file()
     assert "max |exported - eager|" in stdout and stdout.rstrip().endswith("ok")
@@ -81,8 +94,21 @@ def test_dynamic_resolution_onnx_serves_other_sizes(tmp_path, capsys):
     save_checkpoint(str(ckpt), model, epoch=1, cfg_text=cfg.dump())
     out = tmp_path / "tiny.onnx"
     main = runpy.run_path(str(REPO / "tools" / "export.py"))["main"]
-    code = main(["--checkpoint", str(ckpt), "--format", "onnx", "--frames", str(FRAMES),
-                 "--resolution", str(SIZE), "--output", str(out), "--dynamic-resolution"])
+    code = main(
+        [
+            "--checkpoint",
+            str(ckpt),
+            "--format",
+            "onnx",
+            "--frames",
+            str(FRAMES),
+            "--resolution",
+            str(SIZE),
+            "--output",
+            str(out),
+            "--dynamic-resolution",
+        ]
+    )
     stdout = capsys.readouterr().out
     assert code == 0 and "dynamic resolution: True" in stdout
     assert [line.endswith(": ok") for line in stdout.splitlines() if "exported - eager" in line] == [True, True]
@@ -95,6 +121,7 @@ def test_dynamic_resolution_onnx_serves_other_sizes(tmp_path, capsys):
 
 def test_onnx_falls_back_to_the_legacy_exporter(tmp_path, monkeypatch, caplog):
     """When the dynamo exporter fails, the legacy one writes a file that matches eager, and says so."""
+
     def broken_dynamo(*args, **kwargs):
         raise RuntimeError("dynamo export broken for this test")
 

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BOTH_PRECISIONS, SAME_PRECISION_TOLERANCE, make_cfg, make_index_video, reference_precision
 from resformer_video.datasets import build_test_transform, open_video
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.inference.features import expand_inputs, feature_name
 from resformer_video.inference.predictor import window_starts
 from resformer_video.models import build_model
 from resformer_video.utils.checkpoint import save_checkpoint
+
+from conftest import BOTH_PRECISIONS, SAME_PRECISION_TOLERANCE, make_cfg, make_index_video, reference_precision
 
 REPO = Path(__file__).resolve().parents[1]
 EXTRACT_MAIN = runpy.run_path(str(REPO / "tools" / "extract_features.py"))["main"]
@@ -47,13 +48,21 @@ def _reference(model, cfg, video, precision="fp32"):
         window, stride = round(WINDOW_S * reader.fps), round(STRIDE_S * reader.fps)
         for start in window_starts(reader.num_frames, window, stride):
             length = min(window, reader.num_frames - start)
-            idx = sample_clip_indices(length, reader.fps, cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE,
-                                      cfg.DATA.TARGET_FPS, 0, 1) + start
+            idx = (
+                sample_clip_indices(
+                    length, reader.fps, cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS, 0, 1
+                )
+                + start
+            )
             clip = build_test_transform(cfg)(reader.get_frames(np.minimum(idx, reader.num_frames - 1)), 1)
             with torch.no_grad(), reference_precision(precision):
                 maps = model.forward_intermediates(clip[None], [0, -1], intermediates_only=True)
-                rows.append(torch.stack([model.forward_features(clip[None])[0].float()]
-                                        + [m.float().mean(dim=(2, 3, 4))[0] for m in maps]))
+                rows.append(
+                    torch.stack(
+                        [model.forward_features(clip[None])[0].float()]
+                        + [m.float().mean(dim=(2, 3, 4))[0] for m in maps]
+                    )
+                )
     return torch.stack(rows).numpy()
 
 
@@ -63,8 +72,9 @@ def _index(out_dir):
 
 
 @pytest.mark.parametrize("precision", BOTH_PRECISIONS)
-def test_features_equal_the_model_and_resume_skips(one_view_checkpoint, synthetic_data_dir, tmp_path,
-                                                   capsys, precision):
+def test_features_equal_the_model_and_resume_skips(
+    one_view_checkpoint, synthetic_data_dir, tmp_path, capsys, precision
+):
     """Features equal the model's own, computed here in the same (pinned) precision."""
     ckpt, model, cfg = one_view_checkpoint
     folder = tmp_path / "videos"
@@ -76,10 +86,26 @@ def test_features_equal_the_model_and_resume_skips(one_view_checkpoint, syntheti
     video_list = tmp_path / "list.txt"
     video_list.write_text(f"{listed} 2\n")
     out = tmp_path / "features"
-    args = ["--checkpoint", str(ckpt), "--out", str(out), "--window", str(WINDOW_S), "--stride",
-            str(STRIDE_S), "--layers", "0,-1", "--device", "cpu", "--precision", precision,
-            str(folder), str(video_list),
-            "TEST.BATCH_SIZE", "2"]
+    args = [
+        "--checkpoint",
+        str(ckpt),
+        "--out",
+        str(out),
+        "--window",
+        str(WINDOW_S),
+        "--stride",
+        str(STRIDE_S),
+        "--layers",
+        "0,-1",
+        "--device",
+        "cpu",
+        "--precision",
+        precision,
+        str(folder),
+        str(video_list),
+        "TEST.BATCH_SIZE",
+        "2",
+    ]
     code = EXTRACT_MAIN(args)
     stdout, stderr = capsys.readouterr()
     assert code == 1
@@ -94,8 +120,9 @@ def test_features_equal_the_model_and_resume_skips(one_view_checkpoint, syntheti
     windows = np.load(out / row["window_features"])
     video = np.load(out / row["video_features"])
     assert windows.shape == (3, 3, model.embed_dim) and video.shape == (3, model.embed_dim)
-    np.testing.assert_allclose(windows, _reference(model, cfg, long_video, precision),
-                               **SAME_PRECISION_TOLERANCE[precision])
+    np.testing.assert_allclose(
+        windows, _reference(model, cfg, long_video, precision), **SAME_PRECISION_TOLERANCE[precision]
+    )
     np.testing.assert_allclose(video, windows.mean(axis=0), atol=1e-6)
     assert row["video_features"] == f"{feature_name(str(long_video))}_video.npy"
     short = index[listed]
@@ -116,24 +143,30 @@ def test_features_equal_the_model_and_resume_skips(one_view_checkpoint, syntheti
     # Another resolution into the same folder would mix features: refused in one line.
     code = EXTRACT_MAIN(args[:-2] + ["--resolution", "96"])
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert code == 2 and last.startswith(f"error: {out}: holds features written with other settings "
-                                         "(resolution: [64] then, [96] now)")
+    assert code == 2 and last.startswith(
+        f"error: {out}: holds features written with other settings (resolution: [64] then, [96] now)"
+    )
 
 
 def test_expand_inputs_reads_lists_with_prefix(tmp_path):
     (tmp_path / "list.csv").write_text("a/x.mp4,3\nb/my clip 2.mp4 1\nc/y.mp4\n")
     assert expand_inputs([str(tmp_path / "list.csv")], "/data") == [
-        "/data/a/x.mp4", "/data/b/my clip 2.mp4", "/data/c/y.mp4"]
+        "/data/a/x.mp4",
+        "/data/b/my clip 2.mp4",
+        "/data/c/y.mp4",
+    ]
 
 
 def test_bad_layer_index_is_one_line(one_view_checkpoint, tmp_path, capsys):
     ckpt, _, _ = one_view_checkpoint
     video = make_index_video(tmp_path / "v.mp4", num_frames=12, fps=FPS)
-    code = EXTRACT_MAIN(["--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "--layers", "5",
-                         "--device", "cpu", str(video)])
+    code = EXTRACT_MAIN(
+        ["--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "--layers", "5", "--device", "cpu", str(video)]
+    )
     assert code == 2
-    assert capsys.readouterr().err.strip() == ("error: --layers: block indices must be in [-2, 2) "
-                                               "for this 2-block model, got [5]")
+    assert capsys.readouterr().err.strip() == (
+        "error: --layers: block indices must be in [-2, 2) for this 2-block model, got [5]"
+    )
 
 
 def test_rerun_with_another_checkpoint_is_refused(one_view_checkpoint, tmp_path, capsys):

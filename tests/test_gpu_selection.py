@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from conftest import make_cfg
 from resformer_video.config import ConfigError
 from resformer_video.utils.distributed import check_device, get_device
+
+from conftest import make_cfg
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT, make_cfg
 from resformer_video.datasets import open_video
 from resformer_video.datasets.lists import kinetics400_class_names
 from resformer_video.models import build_model
+
+from conftest import REPO_ROOT, make_cfg
 
 PREPARE_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "prepare_kinetics.py"))["main"]
 RUN_NET_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "run_net.py"))["main"]
@@ -85,11 +86,34 @@ def test_kinetics_path_from_the_download_to_the_resolution_table(realclips_dir, 
     weights = tmp_path / "image_weights.pth"
     small = ["MODEL.ARCH", "resformer_nano", "MODEL.DEPTH", "1"]
     torch.save(build_model(make_cfg(opts=small + ["MODEL.NUM_CLASSES", 400])).state_dict(), weights)
-    opts = small + ["DATA.PATH_TO_DATA_DIR", str(lists), "DATA.PATH_PREFIX", str(lists),
-                    "MODEL.PRETRAINED", str(weights), "NUM_GPUS", "0", "OUTPUT_DIR", str(run),
-                    "TRAIN.BATCH_SIZE", "3", "TRAIN.GLOBAL_BATCH_SIZE", "3", "SOLVER.MAX_EPOCH", "1",
-                    "TRAIN.MIXED_PRECISION", "fp32", "DATA_LOADER.NUM_WORKERS", "0",
-                    "TEST.BATCH_SIZE", "2", "TEST.RESOLUTIONS", "[160, 224]", "TENSORBOARD.ENABLE", "False"]
+    opts = small + [
+        "DATA.PATH_TO_DATA_DIR",
+        str(lists),
+        "DATA.PATH_PREFIX",
+        str(lists),
+        "MODEL.PRETRAINED",
+        str(weights),
+        "NUM_GPUS",
+        "0",
+        "OUTPUT_DIR",
+        str(run),
+        "TRAIN.BATCH_SIZE",
+        "3",
+        "TRAIN.GLOBAL_BATCH_SIZE",
+        "3",
+        "SOLVER.MAX_EPOCH",
+        "1",
+        "TRAIN.MIXED_PRECISION",
+        "fp32",
+        "DATA_LOADER.NUM_WORKERS",
+        "0",
+        "TEST.BATCH_SIZE",
+        "2",
+        "TEST.RESOLUTIONS",
+        "[160, 224]",
+        "TENSORBOARD.ENABLE",
+        "False",
+    ]
 
     # 3. dry-run: the recipe, no video opened
     assert RUN_NET_MAIN(["--cfg", K400_CFG, "--dry-run"] + opts) == 0

@@ -9,10 +9,11 @@ import shlex
 import pytest
 import torch.distributed as dist
 
-from conftest import REPO_ROOT, make_cfg
 from resformer_video.config import ConfigError, load_config
 from resformer_video.config.loader import MultiNodeError
 from resformer_video.utils import distributed
+
+from conftest import REPO_ROOT, make_cfg
 
 _SPEC = importlib.util.spec_from_file_location("run_net_tool", REPO_ROOT / "tools" / "run_net.py")
 run_net = importlib.util.module_from_spec(_SPEC)
@@ -48,12 +49,18 @@ NUM_SHARDS: 1
 RNG_SEED: 0
 OUTPUT_DIR: .
 """
-MAPPED = ["TIMESFORMER.ATTENTION_TYPE -> MODEL.ATTENTION_TYPE", "DATA.TRAIN_CROP_SIZE -> DATA.TRAIN_CROP_SIZES",
-          "MODEL.MODEL_NAME -> MODEL.ARCH, MODEL.POS_EMBED, MODEL.TEMPORAL_EMBED_INIT",
-          "TRAIN.DATASET 'kinetics' -> nothing to set", "TEST.DATASET 'kinetics' -> nothing to set",
-          "DATA.INPUT_CHANNEL_NUM [3] -> nothing to set", "MODEL.LOSS_FUNC 'cross_entropy' -> nothing",
-          "MODEL.DROPOUT_RATE 0.5 -> nothing to set", "NUM_SHARDS 1 -> nothing to set",
-          "MODEL.ARCH 'vit' -> nothing to set"]
+MAPPED = [
+    "TIMESFORMER.ATTENTION_TYPE -> MODEL.ATTENTION_TYPE",
+    "DATA.TRAIN_CROP_SIZE -> DATA.TRAIN_CROP_SIZES",
+    "MODEL.MODEL_NAME -> MODEL.ARCH, MODEL.POS_EMBED, MODEL.TEMPORAL_EMBED_INIT",
+    "TRAIN.DATASET 'kinetics' -> nothing to set",
+    "TEST.DATASET 'kinetics' -> nothing to set",
+    "DATA.INPUT_CHANNEL_NUM [3] -> nothing to set",
+    "MODEL.LOSS_FUNC 'cross_entropy' -> nothing",
+    "MODEL.DROPOUT_RATE 0.5 -> nothing to set",
+    "NUM_SHARDS 1 -> nothing to set",
+    "MODEL.ARCH 'vit' -> nothing to set",
+]
 
 
 @pytest.fixture
@@ -97,8 +104,11 @@ def test_keys_without_an_equivalent_are_listed_in_one_error(timesformer_yaml):
 
 
 def test_one_unknown_key_keeps_its_suggestion():
-    with pytest.raises(ConfigError, match=r"^TEST\.CHECKPOINT_FILE: unknown config key .*did you mean "
-                                          r"TEST\.CHECKPOINT_FILE_PATH\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^TEST\.CHECKPOINT_FILE: unknown config key .*did you mean "
+        r"TEST\.CHECKPOINT_FILE_PATH\?",
+    ):
         load_config(None, ["TEST.CHECKPOINT_FILE", "x"])
 
 
@@ -115,20 +125,58 @@ def _torchrun_args(error):
 
 
 def test_pyslowfast_flags_get_the_torchrun_line(timesformer_yaml, capsys):
-    error = _run_net(capsys, "--cfg", timesformer_yaml, "--init_method", "tcp://10.1.2.3:9999",
-                     "--num_shards", 2, "--shard_id", 1, "OUTPUT_DIR", "/shared/out")
+    error = _run_net(
+        capsys,
+        "--cfg",
+        timesformer_yaml,
+        "--init_method",
+        "tcp://10.1.2.3:9999",
+        "--num_shards",
+        2,
+        "--shard_id",
+        1,
+        "OUTPUT_DIR",
+        "/shared/out",
+    )
     assert _torchrun_args(error) == [
-        "torchrun", "--nnodes", "2", "--node_rank", "1", "--nproc_per_node", "8", "--master_addr",
-        "10.1.2.3", "--master_port", "9999", "tools/run_net.py", "--cfg", str(timesformer_yaml),
-        "OUTPUT_DIR", "/shared/out"]
+        "torchrun",
+        "--nnodes",
+        "2",
+        "--node_rank",
+        "1",
+        "--nproc_per_node",
+        "8",
+        "--master_addr",
+        "10.1.2.3",
+        "--master_port",
+        "9999",
+        "tools/run_net.py",
+        "--cfg",
+        str(timesformer_yaml),
+        "OUTPUT_DIR",
+        "/shared/out",
+    ]
 
 
 def test_num_shards_keys_get_the_torchrun_line(capsys):
     error = _run_net(capsys, "NUM_GPUS", 4, "NUM_SHARDS", 3, "SHARD_ID", 2)
     assert error.startswith("error: NUM_SHARDS: 3 nodes (this one 2)")
     assert _torchrun_args(error) == [
-        "torchrun", "--nnodes", "3", "--node_rank", "2", "--nproc_per_node", "4", "--master_addr",
-        "NODE0_ADDRESS", "--master_port", "29500", "tools/run_net.py", "NUM_GPUS", "4"]
+        "torchrun",
+        "--nnodes",
+        "3",
+        "--node_rank",
+        "2",
+        "--nproc_per_node",
+        "4",
+        "--master_addr",
+        "NODE0_ADDRESS",
+        "--master_port",
+        "29500",
+        "tools/run_net.py",
+        "NUM_GPUS",
+        "4",
+    ]
 
 
 def test_flags_replace_the_keys_in_the_line(capsys):
@@ -140,8 +188,9 @@ def test_num_gpus_beyond_the_visible_gpus_is_one_line(tmp_path, capsys, monkeypa
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
-    error = _run_net(capsys, "NUM_GPUS", 2, "OUTPUT_DIR", tmp_path, "TRAIN.ENABLE", False,
-                     "TEST.CHECKPOINT_FILE_PATH", "")
+    error = _run_net(
+        capsys, "NUM_GPUS", 2, "OUTPUT_DIR", tmp_path, "TRAIN.ENABLE", False, "TEST.CHECKPOINT_FILE_PATH", ""
+    )
     assert error == "error: NUM_GPUS: is 2 but 1 GPU(s) are visible (set NUM_GPUS 1 or fewer; 0 runs on CPU)"
 
 
@@ -154,8 +203,12 @@ def test_launch_world_size(monkeypatch):
 
 def rank_and_world(cfg):
     """Run in each spawned process: what the process group says."""
-    return {"rank": dist.get_rank(), "world": dist.get_world_size(), "gpus": cfg.NUM_GPUS,
-            "ranks": distributed.all_gather_objects(dist.get_rank())}
+    return {
+        "rank": dist.get_rank(),
+        "world": dist.get_world_size(),
+        "gpus": cfg.NUM_GPUS,
+        "ranks": distributed.all_gather_objects(dist.get_rank()),
+    }
 
 
 class Refused(ValueError):

@@ -5,20 +5,24 @@ no import hidden in a function to dodge one. Errors live at the bottom (``resfor
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Tuple
 
 PACKAGE = Path(__file__).resolve().parents[1] / "resformer_video"
 # Lowest first. A subpackage may import its own modules and those of lower layers only; two
 # subpackages on one layer do not import each other.
 LAYERS = {
-    "errors": 0, "data": 0,
+    "errors": 0,
+    "data": 0,
     "utils": 1,
-    "models": 2, "datasets": 2,
+    "models": 2,
+    "datasets": 2,
     "config": 3,
     "engine": 4,
-    "inference": 5, "study": 5,
-    "cli": 6, "__init__": 6,
+    "inference": 5,
+    "study": 5,
+    "cli": 6,
+    "__init__": 6,
 }
 
 
@@ -28,7 +32,7 @@ def part_of(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def package_imports(package: Path = PACKAGE) -> Iterator[Tuple[str, str, int, bool]]:
+def package_imports(package: Path = PACKAGE) -> Iterator[tuple[str, str, int, bool]]:
     """``(importing module, imported module, line, inside a function)`` for every import of the package."""
     for path in sorted(package.rglob("*.py")):
         rel = path.relative_to(package.parent).with_suffix("")
@@ -38,7 +42,11 @@ def package_imports(package: Path = PACKAGE) -> Iterator[Tuple[str, str, int, bo
         nested = {id(n) for f in functions for n in ast.walk(f) if n is not f}
         for node in ast.walk(tree):
             names = []
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("resformer_video"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and (node.module or "").startswith("resformer_video")
+            ):
                 names = [node.module]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names if a.name.startswith("resformer_video")]
@@ -52,13 +60,19 @@ def test_every_subpackage_has_a_layer():
 
 
 def upward_imports(package: Path = PACKAGE) -> list:
-    return [f"{src} imports {dst} (line {line})" for src, dst, line, _ in package_imports(package)
-            if part_of(src) != part_of(dst) and LAYERS[part_of(dst)] >= LAYERS[part_of(src)]]
+    return [
+        f"{src} imports {dst} (line {line})"
+        for src, dst, line, _ in package_imports(package)
+        if part_of(src) != part_of(dst) and LAYERS[part_of(dst)] >= LAYERS[part_of(src)]
+    ]
 
 
 def hidden_imports(package: Path = PACKAGE) -> list:
-    return [f"{src} imports {dst} inside a function (line {line})"
-            for src, dst, line, inside in package_imports(package) if inside]
+    return [
+        f"{src} imports {dst} inside a function (line {line})"
+        for src, dst, line, inside in package_imports(package)
+        if inside
+    ]
 
 
 def test_imports_go_down_the_layers_only():
@@ -77,8 +91,12 @@ def test_the_checks_catch_an_upward_and_a_hidden_import(tmp_path):
     (fake / "datasets").mkdir()
     (fake / "config" / "loader.py").write_text("from resformer_video.engine.train import train\n")
     (fake / "datasets" / "synthetic.py").write_text(
-        "def f():\n    from resformer_video.config import ConfigError\n    return ConfigError\n")
-    assert upward_imports(fake) == ["resformer_video.config.loader imports resformer_video.engine.train (line 1)",
-                                    "resformer_video.datasets.synthetic imports resformer_video.config (line 2)"]
-    assert hidden_imports(fake) == ["resformer_video.datasets.synthetic imports resformer_video.config inside a "
-                                    "function (line 2)"]
+        "def f():\n    from resformer_video.config import ConfigError\n    return ConfigError\n"
+    )
+    assert upward_imports(fake) == [
+        "resformer_video.config.loader imports resformer_video.engine.train (line 1)",
+        "resformer_video.datasets.synthetic imports resformer_video.config (line 2)",
+    ]
+    assert hidden_imports(fake) == [
+        "resformer_video.datasets.synthetic imports resformer_video.config inside a function (line 2)"
+    ]

@@ -5,10 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_cfg
 from resformer_video.engine.losses import MultiResolutionLoss, parts_to_floats, scale_consistency_loss
 from resformer_video.engine.train import build_train_state, forward_backward
 from resformer_video.models import build_model
+
+from conftest import make_cfg
 
 
 def _tiny_model(**overrides):
@@ -20,16 +21,20 @@ def _tiny_model(**overrides):
 def _clips(batch=2, sizes=(64, 32), frames=4, seed=1):
     gen = torch.Generator().manual_seed(seed)
     base = torch.randn(batch, 3, frames, sizes[0], sizes[0], generator=gen)
-    return [F.interpolate(base.flatten(1, 2), size=(s, s), mode="bilinear",
-                          align_corners=False).view(batch, 3, frames, s, s) for s in sizes]
+    return [
+        F.interpolate(base.flatten(1, 2), size=(s, s), mode="bilinear", align_corners=False).view(
+            batch, 3, frames, s, s
+        )
+        for s in sizes
+    ]
 
 
 def test_scale_consistency_values_match_formulas():
     gen = torch.Generator().manual_seed(0)
     student, teacher = torch.randn(4, 10, generator=gen), torch.randn(4, 10, generator=gen)
     diff = student - teacher
-    assert torch.isclose(scale_consistency_loss(student, teacher, "l2"), (diff ** 2).mean())
-    smooth = torch.where(diff.abs() < 1, 0.5 * diff ** 2, diff.abs() - 0.5).mean()
+    assert torch.isclose(scale_consistency_loss(student, teacher, "l2"), (diff**2).mean())
+    smooth = torch.where(diff.abs() < 1, 0.5 * diff**2, diff.abs() - 0.5).mean()
     assert torch.isclose(scale_consistency_loss(student, teacher, "smooth_l1"), smooth)
     p, q = teacher.softmax(-1), student.softmax(-1)
     kl = (p * (p.log() - q.log())).sum(-1).mean()
@@ -101,8 +106,7 @@ def test_structured_parts_sum_to_the_total(sc_weight):
 
 
 def _grads_after_step(per_resolution: bool):
-    cfg, model = _tiny_model(TRAIN__BACKWARD_PER_RESOLUTION=per_resolution,
-                             DATA__TRAIN_CROP_SIZES=[64, 48, 32])
+    cfg, model = _tiny_model(TRAIN__BACKWARD_PER_RESOLUTION=per_resolution, DATA__TRAIN_CROP_SIZES=[64, 48, 32])
     state = build_train_state(cfg, model, torch.device("cpu"))
     parts = forward_backward(state, _clips(sizes=(64, 48, 32)), torch.tensor([1, 2]))
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, parts
@@ -113,6 +117,7 @@ def test_backward_per_resolution_gives_the_same_gradients():
     grads_each, parts_each = _grads_after_step(True)
     assert grads_once.keys() == grads_each.keys() and len(grads_once) > 10
     for name in grads_once:
-        torch.testing.assert_close(grads_each[name], grads_once[name], rtol=1e-4, atol=1e-6,
-                                   msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(
+            grads_each[name], grads_once[name], rtol=1e-4, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}"
+        )
     assert parts_to_floats(parts_each) == pytest.approx(parts_to_floats(parts_once), rel=1e-5)

@@ -10,17 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_cfg, randomize
-from conftest import tiny_model as tiny
 from resformer_video.models import VideoResFormer, build_model
 from resformer_video.models.pos_embed import sincos_1d_embed, sincos_2d_embed
+
+from conftest import make_cfg, randomize
+from conftest import tiny_model as tiny
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 
 
 # temporal_fc and the LPE convs (zero at initialisation) get random weights.
-randomize_zero_init = functools.partial(randomize, std=0.05, norm_weights=None,
-                                        only=("temporal_fc", ".lpe."))
+randomize_zero_init = functools.partial(randomize, std=0.05, norm_weights=None, only=("temporal_fc", ".lpe."))
 
 
 @pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
@@ -71,8 +71,9 @@ def test_global_pos_embed_matches_paper_formula(grid):
     np.testing.assert_allclose(table[0].numpy(), paper_gpe(*grid, 16), atol=1e-5)
     # The embedding is the depthwise conv of the table; the class token gets none.
     conv = model.gpe.proj
-    expected = F.conv2d(torch.from_numpy(paper_gpe(*grid, 16)).float()[None], conv.weight, conv.bias,
-                        padding=1, groups=16)
+    expected = F.conv2d(
+        torch.from_numpy(paper_gpe(*grid, 16)).float()[None], conv.weight, conv.bias, padding=1, groups=16
+    )
     cls_pos, patch_pos = model.position_embeddings(*grid)
     assert cls_pos is None
     torch.testing.assert_close(patch_pos, expected.flatten(2).transpose(1, 2), atol=1e-5, rtol=1e-5)
@@ -101,8 +102,7 @@ def test_identical_frames_give_single_frame_logits(attention_type):
     randomize_zero_init(model)
     frame = torch.randn(2, 3, 1, 48, 64)
     with torch.no_grad():
-        torch.testing.assert_close(model(frame.expand(-1, -1, 5, -1, -1)), model(frame),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model(frame.expand(-1, -1, 5, -1, -1)), model(frame), atol=1e-5, rtol=1e-5)
 
 
 def test_training_after_inference_mode_evaluation():
@@ -243,10 +243,26 @@ def test_no_weight_decay_names_embeddings():
 
 
 def test_build_model_reads_config():
-    cfg = make_cfg(opts=["MODEL.ARCH", "resformer_small", "MODEL.DEPTH", 3, "MODEL.NUM_CLASSES", 11,
-                         "MODEL.POS_EMBED", "learned", "MODEL.TEMPORAL_EMBED", "learned",
-                         "DATA.TRAIN_CROP_SIZES", [96], "DATA.NUM_FRAMES", 4,
-                         "MODEL.GRAD_CHECKPOINT", True])
+    cfg = make_cfg(
+        opts=[
+            "MODEL.ARCH",
+            "resformer_small",
+            "MODEL.DEPTH",
+            3,
+            "MODEL.NUM_CLASSES",
+            11,
+            "MODEL.POS_EMBED",
+            "learned",
+            "MODEL.TEMPORAL_EMBED",
+            "learned",
+            "DATA.TRAIN_CROP_SIZES",
+            [96],
+            "DATA.NUM_FRAMES",
+            4,
+            "MODEL.GRAD_CHECKPOINT",
+            True,
+        ]
+    )
     model = build_model(cfg)
     assert model.embed_dim == 384 and len(model.blocks) == 3
     assert model.blocks[0].attn.num_heads == 6 and model.blocks[0].mlp.fc1.out_features == 4 * 384
@@ -279,12 +295,10 @@ def test_local_pos_embed_matches_official_resformer_attention():
     attn = model.blocks[0].attn
     tokens = torch.randn(2, 1 + 5 * 5, 32)
     with torch.no_grad():
-        torch.testing.assert_close(attn(tokens, (1, 5, 5)), official_lpe_attention(attn, tokens),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(attn(tokens, (1, 5, 5)), official_lpe_attention(attn, tokens), atol=1e-5, rtol=1e-5)
 
 
-def analytic_macs(frames: int, height: int, width: int, dim: int, depth: int, classes: int,
-                  patch: int = 16) -> int:
+def analytic_macs(frames: int, height: int, width: int, dim: int, depth: int, classes: int, patch: int = 16) -> int:
     """Multiply-adds of a divided space-time model without positional embeddings, counted by hand
     (fvcore's conventions: linear/conv/attention products, 5 per LayerNorm element)."""
     n, t = (height // patch) * (width // patch), frames
@@ -308,8 +322,10 @@ def test_count_flops_counts_sdpa_as_the_explicit_attention(attention_type):
     must agree for every attention layout (without the handle SDPA would count as 0)."""
     from resformer_video.models import count_flops
 
-    counts = [count_flops(tiny(attention_type=attention_type, attn_impl=impl, depth=1), 2, 48, 48)
-              for impl in ("sdpa", "explicit")]
+    counts = [
+        count_flops(tiny(attention_type=attention_type, attn_impl=impl, depth=1), 2, 48, 48)
+        for impl in ("sdpa", "explicit")
+    ]
     assert counts[0] == counts[1]
 
 
@@ -321,8 +337,12 @@ def test_model_info_tool_prints_one_line_per_resolution(capsys):
     spec = importlib.util.spec_from_file_location("model_info", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.main(["--resolutions", "64", "96", "MODEL.ARCH", "resformer_tiny", "MODEL.DEPTH", "1",
-                        "DATA.NUM_FRAMES", "2"]) == 0
+    assert (
+        module.main(
+            ["--resolutions", "64", "96", "MODEL.ARCH", "resformer_tiny", "MODEL.DEPTH", "1", "DATA.NUM_FRAMES", "2"]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[1].startswith("parameters: ") and len(lines) == 4
     assert lines[2].startswith("2x64x64: ") and lines[3].startswith("2x96x96: ")

@@ -13,9 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import randomize
 from benchmarks.harness.timesformer_reference import TimeSformerReference
 from resformer_video.models import VideoResFormer, load_pretrained
+
+from conftest import randomize
 
 DIM, HEADS, DEPTH, IMG, PATCH, FRAMES, CLASSES = 48, 3, 2, 64, 16, 8, 5
 
@@ -30,19 +31,35 @@ class FakeSlowFastCfg:
 @pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time", "space_only"])
 def test_timesformer_checkpoint_gives_timesformer_outputs(tmp_path, attention_type):
     torch.manual_seed(0)
-    reference = TimeSformerReference(num_classes=CLASSES, img_size=IMG, patch_size=PATCH,
-                                     embed_dim=DIM, depth=DEPTH, num_heads=HEADS, num_frames=FRAMES,
-                                     attention_type=attention_type).eval()
+    reference = TimeSformerReference(
+        num_classes=CLASSES,
+        img_size=IMG,
+        patch_size=PATCH,
+        embed_dim=DIM,
+        depth=DEPTH,
+        num_heads=HEADS,
+        num_frames=FRAMES,
+        attention_type=attention_type,
+    ).eval()
     randomize(reference, bias_std=0.05)  # every parameter, LayerNorm weights around 1
     path = tmp_path / "timesformer.pyth"
     state = {"model." + k: v for k, v in reference.state_dict().items()}
     torch.save({"epoch": 15, "model_state": state, "cfg": FakeSlowFastCfg()}, path)
 
     temporal = "none" if attention_type == "space_only" else "learned"
-    model = VideoResFormer(num_classes=CLASSES, img_size=IMG, patch_size=PATCH, embed_dim=DIM,
-                           depth=DEPTH, num_heads=HEADS, num_frames=FRAMES,
-                           attention_type=attention_type, pos_embed="learned",
-                           temporal_embed=temporal, drop_path_rate=0.1).eval()
+    model = VideoResFormer(
+        num_classes=CLASSES,
+        img_size=IMG,
+        patch_size=PATCH,
+        embed_dim=DIM,
+        depth=DEPTH,
+        num_heads=HEADS,
+        num_frames=FRAMES,
+        attention_type=attention_type,
+        pos_embed="learned",
+        temporal_embed=temporal,
+        drop_path_rate=0.1,
+    ).eval()
     report = load_pretrained(model, str(path))
     assert report.missing_keys == [] and report.unexpected_keys == []
 
@@ -58,13 +75,30 @@ def test_training_step_matches_timesformer_gradients(attn_impl):
     """The benchmark's TimeSformer baseline does the same work as our model in TimeSformer's
     layout: in training mode (stochastic depth off) every parameter gets the same gradient."""
     torch.manual_seed(0)
-    reference = TimeSformerReference(num_classes=CLASSES, img_size=IMG, patch_size=PATCH,
-                                     embed_dim=DIM, depth=DEPTH, num_heads=HEADS, num_frames=FRAMES,
-                                     drop_path_rate=0.0)
+    reference = TimeSformerReference(
+        num_classes=CLASSES,
+        img_size=IMG,
+        patch_size=PATCH,
+        embed_dim=DIM,
+        depth=DEPTH,
+        num_heads=HEADS,
+        num_frames=FRAMES,
+        drop_path_rate=0.0,
+    )
     randomize(reference, bias_std=0.05)  # every parameter, LayerNorm weights around 1
-    model = VideoResFormer(num_classes=CLASSES, img_size=IMG, patch_size=PATCH, embed_dim=DIM,
-                           depth=DEPTH, num_heads=HEADS, num_frames=FRAMES, pos_embed="learned",
-                           temporal_embed="learned", drop_path_rate=0.0, attn_impl=attn_impl)
+    model = VideoResFormer(
+        num_classes=CLASSES,
+        img_size=IMG,
+        patch_size=PATCH,
+        embed_dim=DIM,
+        depth=DEPTH,
+        num_heads=HEADS,
+        num_frames=FRAMES,
+        pos_embed="learned",
+        temporal_embed="learned",
+        drop_path_rate=0.0,
+        attn_impl=attn_impl,
+    )
     model.load_state_dict(reference.state_dict())
     clip, labels = torch.randn(2, 3, FRAMES, IMG, IMG), torch.tensor([1, 3])
     for net in (model.train(), reference.train()):

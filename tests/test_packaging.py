@@ -43,8 +43,9 @@ def _third_party_imports() -> set:
 
 def test_every_direct_import_is_declared_and_nothing_else():
     declared = {re.split(r"[<>=;\s\[]", req, 1)[0].lower() for req in _setup_literal("install_requires")}
-    extras = {re.split(r"[<>=;\s\[]", req, 1)[0].lower()
-              for reqs in _setup_literal("extras_require").values() for req in reqs}
+    extras = {
+        re.split(r"[<>=;\s\[]", req, 1)[0].lower() for reqs in _setup_literal("extras_require").values() for req in reqs
+    }
     imported = {DISTRIBUTIONS.get(n, n).lower() for n in _third_party_imports()}
     assert imported - OPTIONAL <= declared, f"imported but not declared: {imported - OPTIONAL - declared}"
     assert OPTIONAL & imported <= extras

@@ -6,11 +6,12 @@ import logging
 import pytest
 import torch
 
-from conftest import make_cfg
 from resformer_video.config import ConfigError
 from resformer_video.engine.train import build_train_state, forward_backward, optimizer_step, train
 from resformer_video.models import VideoResFormer, build_model
 from resformer_video.utils import precision
+
+from conftest import make_cfg
 
 CPU = torch.device("cpu")
 
@@ -18,15 +19,21 @@ CPU = torch.device("cpu")
 @pytest.fixture
 def native_cpu(monkeypatch):
     """Make this CPU report native bf16 (``True``) or not (``False``): call with the answer."""
+
     def set_native(answer: bool) -> None:
         monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: answer)
+
     return set_native
 
 
 def test_names_aliases_and_dtypes():
     assert precision.canonical_precision("none") == "fp32"  # the old config value
     assert [precision.autocast_dtype(n) for n in ("fp32", "none", "bf16", "fp16")] == [
-        None, None, torch.bfloat16, torch.float16]
+        None,
+        None,
+        torch.bfloat16,
+        torch.float16,
+    ]
     with pytest.raises(ValueError, match="must be one of"):
         precision.canonical_precision("fp64")
     assert make_cfg(TRAIN__MIXED_PRECISION="none").TRAIN.MIXED_PRECISION == "none"
@@ -51,8 +58,11 @@ def test_detection_reads_torch_capabilities_and_cpuinfo(monkeypatch, tmp_path):
 
 def test_non_native_cpu_refuses_bf16_unless_fallback(native_cpu, caplog):
     native_cpu(False)
-    with pytest.raises(ConfigError, match=r"^TRAIN.MIXED_PRECISION: this cpu has no native bf16.*"
-                                          r"TRAIN.PRECISION_FALLBACK"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^TRAIN.MIXED_PRECISION: this cpu has no native bf16.*"
+        r"TRAIN.PRECISION_FALLBACK",
+    ):
         precision.config_precision(make_cfg(TRAIN__MIXED_PRECISION="bf16"), CPU)
     fallback = make_cfg(TRAIN__MIXED_PRECISION="bf16", TRAIN__PRECISION_FALLBACK=True)
     with caplog.at_level(logging.INFO, logger=precision.__name__):
@@ -61,8 +71,7 @@ def test_non_native_cpu_refuses_bf16_unless_fallback(native_cpu, caplog):
     assert "precision fp32 (cpu)" in caplog.text
     # fp16 on CPU is an error whatever the fallback says.
     with pytest.raises(ConfigError, match=r"^TRAIN.MIXED_PRECISION: fp16 autocast is for CUDA"):
-        precision.config_precision(make_cfg(TRAIN__MIXED_PRECISION="fp16",
-                                            TRAIN__PRECISION_FALLBACK=True), CPU)
+        precision.config_precision(make_cfg(TRAIN__MIXED_PRECISION="fp16", TRAIN__PRECISION_FALLBACK=True), CPU)
 
 
 def test_train_stops_at_start_up_on_a_non_native_cpu(native_cpu, tmp_path):

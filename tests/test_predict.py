@@ -9,13 +9,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import (BOTH_PRECISIONS, SAME_PRECISION_TOLERANCE, make_cfg, make_index_video,
-                      make_truncated_faststart_video, reference_precision)
 from resformer_video.datasets import build_test_transform, open_video, read_class_names
 from resformer_video.datasets.sampling import sample_clip_indices
 from resformer_video.inference.predictor import build_predictor, window_starts
 from resformer_video.models import build_model
 from resformer_video.utils.checkpoint import save_checkpoint
+
+from conftest import (
+    BOTH_PRECISIONS,
+    SAME_PRECISION_TOLERANCE,
+    make_cfg,
+    make_index_video,
+    make_truncated_faststart_video,
+    reference_precision,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PREDICT_MAIN = runpy.run_path(str(REPO / "tools" / "predict.py"))["main"]
@@ -25,8 +32,7 @@ PREDICT_MAIN = runpy.run_path(str(REPO / "tools" / "predict.py"))["main"]
 def tiny_checkpoint(synthetic_data_dir, tmp_path_factory):
     """A depth-2 resformer_tiny checkpoint (random weights, none zero) in the engine's format,
     with the config (3 spatial crops x 2 clips) and the dataset's class names."""
-    cfg = make_cfg(synthetic_data_dir, TEST__NUM_SPATIAL_CROPS=3, TEST__NUM_ENSEMBLE_VIEWS=2,
-                   DATA__DECODER="pyav")
+    cfg = make_cfg(synthetic_data_dir, TEST__NUM_SPATIAL_CROPS=3, TEST__NUM_ENSEMBLE_VIEWS=2, DATA__DECODER="pyav")
     torch.manual_seed(0)
     model = build_model(cfg)
     with torch.no_grad():
@@ -45,8 +51,7 @@ def _videos(data_dir: Path, count: int) -> list:
 def test_predict_json_gives_class_names_and_probabilities(tiny_checkpoint, synthetic_data_dir, capsys):
     path, _, names = tiny_checkpoint
     videos = _videos(synthetic_data_dir, 2)
-    code = PREDICT_MAIN(["--checkpoint", str(path), *videos, "--topk", str(len(names)), "--json",
-                         "--device", "cpu"])
+    code = PREDICT_MAIN(["--checkpoint", str(path), *videos, "--topk", str(len(names)), "--json", "--device", "cpu"])
     results = json.loads(capsys.readouterr().out)
     assert code == 0
     assert [r["video"] for r in results] == videos
@@ -69,14 +74,12 @@ def test_a_folder_stands_for_its_video_files(tiny_checkpoint, synthetic_data_dir
     assert "no video files" in capsys.readouterr().err
 
 
-def test_corrupt_video_is_reported_and_the_others_predicted(tiny_checkpoint, synthetic_data_dir,
-                                                            tmp_path, capsys):
+def test_corrupt_video_is_reported_and_the_others_predicted(tiny_checkpoint, synthetic_data_dir, tmp_path, capsys):
     path, _, names = tiny_checkpoint
     bad = tmp_path / "corrupt.mp4"
     bad.write_bytes(b"\x00\x00\x00 not a video " * 64)
     good = _videos(synthetic_data_dir, 2)
-    code = PREDICT_MAIN(["--checkpoint", str(path), good[0], str(bad), good[1], "--topk", "2",
-                         "--device", "cpu"])
+    code = PREDICT_MAIN(["--checkpoint", str(path), good[0], str(bad), good[1], "--topk", "2", "--device", "cpu"])
     out, err = capsys.readouterr()
     assert code == 1
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -103,8 +106,9 @@ def test_one_view_prediction_equals_softmax_of_the_model(synthetic_data_dir, tmp
     video = _videos(synthetic_data_dir, 1)[0]
     pred = build_predictor(str(ckpt), device="cpu", precision=precision).predict(video, k=2)
     with open_video(video, "pyav") as reader:
-        idx = sample_clip_indices(reader.num_frames, reader.fps, cfg.DATA.NUM_FRAMES,
-                                  cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS, 0, 1)
+        idx = sample_clip_indices(
+            reader.num_frames, reader.fps, cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS, 0, 1
+        )
         clip = build_test_transform(cfg)(reader.get_frames(idx), 1)
     with torch.no_grad(), reference_precision(precision):
         expected = model(clip[None]).float().softmax(-1)[0]
@@ -144,13 +148,26 @@ def test_overrides_follow_the_videos_and_set_still_works(tiny_checkpoint, synthe
     """Trailing KEY VALUE pairs (as run_net.py) change the config; the deprecated --set too, with a note."""
     path, _, _ = tiny_checkpoint
     videos = _videos(synthetic_data_dir, 2)
-    code = PREDICT_MAIN(["--checkpoint", str(path), *videos, "--json", "--device", "cpu",
-                         "TEST.NUM_SPATIAL_CROPS", "1", "TEST.NUM_ENSEMBLE_VIEWS", "1"])
+    code = PREDICT_MAIN(
+        [
+            "--checkpoint",
+            str(path),
+            *videos,
+            "--json",
+            "--device",
+            "cpu",
+            "TEST.NUM_SPATIAL_CROPS",
+            "1",
+            "TEST.NUM_ENSEMBLE_VIEWS",
+            "1",
+        ]
+    )
     results = json.loads(capsys.readouterr().out)
     assert code == 0 and [r["video"] for r in results] == videos
     assert all(r["views_per_window"] == 1 for r in results)
-    code = PREDICT_MAIN(["--checkpoint", str(path), videos[0], "--json", "--device", "cpu",
-                         "--set", "TEST.NUM_SPATIAL_CROPS", "1"])
+    code = PREDICT_MAIN(
+        ["--checkpoint", str(path), videos[0], "--json", "--device", "cpu", "--set", "TEST.NUM_SPATIAL_CROPS", "1"]
+    )
     out, err = capsys.readouterr()
     assert code == 0 and json.loads(out)[0]["views_per_window"] == 2
     assert "--set KEY VALUE is deprecated" in err
@@ -167,9 +184,24 @@ def test_predict_real_clip_with_sliding_windows(tiny_checkpoint, realclips_dir, 
     """bikes.mp4 (10 s, 640x272, 25 fps) in 4 s windows: every window and the video sum to 1."""
     path, _, names = tiny_checkpoint
     video = str(realclips_dir / "bikes.mp4")
-    code = PREDICT_MAIN(["--checkpoint", str(path), video, "--topk", str(len(names)), "--json",
-                         "--window", "4", "--device", "cpu", "TEST.NUM_SPATIAL_CROPS", "1",
-                         "TEST.NUM_ENSEMBLE_VIEWS", "1"])
+    code = PREDICT_MAIN(
+        [
+            "--checkpoint",
+            str(path),
+            video,
+            "--topk",
+            str(len(names)),
+            "--json",
+            "--window",
+            "4",
+            "--device",
+            "cpu",
+            "TEST.NUM_SPATIAL_CROPS",
+            "1",
+            "TEST.NUM_ENSEMBLE_VIEWS",
+            "1",
+        ]
+    )
     (result,) = json.loads(capsys.readouterr().out)
     assert code == 0 and result["duration_s"] == pytest.approx(10.0, abs=0.1)
     assert len(result["windows"]) == 3 and result["windows"][-1]["end_s"] == pytest.approx(10.0, abs=0.1)
@@ -213,8 +245,19 @@ def test_non_video_file_gives_one_line_naming_every_decoder(tiny_checkpoint, tmp
     path, _, _ = tiny_checkpoint
     notes = tmp_path / "notes.mp4"
     notes.write_text("these are my notes, not a video\n" * 20)
-    code = PREDICT_MAIN(["--checkpoint", str(path), str(notes), "--device", "cpu",
-                         "DATA.DECODER", "decord", "DATA.DECODER_FALLBACK", "pyav"])
+    code = PREDICT_MAIN(
+        [
+            "--checkpoint",
+            str(path),
+            str(notes),
+            "--device",
+            "cpu",
+            "DATA.DECODER",
+            "decord",
+            "DATA.DECODER_FALLBACK",
+            "pyav",
+        ]
+    )
     out, err = capfd.readouterr()
     lines = err.strip().splitlines()
     errors = [line for line in lines if line.startswith("error:")]

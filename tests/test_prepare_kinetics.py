@@ -12,19 +12,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
 
 import av
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
 from resformer_video.datasets.decoders import open_video
 from resformer_video.datasets.lists import load_split
-from resformer_video.datasets.prepare_kinetics import (PrepareError, ResizeSettings, output_size,
-                                                       read_annotations, reencode_video)
+from resformer_video.datasets.prepare_kinetics import (
+    PrepareError,
+    ResizeSettings,
+    output_size,
+    read_annotations,
+    reencode_video,
+)
 from resformer_video.datasets.synthetic import write_mp4
 from resformer_video.utils.atomic import is_temp_file
+
+from conftest import REPO_ROOT
 
 PREPARE_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "prepare_kinetics.py"))["main"]
 # Labels in the standard Kinetics-400 order (the shipped class-names file, 0-based).
@@ -36,7 +41,7 @@ def _frames(seed: int, count: int = 10, height: int = 40, width: int = 48) -> np
     return np.random.default_rng(seed).integers(0, 256, (count, height, width, 3), dtype=np.uint8)
 
 
-def _csv(path: Path, header: str, rows: List[str]) -> None:
+def _csv(path: Path, header: str, rows: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join([header] + rows) + "\n")
 
@@ -48,12 +53,17 @@ def release(tmp_path) -> Path:
     with an apostrophe), test (a CSV without labels)."""
     root = tmp_path / "k400"
     labelled = "label,youtube_id,time_start,time_end,split"
-    _csv(root / "annotations" / "train.csv", labelled, [
-        '"passing American football (in game)",aaa,10,20,train',
-        "abseiling,-bb,0,10,train",
-        "zumba,ccc,5,15,train",
-        "yoga,ddd,1,11,train"])
-    _csv(root / "annotations" / "val.csv", labelled, ["\"massaging person's head\",eee,3,13,val"])
+    _csv(
+        root / "annotations" / "train.csv",
+        labelled,
+        [
+            '"passing American football (in game)",aaa,10,20,train',
+            "abseiling,-bb,0,10,train",
+            "zumba,ccc,5,15,train",
+            "yoga,ddd,1,11,train",
+        ],
+    )
+    _csv(root / "annotations" / "val.csv", labelled, ['"massaging person\'s head",eee,3,13,val'])
     _csv(root / "annotations" / "test.csv", "youtube_id,time_start,time_end,split", ["fff,0,10,test"])
     write_mp4(str(root / "train" / "aaa_000010_000020.mp4"), _frames(0), 10, timestamps=VFR_TIMES)
     write_mp4(str(root / "train" / "-bb.mp4"), _frames(1), 25)
@@ -63,18 +73,21 @@ def release(tmp_path) -> Path:
     return root
 
 
-def _lines(path: Path) -> List[str]:
+def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
 
-def _report(out: Path) -> Dict[str, Dict[str, str]]:
+def _report(out: Path) -> dict[str, dict[str, str]]:
     with open(out / "prepare_report.csv", newline="") as handle:
         return {row["youtube_id"]: row for row in csv.DictReader(handle)}
 
 
-def _hashes(folder: Path) -> Dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _run(root: Path, out: Path, *flags: str, progress: bool = False) -> int:
@@ -101,15 +114,17 @@ def test_lists_hold_readable_videos_with_standard_labels(release, tmp_path, caps
     assert train.labels == [FOOTBALL, ABSEILING] and all(os.path.isfile(p) for p in train.paths)
     assert train.class_names[FOOTBALL] == "passing American football (in game)"
     assert "| train | 4 | 3 | 1 | 1 | 2 |" in text and "| test | 1 | 1 | 0 | 0 | 1 |" in text
-    assert (f"python tools/run_net.py --cfg configs/k400_resformer_b.yaml DATA.PATH_TO_DATA_DIR {out} "
-            f"DATA.PATH_PREFIX {release} MODEL.PRETRAINED /path/to/imagenet_vit_b16.pth TEST.SPLIT val") in text
+    assert (
+        f"python tools/run_net.py --cfg configs/k400_resformer_b.yaml DATA.PATH_TO_DATA_DIR {out} "
+        f"DATA.PATH_PREFIX {release} MODEL.PRETRAINED /path/to/imagenet_vit_b16.pth TEST.SPLIT val"
+    ) in text
     assert _hashes(release) == before  # the download is only read
 
 
 def test_unknown_class_is_an_error_naming_it(release, tmp_path, capsys):
     (release / "annotations" / "val.csv").write_text(
-        "label,youtube_id,time_start,time_end,split\nabseiling,eee,3,13,val\n"
-        '"playing quidditch",ggg,0,10,val\n')
+        'label,youtube_id,time_start,time_end,split\nabseiling,eee,3,13,val\n"playing quidditch",ggg,0,10,val\n'
+    )
     out = tmp_path / "lists"
     assert _run(release, out) == 2
     err = capsys.readouterr().err.strip()
@@ -121,11 +136,16 @@ def test_unknown_class_is_an_error_naming_it(release, tmp_path, capsys):
 def test_annotations_quoted_or_not_and_errors(tmp_path):
     index = {"abseiling": 0, "passing American football (in game)": 208}
     path = tmp_path / "a.csv"
-    _csv(path, "label,youtube_id,time_start,time_end,split,is_cc",
-         ['"abseiling",x1,0,10,train,0', "passing American football (in game),x2,7.0,17,train,1"])
+    _csv(
+        path,
+        "label,youtube_id,time_start,time_end,split,is_cc",
+        ['"abseiling",x1,0,10,train,0', "passing American football (in game),x2,7.0,17,train,1"],
+    )
     clips, labelled = read_annotations(str(path), index)
     assert labelled and [(c.youtube_id, c.time_start, c.time_end, c.label) for c in clips] == [
-        ("x1", 0, 10, 0), ("x2", 7, 17, 208)]
+        ("x1", 0, 10, 0),
+        ("x2", 7, 17, 208),
+    ]
     assert clips[1].clip_name == "x2_000007_000017"
     _csv(path, "label,youtube_id,time_start,split", ["abseiling,x1,0,train"])
     with pytest.raises(PrepareError, match="missing time_end"):
@@ -143,14 +163,13 @@ def test_output_size_short_side_never_upscaled_even():
     assert output_size(40, 48, 20) == (20, 24)
 
 
-def _keyframes(path: Path) -> List[int]:
+def _keyframes(path: Path) -> list[int]:
     with av.open(str(path)) as container:
-        packets = sorted((p for p in container.demux(container.streams.video[0]) if p.size),
-                         key=lambda p: p.pts)
+        packets = sorted((p for p in container.demux(container.streams.video[0]) if p.size), key=lambda p: p.pts)
         return [i for i, packet in enumerate(packets) if packet.is_keyframe]
 
 
-def _times(path: Path) -> List[float]:
+def _times(path: Path) -> list[float]:
     with av.open(str(path)) as container:
         return [float(frame.time) for frame in container.decode(video=0)]
 
@@ -165,8 +184,10 @@ def test_resize_reencodes_keeping_timing(release, tmp_path, capsys):
     assert _run(release, out, *resize) == 0
     text = capsys.readouterr().out
     videos = out / "videos"
-    assert _lines(out / "train.csv") == [f"videos/train/aaa_000010_000020.mp4 {FOOTBALL}",
-                                         f"videos/train/-bb_000000_000010.mp4 {ABSEILING}"]
+    assert _lines(out / "train.csv") == [
+        f"videos/train/aaa_000010_000020.mp4 {FOOTBALL}",
+        f"videos/train/-bb_000000_000010.mp4 {ABSEILING}",
+    ]
     assert _lines(out / "test_videos.txt") == ["videos/test/fff_000000_000010.mp4"]
     assert sorted(_report(out)) == ["ccc", "ddd"] and _report(out)["ddd"]["status"] == "unreadable"
     assert not (videos / "train" / "ddd_000001_000011.mp4").exists()
@@ -175,8 +196,7 @@ def test_resize_reencodes_keeping_timing(release, tmp_path, capsys):
     assert _keyframes(vfr) == [0, 4, 8]
     settings = vfr.read_bytes()  # x264 writes its settings into the stream: tuned for fast decoding
     assert b"cabac=0" in settings and b"deblock=0" in settings and b"keyint=4 " in settings
-    for rel, fps, size in [("train/-bb_000000_000010.mp4", 25, (20, 24)),
-                           ("test/fff_000000_000010.mp4", 12, (24, 20))]:
+    for rel, fps, size in [("train/-bb_000000_000010.mp4", 25, (20, 24)), ("test/fff_000000_000010.mp4", 12, (24, 20))]:
         with open_video(str(videos / rel), "pyav") as reader:
             assert (reader.num_frames, reader.fps) == (10, pytest.approx(fps))
             assert tuple(reader.get_frames([0]).shape[1:3]) == size
@@ -240,14 +260,30 @@ def test_resize_killed_half_way_then_resumed(tmp_path):
     """A real kill (SIGKILL while a video is being encoded), then the same command again."""
     root = tmp_path / "k400"
     names = [f"v{i:02d}" for i in range(4)]
-    _csv(root / "annotations" / "train.csv", "label,youtube_id,time_start,time_end,split",
-         [f"abseiling,{name},0,10,train" for name in names])
+    _csv(
+        root / "annotations" / "train.csv",
+        "label,youtube_id,time_start,time_end,split",
+        [f"abseiling,{name},0,10,train" for name in names],
+    )
     for i, name in enumerate(names):
         write_mp4(str(root / "train" / f"{name}_000000_000010.mp4"), _frames(i, 30, 96, 128), 30)
     out = tmp_path / "out"
-    command = [sys.executable, str(REPO_ROOT / "tools" / "prepare_kinetics.py"), "--root", str(root),
-               "--out", str(out), "--splits", "train", "--resize", "--short-side", "96", "--preset",
-               "medium", "--no-progress"]
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "tools" / "prepare_kinetics.py"),
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--splits",
+        "train",
+        "--resize",
+        "--short-side",
+        "96",
+        "--preset",
+        "medium",
+        "--no-progress",
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     folder, deadline = out / "videos" / "train", time.time() + 120

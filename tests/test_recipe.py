@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from timm.optim import param_groups_weight_decay as timm_groups
 
-from conftest import REPO_ROOT, make_cfg
 from resformer_video.config import ConfigError, check_pretrained, load_config
 from resformer_video.datasets.loader import train_iterations_per_epoch
 from resformer_video.engine.optimizer import LRSchedule, build_optimizer
@@ -18,6 +17,8 @@ from resformer_video.engine.train import build_train_state, train_epoch
 from resformer_video.models import build_model
 from resformer_video.utils.logging import StatsWriter
 from resformer_video.utils.meters import TrainMeter
+
+from conftest import REPO_ROOT, make_cfg
 
 K400 = REPO_ROOT / "configs" / "k400_resformer_b.yaml"
 _SPEC = importlib.util.spec_from_file_location("run_net_tool", REPO_ROOT / "tools" / "run_net.py")
@@ -32,19 +33,32 @@ SIZES = (32, 16)
 def _batches(num_clips, per_batch):
     gen = torch.Generator().manual_seed(5)
     base = torch.randn(num_clips, 3, 2, SIZES[0], SIZES[0], generator=gen)
-    clips = [F.interpolate(base.flatten(1, 2), size=(s, s), mode="bilinear",
-                           align_corners=False).view(num_clips, 3, 2, s, s) for s in SIZES]
+    clips = [
+        F.interpolate(base.flatten(1, 2), size=(s, s), mode="bilinear", align_corners=False).view(num_clips, 3, 2, s, s)
+        for s in SIZES
+    ]
     labels = torch.arange(num_clips) % 4
-    return [{"clips": [c[i:i + per_batch] for c in clips], "label": labels[i:i + per_batch],
-             "sizes": list(SIZES)} for i in range(0, num_clips, per_batch)]
+    return [
+        {"clips": [c[i : i + per_batch] for c in clips], "label": labels[i : i + per_batch], "sizes": list(SIZES)}
+        for i in range(0, num_clips, per_batch)
+    ]
 
 
 def _one_epoch(tmp_path, batch_size, global_batch):
-    cfg = make_cfg(MODEL__DROP_PATH_RATE=0.0, MODEL__DEPTH=1, DATA__NUM_FRAMES=2,
-                   DATA__TRAIN_CROP_SIZES=list(SIZES), DATA__TRAIN_JITTER_SCALES=[32, 40],
-                   DATA__TEST_CROP_SIZE=32, TRAIN__BATCH_SIZE=batch_size,
-                   TRAIN__GLOBAL_BATCH_SIZE=global_batch, SOLVER__BASE_LR=0.5,
-                   SOLVER__ZERO_WD_1D_PARAM=False, SOLVER__MAX_EPOCH=1, OUTPUT_DIR=str(tmp_path))
+    cfg = make_cfg(
+        MODEL__DROP_PATH_RATE=0.0,
+        MODEL__DEPTH=1,
+        DATA__NUM_FRAMES=2,
+        DATA__TRAIN_CROP_SIZES=list(SIZES),
+        DATA__TRAIN_JITTER_SCALES=[32, 40],
+        DATA__TEST_CROP_SIZE=32,
+        TRAIN__BATCH_SIZE=batch_size,
+        TRAIN__GLOBAL_BATCH_SIZE=global_batch,
+        SOLVER__BASE_LR=0.5,
+        SOLVER__ZERO_WD_1D_PARAM=False,
+        SOLVER__MAX_EPOCH=1,
+        OUTPUT_DIR=str(tmp_path),
+    )
     torch.manual_seed(0)
     state = build_train_state(cfg, build_model(cfg), torch.device("cpu"))
     before = copy.deepcopy(state.model.state_dict())
@@ -63,8 +77,9 @@ def test_accumulated_step_equals_one_step_on_the_whole_batch(tmp_path):
     assert accumulated.accum_steps == 4 and whole.accum_steps == 1
     moved = 0
     for name, value in whole.model.state_dict().items():
-        torch.testing.assert_close(accumulated.model.state_dict()[name], value, rtol=0, atol=1e-6,
-                                   msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(
+            accumulated.model.state_dict()[name], value, rtol=0, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}"
+        )
         moved += int((value - before[name]).abs().max() > 1e-3)
     assert moved > 10  # the step changed the weights: the comparison is not of two untouched models
 
@@ -88,11 +103,13 @@ def test_lr_of_every_iteration_equals_timesformers_schedule():
     data_size = 7  # train_net.py sets get_epoch_lr(cur_epoch + cur_iter / data_size) every iteration
     for epoch in range(solver.MAX_EPOCH):
         for it in range(data_size):
-            expected = timesformer_lr(solver.BASE_LR, solver.STEPS, solver.LRS, solver.MAX_EPOCH,
-                                      epoch + it / data_size)
+            expected = timesformer_lr(
+                solver.BASE_LR, solver.STEPS, solver.LRS, solver.MAX_EPOCH, epoch + it / data_size
+            )
             assert schedule(epoch + it / data_size) == pytest.approx(expected, rel=1e-12)
-    expected = [timesformer_lr(solver.BASE_LR, solver.STEPS, solver.LRS, solver.MAX_EPOCH, e)
-                for e in range(solver.MAX_EPOCH)]
+    expected = [
+        timesformer_lr(solver.BASE_LR, solver.STEPS, solver.LRS, solver.MAX_EPOCH, e) for e in range(solver.MAX_EPOCH)
+    ]
     assert epoch_learning_rates(cfg) == pytest.approx(expected, rel=1e-12)
     assert expected[10] == pytest.approx(0.005) and expected[11] == pytest.approx(0.0005)
 
@@ -126,8 +143,10 @@ def test_zero_wd_1d_param_gives_timms_groups():
     cfg = make_cfg(SOLVER__ZERO_WD_1D_PARAM=True)
     model = build_model(cfg)
     groups = dict(_named_groups(model, build_optimizer(model, cfg)))
-    reference = {g["weight_decay"]: {n for n, p in model.named_parameters() if any(p is q for q in g["params"])}
-                 for g in timm_groups(model, 1e-4, no_weight_decay_list=list(model.no_weight_decay()))}
+    reference = {
+        g["weight_decay"]: {n for n, p in model.named_parameters() if any(p is q for q in g["params"])}
+        for g in timm_groups(model, 1e-4, no_weight_decay_list=list(model.no_weight_decay()))
+    }
     assert groups == reference and set(groups) == {1e-4, 0.0}
     assert set(model.no_weight_decay()) <= groups[0.0] and "blocks.0.norm1.weight" in groups[0.0]
     assert "head.weight" in groups[1e-4] and "head.bias" in groups[0.0]
@@ -158,8 +177,9 @@ def test_pretrained_none_builds_a_model_from_scratch():
     torch.manual_seed(0)
     model = build_model(cfg)
     torch.manual_seed(0)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
-                                                 build_model(make_cfg()).state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), build_model(make_cfg()).state_dict().values())
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -173,11 +193,32 @@ def test_train_iterations_per_epoch_equal_the_loaders():
 
 
 def _dry_run(capsys, data_dir, *opts):
-    code = run_net.main(["--cfg", str(K400), "--dry-run", "DATA.PATH_TO_DATA_DIR", str(data_dir),
-                         "MODEL.ARCH", "resformer_tiny", "MODEL.DEPTH", "1", "MODEL.NUM_CLASSES", "4",
-                         "DATA.NUM_FRAMES", "2", "DATA.TRAIN_CROP_SIZES", "[64, 32]",
-                         "DATA.TRAIN_JITTER_SCALES", "[64, 80]", "DATA.TEST_CROP_SIZE", "64",
-                         "TEST.RESOLUTIONS", "[32, 64]", *map(str, opts)])
+    code = run_net.main(
+        [
+            "--cfg",
+            str(K400),
+            "--dry-run",
+            "DATA.PATH_TO_DATA_DIR",
+            str(data_dir),
+            "MODEL.ARCH",
+            "resformer_tiny",
+            "MODEL.DEPTH",
+            "1",
+            "MODEL.NUM_CLASSES",
+            "4",
+            "DATA.NUM_FRAMES",
+            "2",
+            "DATA.TRAIN_CROP_SIZES",
+            "[64, 32]",
+            "DATA.TRAIN_JITTER_SCALES",
+            "[64, 80]",
+            "DATA.TEST_CROP_SIZE",
+            "64",
+            "TEST.RESOLUTIONS",
+            "[32, 64]",
+            *map(str, opts),
+        ]
+    )
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -190,12 +231,25 @@ def test_dry_run_prints_the_recipe_without_opening_videos(tmp_path, capsys):
     weights = tmp_path / "weights.pth"
     state = build_model(make_cfg(MODEL__DEPTH=1)).state_dict()
     torch.save({k: v for k, v in state.items() if not k.startswith("head.")}, weights)
-    code, out, err = _dry_run(capsys, data, "NUM_GPUS", 2, "TRAIN.BATCH_SIZE", 4,
-                              "TRAIN.GLOBAL_BATCH_SIZE", 16, "MODEL.PRETRAINED", weights,
-                              "OUTPUT_DIR", tmp_path / "out")
+    code, out, err = _dry_run(
+        capsys,
+        data,
+        "NUM_GPUS",
+        2,
+        "TRAIN.BATCH_SIZE",
+        4,
+        "TRAIN.GLOBAL_BATCH_SIZE",
+        16,
+        "MODEL.PRETRAINED",
+        weights,
+        "OUTPUT_DIR",
+        tmp_path / "out",
+    )
     assert code == 0, err
-    assert ("2 process(es) x 4 clip(s) per process (TRAIN.BATCH_SIZE) x 2 accumulated "
-            "micro-batch(es) = 16 clips per optimiser step") in out
+    assert (
+        "2 process(es) x 4 clip(s) per process (TRAIN.BATCH_SIZE) x 2 accumulated "
+        "micro-batch(es) = 16 clips per optimiser step"
+    ) in out
     # 100 videos over 2 processes: 50 each, 12 iterations of 4, 6 steps of 2 micro-batches
     assert "optimiser steps: 6 per epoch (100 train videos, 12 iterations per process), 90 in 15 epochs" in out
     assert "1-11: 0.005, 12-14: 0.0005, 15: 5e-05" in out
@@ -218,4 +272,5 @@ def test_dry_run_of_a_k400_config_without_weights_says_what_to_set(tmp_path, cap
     assert "starting weights: NOT SET" in out and "no decay: cls_token" in out
     assert "optimiser steps: 1 per epoch (1 train videos" in out
     assert [line for line in err.splitlines() if line.startswith("error: ")] == [
-        line for line in err.splitlines() if line.startswith("error: MODEL.PRETRAINED: is not set")]
+        line for line in err.splitlines() if line.startswith("error: MODEL.PRETRAINED: is not set")
+    ]

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_cfg
+from benchmarks.harness.timesformer_reference import build_timesformer_reference
 from resformer_video.datasets.lists import kinetics400_class_names
 from resformer_video.engine.evaluate import test as run_test
-from benchmarks.harness.timesformer_reference import build_timesformer_reference
-from resformer_video.models import (VideoResFormer, build_model,
-                                    is_own_checkpoint, load_trained_weights, read_checkpoint)
+from resformer_video.models import VideoResFormer, build_model, is_own_checkpoint, load_trained_weights, read_checkpoint
 from resformer_video.utils.checkpoint import save_checkpoint
+
+from conftest import make_cfg
 
 REPO = Path(__file__).resolve().parents[1]
 PREDICT_MAIN = runpy.run_path(str(REPO / "tools" / "predict.py"))["main"]
@@ -33,8 +33,14 @@ TIMESFORMER:
   PRETRAINED_MODEL: ''
 """
 # The config a user writes for such a file: TimeSformer's model (learned tables) at tiny size.
-MODEL_CFG = {"MODEL.NUM_CLASSES": 400, "MODEL.DEPTH": 1, "MODEL.POS_EMBED": "learned",
-             "MODEL.TEMPORAL_EMBED": "learned", "DATA.TRAIN_CROP_SIZES": [64], "DATA.DECODER": "pyav"}
+MODEL_CFG = {
+    "MODEL.NUM_CLASSES": 400,
+    "MODEL.DEPTH": 1,
+    "MODEL.POS_EMBED": "learned",
+    "MODEL.TEMPORAL_EMBED": "learned",
+    "DATA.TRAIN_CROP_SIZES": [64],
+    "DATA.DECODER": "pyav",
+}
 
 
 def _randomize(module: torch.nn.Module) -> None:
@@ -49,8 +55,15 @@ def _timesformer_file(path: Path, cfg) -> torch.nn.Module:
     reference = build_timesformer_reference(cfg).eval()
     _randomize(reference)
     state = {"model." + key: value for key, value in reference.state_dict().items()}
-    torch.save({"epoch": 15, "model_state": state, "optimizer_state": {"state": {}, "param_groups": []},
-                "cfg": TIMESFORMER_CFG_TEXT}, path)
+    torch.save(
+        {
+            "epoch": 15,
+            "model_state": state,
+            "optimizer_state": {"state": {}, "param_groups": []},
+            "cfg": TIMESFORMER_CFG_TEXT,
+        },
+        path,
+    )
     return reference
 
 
@@ -59,8 +72,12 @@ def k400_setup(synthetic_data_dir, tmp_path):
     """A TimeSformer-layout file, a YAML config for it and a test list with K400 labels 5 and 399."""
     videos = sorted(synthetic_data_dir.rglob("*.mp4"))[:2]
     (tmp_path / "test.csv").write_text(f"{videos[0]} 5\n{videos[1]} 399\n")
-    cfg = make_cfg(tmp_path, DATA__PATH_PREFIX="", OUTPUT_DIR=str(tmp_path / "out"),
-                   opts=[item for pair in MODEL_CFG.items() for item in pair])
+    cfg = make_cfg(
+        tmp_path,
+        DATA__PATH_PREFIX="",
+        OUTPUT_DIR=str(tmp_path / "out"),
+        opts=[item for pair in MODEL_CFG.items() for item in pair],
+    )
     cfg_file = tmp_path / "k400_tiny.yaml"
     cfg_file.write_text(cfg.dump())
     ckpt = tmp_path / "TimeSformer_tiny_K400.pyth"
@@ -84,22 +101,28 @@ def test_own_checkpoint_still_loads_strictly(tmp_path):
     model = VideoResFormer(num_classes=3, embed_dim=32, depth=1, num_heads=2, img_size=32)
     path = tmp_path / "own.pyth"
     save_checkpoint(str(path), model, epoch=2, cfg_text="MODEL:\n  NUM_CLASSES: 3\n", class_names=["a", "b", "c"])
-    weights = load_trained_weights(VideoResFormer(num_classes=3, embed_dim=32, depth=1, num_heads=2,
-                                                  img_size=32), str(path))
+    weights = load_trained_weights(
+        VideoResFormer(num_classes=3, embed_dim=32, depth=1, num_heads=2, img_size=32), str(path)
+    )
     assert weights.own and weights.class_names == ["a", "b", "c"] and weights.cfg_text.startswith("MODEL:")
     with pytest.raises(ValueError, match=f"^{path}: weights do not match the model"):
-        load_trained_weights(VideoResFormer(num_classes=3, embed_dim=32, depth=2, num_heads=2,
-                                            img_size=32), str(path))
+        load_trained_weights(VideoResFormer(num_classes=3, embed_dim=32, depth=2, num_heads=2, img_size=32), str(path))
 
 
 @pytest.mark.parametrize("protocol", ["default", "timesformer"])
 def test_timesformer_file_through_test_gives_kinetics_names(k400_setup, protocol):
     cfg, _, ckpt, _, videos = k400_setup
     names = kinetics400_class_names()
-    cfg = make_cfg(Path(cfg.DATA.PATH_TO_DATA_DIR), DATA__PATH_PREFIX="", OUTPUT_DIR=cfg.OUTPUT_DIR,
-                   TEST__CHECKPOINT_FILE_PATH=str(ckpt), TEST__SAVE_PREDICTIONS=True,
-                   TEST__PROTOCOL=protocol, TEST__NUM_ENSEMBLE_VIEWS=2,
-                   opts=[item for pair in MODEL_CFG.items() for item in pair])
+    cfg = make_cfg(
+        Path(cfg.DATA.PATH_TO_DATA_DIR),
+        DATA__PATH_PREFIX="",
+        OUTPUT_DIR=cfg.OUTPUT_DIR,
+        TEST__CHECKPOINT_FILE_PATH=str(ckpt),
+        TEST__SAVE_PREDICTIONS=True,
+        TEST__PROTOCOL=protocol,
+        TEST__NUM_ENSEMBLE_VIEWS=2,
+        opts=[item for pair in MODEL_CFG.items() for item in pair],
+    )
     report = run_test(cfg)
     records = report["predictions"]["64"]
     assert [r["path"] for r in records] == videos and report["results"]["64"]["num_videos"] == 2
@@ -112,12 +135,25 @@ def test_timesformer_file_through_test_gives_kinetics_names(k400_setup, protocol
 def test_timesformer_file_through_predict_prints_kinetics_names(k400_setup, capsys):
     _, cfg_file, ckpt, _, videos = k400_setup
     names = set(kinetics400_class_names())
-    code = PREDICT_MAIN(["--cfg", str(cfg_file), "--checkpoint", str(ckpt), videos[0], "--json",
-                         "--device", "cpu"])
+    code = PREDICT_MAIN(["--cfg", str(cfg_file), "--checkpoint", str(ckpt), videos[0], "--json", "--device", "cpu"])
     (result,) = json.loads(capsys.readouterr().out)
     assert code == 0 and len(result["top"]) == 5 and all(s["class"] in names for s in result["top"])
-    code = PREDICT_MAIN(["--cfg", str(cfg_file), "--checkpoint", str(ckpt), videos[0], "--json",
-                         "--device", "cpu", "TEST.PROTOCOL", "timesformer", "TEST.NUM_SPATIAL_CROPS", "3"])
+    code = PREDICT_MAIN(
+        [
+            "--cfg",
+            str(cfg_file),
+            "--checkpoint",
+            str(ckpt),
+            videos[0],
+            "--json",
+            "--device",
+            "cpu",
+            "TEST.PROTOCOL",
+            "timesformer",
+            "TEST.NUM_SPATIAL_CROPS",
+            "3",
+        ]
+    )
     (other,) = json.loads(capsys.readouterr().out)
     assert code == 0 and other["views_per_window"] == 3 and other["top"] != result["top"]
     code = PREDICT_MAIN(["--checkpoint", str(ckpt), videos[0], "--device", "cpu"])

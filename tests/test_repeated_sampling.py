@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import LOADABLE_BACKENDS
 from resformer_video.config import ConfigError
 from resformer_video.datasets import build_loader, decoders, kinetics
 from resformer_video.datasets.decoders import DecoderUnavailableError, decoder_chain, read_video
 from resformer_video.datasets.loader import RepeatedSampleSampler
 from resformer_video.datasets.sampling import clip_frame_count, sample_repeated_clip_indices
+
+from conftest import LOADABLE_BACKENDS
 
 
 def count_decodes(monkeypatch) -> list:
@@ -130,8 +131,9 @@ class FailingNvdecReader(decoders.TorchCodecReader):
         raise RuntimeError("NVDEC: unsupported codec")
 
 
-@pytest.mark.skipif("torchcodec" not in LOADABLE_BACKENDS, reason="torchcodec cannot be loaded here "
-                    "(it needs a system FFmpeg)")
+@pytest.mark.skipif(
+    "torchcodec" not in LOADABLE_BACKENDS, reason="torchcodec cannot be loaded here (it needs a system FFmpeg)"
+)
 def test_files_nvdec_cannot_read_are_decoded_on_the_cpu(cfg_factory, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setitem(decoders._READERS, "torchcodec_cuda", FailingNvdecReader)

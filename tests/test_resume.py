@@ -13,18 +13,34 @@ import time
 import pytest
 import torch
 
-from conftest import REPO_ROOT, SMALL_OVERRIDES
-from resformer_video.engine.train import train as run_training
 from resformer_video.engine.train import FeaturesAndLogits
+from resformer_video.engine.train import train as run_training
 from resformer_video.utils import checkpoint
 
-RUN_OPTS = ["MODEL.DROP_PATH_RATE", 0.0, "MODEL.DEPTH", 1, "DATA.NUM_FRAMES", 2,
-            "TRAIN.EVAL_PERIOD", 0, "TEST.ENABLE", False, "DATA.RANDOM_FLIP", False, "LOG_PERIOD", 1]
+from conftest import REPO_ROOT, SMALL_OVERRIDES
+
+RUN_OPTS = [
+    "MODEL.DROP_PATH_RATE",
+    0.0,
+    "MODEL.DEPTH",
+    1,
+    "DATA.NUM_FRAMES",
+    2,
+    "TRAIN.EVAL_PERIOD",
+    0,
+    "TEST.ENABLE",
+    False,
+    "DATA.RANDOM_FLIP",
+    False,
+    "LOG_PERIOD",
+    1,
+]
 
 
 def _save(path, model, epoch):
-    checkpoint.save_checkpoint(str(path), model, epoch, cfg_text="x: 1", class_names=["a", "b"],
-                               rng_states=[checkpoint.get_rng_state()])
+    checkpoint.save_checkpoint(
+        str(path), model, epoch, cfg_text="x: 1", class_names=["a", "b"], rng_states=[checkpoint.get_rng_state()]
+    )
 
 
 def test_checkpoint_holds_unwrapped_state_and_class_names(tmp_path):
@@ -129,9 +145,16 @@ def test_seeded_training_repeats_exactly_with_a_loader_worker(cfg_factory, tmp_p
 
 def _run_net_cmd(data_dir, out_dir):
     opts = dict(SMALL_OVERRIDES)
-    opts.update({"DATA.PATH_TO_DATA_DIR": str(data_dir), "DATA.PATH_PREFIX": str(data_dir),
-                 "OUTPUT_DIR": str(out_dir), "SOLVER.MAX_EPOCH": 3, "TRAIN.BATCH_SIZE": 2,
-                 "TRAIN.CHECKPOINT_PERIOD": 1})
+    opts.update(
+        {
+            "DATA.PATH_TO_DATA_DIR": str(data_dir),
+            "DATA.PATH_PREFIX": str(data_dir),
+            "OUTPUT_DIR": str(out_dir),
+            "SOLVER.MAX_EPOCH": 3,
+            "TRAIN.BATCH_SIZE": 2,
+            "TRAIN.CHECKPOINT_PERIOD": 1,
+        }
+    )
     opts.update(dict(zip(RUN_OPTS[::2], RUN_OPTS[1::2])))
     flat = [str(x) for pair in opts.items() for x in pair]
     return [sys.executable, str(REPO_ROOT / "tools" / "run_net.py")] + flat

@@ -17,7 +17,6 @@ import time
 import pytest
 import torch
 
-from conftest import REPO_ROOT, SMALL_OVERRIDES, make_cfg
 from resformer_video.config import ConfigError
 from resformer_video.config.compare import RUN_PLACE_KEYS, check_resume_config, config_differences
 from resformer_video.engine.interrupt import TrainingInterrupted
@@ -28,10 +27,26 @@ from resformer_video.utils.atomic import check_writable_folder
 from resformer_video.utils.logging import StatsWriter
 from resformer_video.utils.stop_signal import StopOnSignal
 
+from conftest import REPO_ROOT, SMALL_OVERRIDES, make_cfg
+
 train_module = importlib.import_module("resformer_video.engine.train")  # the package exports train()
 RUN_NET_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "run_net.py"))["main"]
-RUN_OPTS = ["MODEL.DROP_PATH_RATE", 0.0, "MODEL.DEPTH", 1, "DATA.NUM_FRAMES", 2, "TRAIN.EVAL_PERIOD", 0,
-            "TEST.ENABLE", False, "DATA.RANDOM_FLIP", False, "LOG_PERIOD", 1]
+RUN_OPTS = [
+    "MODEL.DROP_PATH_RATE",
+    0.0,
+    "MODEL.DEPTH",
+    1,
+    "DATA.NUM_FRAMES",
+    2,
+    "TRAIN.EVAL_PERIOD",
+    0,
+    "TEST.ENABLE",
+    False,
+    "DATA.RANDOM_FLIP",
+    False,
+    "LOG_PERIOD",
+    1,
+]
 
 
 @pytest.fixture
@@ -59,13 +74,19 @@ def _dead_pid():
 
 def _write_lock(out_dir, **owner):
     os.makedirs(out_dir, exist_ok=True)
-    record = {"pid": 1, "host": socket.gethostname(), "started": "then", "command": "other run",
-              "slurm_job_id": ""} | owner
+    record = {
+        "pid": 1,
+        "host": socket.gethostname(),
+        "started": "then",
+        "command": "other run",
+        "slurm_job_id": "",
+    } | owner
     with open(run_lock.lock_path(str(out_dir)), "w", encoding="utf-8") as handle:
         json.dump(record, handle)
 
 
 # ---------------------------------------------------------------------------------------- the lock
+
 
 def test_second_run_in_a_busy_output_dir_is_refused_naming_the_other(tmp_path, capsys):
     """A live process holds the folder: run_net stops at once with one line naming it; its lock
@@ -120,8 +141,10 @@ def test_lock_from_another_host(tmp_path, monkeypatch, age_s, slurm_job, taken):
 
 def test_output_dir_that_is_a_file_or_unwritable_is_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "a_file").write_text("x")
-    for out, cause in ((tmp_path / "a_file", "is a file, not a folder"),
-                       (tmp_path / "a_file" / "sub", "not a directory")):
+    for out, cause in (
+        (tmp_path / "a_file", "is a file, not a folder"),
+        (tmp_path / "a_file" / "sub", "not a directory"),
+    ):
         assert RUN_NET_MAIN(_run_net_args(tmp_path, out)) == 2
         (line,) = _error_lines(capsys.readouterr().err)
         assert line.startswith("error: OUTPUT_DIR: ") and str(out) in line and line.endswith(cause)
@@ -137,6 +160,7 @@ def test_output_dir_that_is_a_file_or_unwritable_is_one_line(tmp_path, capsys, m
 
 # ------------------------------------------------------------------------------- resume config
 
+
 def test_config_differences_fill_absent_keys_with_defaults_and_skip_free_keys():
     cfg = make_cfg(None, SOLVER__BASE_LR=0.1, OUTPUT_DIR="/b")
     stored = make_cfg(None, OUTPUT_DIR="/a").dump().replace("  RESUME_ALLOWED_CHANGES: []\n", "")
@@ -144,8 +168,11 @@ def test_config_differences_fill_absent_keys_with_defaults_and_skip_free_keys():
     assert config_differences(stored, cfg) == ["SOLVER.BASE_LR: 0.005 -> 0.1"]
     assert config_differences(stored, cfg, RUN_PLACE_KEYS + ("SOLVER",)) == []
     check_resume_config(stored, make_cfg(None, SOLVER__MAX_EPOCH=40, TEST__NUM_SPATIAL_CROPS=3), "c.pyth")
-    with pytest.raises(ConfigError, match=r"^OUTPUT_DIR: c.pyth was written by a run with another "
-                                          r"config \(RNG_SEED: 0 -> 5; SOLVER.BASE_LR: 0.005 -> 0.1\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^OUTPUT_DIR: c.pyth was written by a run with another "
+        r"config \(RNG_SEED: 0 -> 5; SOLVER.BASE_LR: 0.005 -> 0.1\)",
+    ):
         check_resume_config(stored, make_cfg(None, SOLVER__BASE_LR=0.1, RNG_SEED=5), "c.pyth")
     allowed = make_cfg(None, SOLVER__BASE_LR=0.1, TRAIN__RESUME_ALLOWED_CHANGES=["SOLVER.BASE_LR"])
     check_resume_config(stored, allowed, "c.pyth")
@@ -162,13 +189,16 @@ def test_resume_with_another_config_stops_naming_the_keys(synthetic_data_dir, tm
     checkpoint.save_checkpoint(path, torch.nn.Linear(2, 2), 1, cfg_text=first.dump())
     code = RUN_NET_MAIN(_run_net_args(synthetic_data_dir, out, "SOLVER.BASE_LR", 0.1, "RNG_SEED", 3))
     (line,) = _error_lines(capsys.readouterr().err)
-    assert code == 2 and line.startswith(f"error: OUTPUT_DIR: {path} was written by a run with another config "
-                                         "(RNG_SEED: 0 -> 3; SOLVER.BASE_LR: 0.005 -> 0.1)")
+    assert code == 2 and line.startswith(
+        f"error: OUTPUT_DIR: {path} was written by a run with another config "
+        "(RNG_SEED: 0 -> 3; SOLVER.BASE_LR: 0.005 -> 0.1)"
+    )
     assert "TRAIN.RESUME_ALLOWED_CHANGES \"['RNG_SEED', 'SOLVER.BASE_LR']\"" in line
     assert not (out / "run.lock").exists()
 
 
 # ------------------------------------------------------------------- leftovers, stats, disk full
+
 
 def test_leftover_temporary_files_are_recognised_and_removed(tmp_path):
     ckpt_dir = tmp_path / "checkpoints"
@@ -183,10 +213,16 @@ def test_leftover_temporary_files_are_recognised_and_removed(tmp_path):
 
 def test_stats_records_after_the_resume_point_are_dropped(tmp_path):
     writer = StatsWriter(str(tmp_path))
-    records = [{"_type": "train_iter", "epoch": 1, "iter": 1}, {"_type": "train_iter", "epoch": 1, "iter": 2},
-               {"_type": "train_epoch", "epoch": 1}, {"_type": "val", "epoch": 1},
-               {"_type": "train_iter", "epoch": 2, "iter": 1}, {"_type": "train_iter", "epoch": 2, "iter": 2},
-               {"_type": "train_epoch", "epoch": 2}, {"_type": "test", "size": 64}]
+    records = [
+        {"_type": "train_iter", "epoch": 1, "iter": 1},
+        {"_type": "train_iter", "epoch": 1, "iter": 2},
+        {"_type": "train_epoch", "epoch": 1},
+        {"_type": "val", "epoch": 1},
+        {"_type": "train_iter", "epoch": 2, "iter": 1},
+        {"_type": "train_iter", "epoch": 2, "iter": 2},
+        {"_type": "train_epoch", "epoch": 2},
+        {"_type": "test", "size": 64},
+    ]
     for record in records:
         writer.write(record)
     assert writer.drop_after(1, 1) == 2
@@ -203,8 +239,10 @@ def test_full_disk_while_saving_a_checkpoint_names_the_file_and_keeps_the_last_o
 
     def disk_full(obj, f, *args, **kwargs):  # what torch raises on ENOSPC: no file name
         f.write(b"partial")
-        raise OSError(errno.ENOSPC, "No space left on device [enforce fail at inline_container.cc:672] . "
-                                    "unexpected pos 704 vs 598")
+        raise OSError(
+            errno.ENOSPC,
+            "No space left on device [enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598",
+        )
 
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(OSError) as info:
@@ -225,8 +263,16 @@ def test_unwritable_folder_is_named_with_its_cause(tmp_path):
 
 
 def test_missing_training_video_is_reported_as_not_found(tmp_path, caplog, package_logs):
-    state = train_module.TrainState(model=None, net=None, ddp=None, optimizer=None, scaler=None,
-                                    criterion=None, device=torch.device("cpu"), dtype=None)
+    state = train_module.TrainState(
+        model=None,
+        net=None,
+        ddp=None,
+        optimizer=None,
+        scaler=None,
+        criterion=None,
+        device=torch.device("cpu"),
+        dtype=None,
+    )
     (tmp_path / "broken.mp4").write_bytes(b"x")
     with caplog.at_level(logging.WARNING):
         train_module._note_failures(state, [[str(tmp_path / "gone.mp4")], [str(tmp_path / "broken.mp4")]])
@@ -235,6 +281,7 @@ def test_missing_training_video_is_reported_as_not_found(tmp_path, caplog, packa
 
 
 # --------------------------------------------------------------------------- SIGTERM and Ctrl-C
+
 
 def _stats(out_dir, kind):
     with open(os.path.join(out_dir, "stats.jsonl"), encoding="utf-8") as handle:
@@ -289,8 +336,7 @@ def test_sigterm_mid_epoch_resumes_to_the_uninterrupted_result(cfg_factory, tmp_
 
 @pytest.mark.slow
 def test_signal_in_an_epochs_last_step_stops_after_the_epoch(cfg_factory, tmp_path, monkeypatch):
-    cfg = cfg_factory(RUN_OPTS + ["SOLVER.MAX_EPOCH", 3, "OUTPUT_DIR", str(tmp_path),
-                                  "TRAIN.CHECKPOINT_PERIOD", 2])
+    cfg = cfg_factory(RUN_OPTS + ["SOLVER.MAX_EPOCH", 3, "OUTPUT_DIR", str(tmp_path), "TRAIN.CHECKPOINT_PERIOD", 2])
     _signal_after_steps(monkeypatch, 4, signal.SIGINT)
     with pytest.raises(TrainingInterrupted) as info:
         run_training(cfg)
@@ -313,6 +359,7 @@ def test_first_signal_is_a_request_and_a_second_stops_at_once(tmp_path, capsys, 
         raise KeyboardInterrupt
 
     from resformer_video.engine import runner
+
     monkeypatch.setattr(runner, "launch", interrupted)
     assert run_net["main"](_run_net_args(tmp_path, tmp_path / "out")) == 130
     assert _error_lines(capsys.readouterr().err) == ["error: interrupted (Ctrl-C)"]
@@ -320,7 +367,8 @@ def test_first_signal_is_a_request_and_a_second_stops_at_once(tmp_path, capsys, 
 
 def _run_net_cmd(data_dir, out_dir, *extra):
     return [sys.executable, str(REPO_ROOT / "tools" / "run_net.py")] + _run_net_args(
-        data_dir, out_dir, "SOLVER.MAX_EPOCH", 2, "TRAIN.BATCH_SIZE", 2, *extra)
+        data_dir, out_dir, "SOLVER.MAX_EPOCH", 2, "TRAIN.BATCH_SIZE", 2, *extra
+    )
 
 
 def _wait_for_iteration(proc, out_dir, epoch, iteration, timeout=240):
@@ -344,8 +392,7 @@ def test_run_net_stops_on_a_signal_with_one_line_and_continues(synthetic_data_di
     out = tmp_path / "out"
     extra = ("DATA_LOADER.NUM_WORKERS", 1) if how == "ctrl_c_with_a_worker" else ()
     cmd = _run_net_cmd(synthetic_data_dir, out, *extra)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _wait_for_iteration(proc, out, 1, 2)
         if how == "sigterm":
@@ -375,8 +422,9 @@ def _stop_worker(rank, world_size, port, data_dir, out_dir):
     from resformer_video.utils.distributed import launch
 
     torch.set_num_threads(1)
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     module = importlib.import_module("resformer_video.engine.train")
     if rank == 1:
         real, calls = module.optimizer_step, []

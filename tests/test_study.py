@@ -26,15 +26,50 @@ def _load_tool():
 
 def tiny_opts(root: Path) -> list:
     data = str(root / "data")
-    return ["OUTPUT_DIR", str(root / "study"), "DATA.PATH_TO_DATA_DIR", data, "DATA.PATH_PREFIX", data,
-            "MODEL.NUM_CLASSES", "2", "SYNTHETIC.CLASSES", "['scrolling_left', 'rotating_clockwise']",
-            "MODEL.DEPTH", "1", "MODEL.PATCH_SIZE", "8",
-            "SYNTHETIC.VIDEOS_PER_CLASS", "4", "SYNTHETIC.VIDEO_SIZE", "32",
-            "DATA.TRAIN_JITTER_SCALES", "[32, 36]", "DATA.TRAIN_CROP_SIZES", "[32, 16]",
-            "DATA.TEST_CROP_SIZE", "32", "TEST.RESOLUTIONS", "[16, 32]", "SOLVER.MAX_EPOCH", "1",
-            "SOLVER.WARMUP_EPOCHS", "0.0", "TRAIN.EVAL_PERIOD", "0", "TRAIN.BATCH_SIZE", "4",
-            "TEST.BATCH_SIZE", "4", "DATA_LOADER.NUM_WORKERS", "0",
-            "DATA_LOADER.PERSISTENT_WORKERS", "False", "LOG_PERIOD", "100"]
+    return [
+        "OUTPUT_DIR",
+        str(root / "study"),
+        "DATA.PATH_TO_DATA_DIR",
+        data,
+        "DATA.PATH_PREFIX",
+        data,
+        "MODEL.NUM_CLASSES",
+        "2",
+        "SYNTHETIC.CLASSES",
+        "['scrolling_left', 'rotating_clockwise']",
+        "MODEL.DEPTH",
+        "1",
+        "MODEL.PATCH_SIZE",
+        "8",
+        "SYNTHETIC.VIDEOS_PER_CLASS",
+        "4",
+        "SYNTHETIC.VIDEO_SIZE",
+        "32",
+        "DATA.TRAIN_JITTER_SCALES",
+        "[32, 36]",
+        "DATA.TRAIN_CROP_SIZES",
+        "[32, 16]",
+        "DATA.TEST_CROP_SIZE",
+        "32",
+        "TEST.RESOLUTIONS",
+        "[16, 32]",
+        "SOLVER.MAX_EPOCH",
+        "1",
+        "SOLVER.WARMUP_EPOCHS",
+        "0.0",
+        "TRAIN.EVAL_PERIOD",
+        "0",
+        "TRAIN.BATCH_SIZE",
+        "4",
+        "TEST.BATCH_SIZE",
+        "4",
+        "DATA_LOADER.NUM_WORKERS",
+        "0",
+        "DATA_LOADER.PERSISTENT_WORKERS",
+        "False",
+        "LOG_PERIOD",
+        "100",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -112,48 +147,68 @@ def test_changed_config_for_existing_out_dir_is_refused(finished_study, tool, ca
 
 
 def test_full_method_without_consistency_weight_is_a_config_error(tool, tmp_path, capsys):
-    argv = ["--cfg", STUDY_CFG, "--variants", "resformer_multi_sc"] + tiny_opts(tmp_path) + [
-        "SCALE_CONSISTENCY.WEIGHT", "0.0"]
+    argv = (
+        ["--cfg", STUDY_CFG, "--variants", "resformer_multi_sc"]
+        + tiny_opts(tmp_path)
+        + ["SCALE_CONSISTENCY.WEIGHT", "0.0"]
+    )
     assert tool.main(argv) == 2
     assert "SCALE_CONSISTENCY.WEIGHT: is 0.0 but variant resformer_multi_sc" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()  # refused before generating anything
 
 
 def test_summary_is_mean_and_sample_std_over_seeds():
-    rows = [{"variant": "a", "seed": seed, "results": {"8": {"top1": top1, "top5": 100.0}}}
-            for seed, top1 in enumerate((50.0, 70.0, 60.0))]
+    rows = [
+        {"variant": "a", "seed": seed, "results": {"8": {"top1": top1, "top5": 100.0}}}
+        for seed, top1 in enumerate((50.0, 70.0, 60.0))
+    ]
     study = summarize(rows, {"a": [8]}, [8])
     stats = study["variants"]["a"]["test"]["8"]
-    half = 4.303 * 10.0 / 3 ** 0.5  # t(0.975, 2) * std / sqrt(n)
-    assert stats == {"top1": 60.0, "top1_std": pytest.approx(10.0), "top5": 100.0, "runs": 3,
-                     "top1_ci95": [pytest.approx(60.0 - half), pytest.approx(60.0 + half)]}
+    half = 4.303 * 10.0 / 3**0.5  # t(0.975, 2) * std / sqrt(n)
+    assert stats == {
+        "top1": 60.0,
+        "top1_std": pytest.approx(10.0),
+        "top5": 100.0,
+        "runs": 3,
+        "top1_ci95": [pytest.approx(60.0 - half), pytest.approx(60.0 + half)],
+    }
 
 
 def test_lead_is_paired_by_dataset_and_seed():
     """The lead is the mean of per-(dataset, seed) differences, with a t interval over the pairs;
     a run without its partner is left out; datasets and seeds are separated in the factors."""
-    top1 = {("timesformer", 0, 0): 80.0, ("timesformer", 0, 1): 90.0, ("timesformer", 1, 0): 70.0,
-            ("full", 0, 0): 90.0, ("full", 0, 1): 94.0, ("full", 1, 0): 86.0, ("full", 1, 1): 99.0}
-    rows = [{"variant": v, "data_seed": d, "seed": s, "results": {"8": {"top1": t, "top5": 100.0}}}
-            for (v, d, s), t in top1.items()]
+    top1 = {
+        ("timesformer", 0, 0): 80.0,
+        ("timesformer", 0, 1): 90.0,
+        ("timesformer", 1, 0): 70.0,
+        ("full", 0, 0): 90.0,
+        ("full", 0, 1): 94.0,
+        ("full", 1, 0): 86.0,
+        ("full", 1, 1): 99.0,
+    }
+    rows = [
+        {"variant": v, "data_seed": d, "seed": s, "results": {"8": {"top1": t, "top5": 100.0}}}
+        for (v, d, s), t in top1.items()
+    ]
     study = summarize(rows, {"timesformer": [8], "full": [8, 4]}, [8])
     lead = study["leads"]["full"]["8"]
     diffs = [10.0, 4.0, 16.0]  # (0,0), (0,1), (1,0); (1,1) has no baseline run
     std = (sum((d - 10.0) ** 2 for d in diffs) / 2) ** 0.5
     assert lead["n"] == 3 and lead["mean"] == pytest.approx(10.0) and lead["std"] == pytest.approx(std)
-    assert lead["ci95"] == [pytest.approx(10.0 - 4.303 * std / 3 ** 0.5), pytest.approx(10.0 + 4.303 * std / 3 ** 0.5)]
+    assert lead["ci95"] == [pytest.approx(10.0 - 4.303 * std / 3**0.5), pytest.approx(10.0 + 4.303 * std / 3**0.5)]
     factors = study["factors"]["timesformer"]["8"]
     assert factors["by_dataset"] == {"0": 85.0, "1": 70.0} and factors["dataset_range"] == 15.0
-    assert factors["seed_std"] == pytest.approx(50 ** 0.5)  # only dataset 0 has two seeds
+    assert factors["seed_std"] == pytest.approx(50**0.5)  # only dataset 0 has two seeds
 
 
 def test_prediction_range_and_t_quantiles():
     from resformer_video.study.stats import prediction_range, t975
+
     assert t975(4) == 2.776 and t975(100) == 1.96
     with pytest.raises(ValueError, match="at least 2"):
         t975(0)
     low, high = prediction_range(90.0, 2.0, 5)
-    assert high - 90.0 == pytest.approx(2.776 * 2.0 * (1.2 ** 0.5)) and low < 90.0
+    assert high - 90.0 == pytest.approx(2.776 * 2.0 * (1.2**0.5)) and low < 90.0
     assert prediction_range(99.0, 2.0, 5)[1] == 100.0  # clipped
 
 
@@ -170,6 +225,7 @@ def test_compute_matched_baseline_trains_for_the_multi_size_flops():
     """timesformer_matched: TimeSformer's recipe for round(epochs x FLOPs ratio) epochs, the warm-up
     scaled alike; the ratio is fvcore's (64+48+40 px against 64 px: close to the pixel ratio)."""
     from resformer_video.study.variants import training_flops_ratio, variant_cfg
+
     base = load_config(STUDY_CFG, [])
     ratio = training_flops_ratio(base)
     pixels = sum(s * s for s in base.DATA.TRAIN_CROP_SIZES) / base.DATA.TRAIN_CROP_SIZES[0] ** 2
@@ -196,11 +252,20 @@ def test_variants_differ_only_in_what_the_study_compares():
     """Every variant is the base config plus its own overrides: the data, model size, optimiser,
     schedule, batch and test protocol are the same; space_only (as TimeSformer's) has no temporal
     embedding."""
-    from resformer_video.study.variants import VARIANTS as ALL, variant_cfg
+    from resformer_video.study.variants import VARIANTS as ALL
+    from resformer_video.study.variants import variant_cfg
+
     base = load_config(STUDY_CFG, [])
-    compared = {"MODEL.POS_EMBED", "MODEL.TEMPORAL_EMBED", "MODEL.ATTENTION_TYPE",
-                "DATA.TRAIN_CROP_SIZES", "SCALE_CONSISTENCY.WEIGHT", "OUTPUT_DIR",
-                "SOLVER.MAX_EPOCH", "SOLVER.WARMUP_EPOCHS"}  # the compute-matched baseline trains longer
+    compared = {
+        "MODEL.POS_EMBED",
+        "MODEL.TEMPORAL_EMBED",
+        "MODEL.ATTENTION_TYPE",
+        "DATA.TRAIN_CROP_SIZES",
+        "SCALE_CONSISTENCY.WEIGHT",
+        "OUTPUT_DIR",
+        "SOLVER.MAX_EPOCH",
+        "SOLVER.WARMUP_EPOCHS",
+    }  # the compute-matched baseline trains longer
 
     def flat(node, prefix=""):
         out = {}
@@ -215,27 +280,55 @@ def test_variants_differ_only_in_what_the_study_compares():
     assert {c["SOLVER.MAX_EPOCH"] for n, c in cfgs.items() if n != "timesformer_matched"} == {base.SOLVER.MAX_EPOCH}
     assert cfgs["space_only"]["MODEL.TEMPORAL_EMBED"] == "none"
     assert cfgs["timesformer"]["MODEL.POS_EMBED"] == "learned"
-    assert cfgs["resformer_multi_sc"]["SCALE_CONSISTENCY.WEIGHT"] > 0 == cfgs["resformer_multi"]["SCALE_CONSISTENCY.WEIGHT"]
-    assert len(cfgs["timesformer"]["DATA.TRAIN_CROP_SIZES"]) == 1 < len(cfgs["resformer_multi"]["DATA.TRAIN_CROP_SIZES"])
+    assert (
+        cfgs["resformer_multi_sc"]["SCALE_CONSISTENCY.WEIGHT"]
+        > 0
+        == cfgs["resformer_multi"]["SCALE_CONSISTENCY.WEIGHT"]
+    )
+    assert (
+        len(cfgs["timesformer"]["DATA.TRAIN_CROP_SIZES"]) == 1 < len(cfgs["resformer_multi"]["DATA.TRAIN_CROP_SIZES"])
+    )
 
 
 def _demo_study(top1s):
     test = lambda t: {"32": {"top1": t[0]}, "64": {"top1": t[1]}}
-    return {"variants": {"timesformer": {"train_sizes": [64], "test": test(top1s[0])},
-                         "resformer_multi_sc": {"train_sizes": [64, 48], "test": test(top1s[1])}},
-            "gflops": {"resformer_multi_sc": {"32": 0.02, "64": 0.086}}, "num_test_videos": 240,
-            "views": "1 clip(s) x 1 crop(s)", "chance": 50.0, "precision": "fp32",
-            "machine": {"cpu_class": "AVX2"}, "seeds": [0], "runs": []}
+    return {
+        "variants": {
+            "timesformer": {"train_sizes": [64], "test": test(top1s[0])},
+            "resformer_multi_sc": {"train_sizes": [64, 48], "test": test(top1s[1])},
+        },
+        "gflops": {"resformer_multi_sc": {"32": 0.02, "64": 0.086}},
+        "num_test_videos": 240,
+        "views": "1 clip(s) x 1 crop(s)",
+        "chance": 50.0,
+        "precision": "fp32",
+        "machine": {"cpu_class": "AVX2"},
+        "seeds": [0],
+        "runs": [],
+    }
 
 
 def test_demo_prints_the_study_range_and_whether_the_run_falls_inside():
     """The demo's table carries the recorded study's mean and 95 % single-run range and a verdict;
     the recorded numbers are made from a study's JSON by reference_from_study."""
     from resformer_video.study.demo import reference_from_study, side_by_side
-    recorded = {"variants": {name: {"train_sizes": [64], "test": {
-        size: {"top1": mean, "top1_std": 2.0, "runs": 10} for size, mean in (("32", 90.0), ("64", 99.0))}}
-        for name in ("timesformer", "resformer_multi_sc")}, "seeds": [0, 1, 2, 3, 4], "data_seeds": [0, 1],
-        "precision": "fp32", "machine": {"cpu_class": "AVX2"}, "leads": {}}
+
+    recorded = {
+        "variants": {
+            name: {
+                "train_sizes": [64],
+                "test": {
+                    size: {"top1": mean, "top1_std": 2.0, "runs": 10} for size, mean in (("32", 90.0), ("64", 99.0))
+                },
+            }
+            for name in ("timesformer", "resformer_multi_sc")
+        },
+        "seeds": [0, 1, 2, 3, 4],
+        "data_seeds": [0, 1],
+        "precision": "fp32",
+        "machine": {"cpu_class": "AVX2"},
+        "leads": {},
+    }
     reference = reference_from_study(recorded)
     assert reference["variants"]["timesformer"]["32"] == {"mean": 90.0, "std": 2.0, "n": 10}
     inside = side_by_side(_demo_study([(91.0, 99.5), (88.0, 100.0)]), reference)
@@ -256,8 +349,9 @@ def test_demo_refuses_a_folder_of_another_config_naming_its_out_flag(tmp_path, c
     run_dir.mkdir(parents=True)
     (run_dir / study_runs.STUDY_CFG).write_text("SOLVER:\n  BASE_LR: 123.0\n")
     data = str(tmp_path / "data")
-    code = demo.main(["--out", str(tmp_path / "demo"), "--threads", "1",
-                      "DATA.PATH_TO_DATA_DIR", data, "DATA.PATH_PREFIX", data])
+    code = demo.main(
+        ["--out", str(tmp_path / "demo"), "--threads", "1", "DATA.PATH_TO_DATA_DIR", data, "DATA.PATH_PREFIX", data]
+    )
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"{run_dir} holds a run made with another config" in err and "use another --out" in err
@@ -283,6 +377,7 @@ def test_report_only_reports_the_finished_runs_and_trains_nothing(finished_study
     monkeypatch.setattr(study_runs, "train_and_test", lambda run: pytest.fail(f"trained {run.label}"))
     out = root / "report"
     import shutil
+
     shutil.copytree(root / "study" / "runs", out / "runs")
     code = tool.main(argv[:4] + ["--seeds", "0,1", "--report-only", "--out", str(out)] + argv[6:])
     log = capsys.readouterr().out

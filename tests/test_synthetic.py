@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
 from resformer_video.datasets import MOTIONS, make_synthetic_dataset, open_video
 from resformer_video.datasets.synthetic import TEXTURE_RES, _render_frame, _sample_motion, render_video
+
+from conftest import REPO_ROOT
 
 
 def _decode_all(path):
@@ -67,12 +68,18 @@ def test_motion_parameters_match_the_class_and_stay_in_frame(motion):
         (x0, y0, a0, s0), (x1, y1, a1, s1) = params.at(0.0), params.at(duration)
         (alpha0, tint0), (alpha1, tint1) = params.appearance(0.0), params.appearance(duration)
         expected = {
-            "moving_left": x1 < x0 - 0.25 * size, "moving_right": x1 > x0 + 0.25 * size,
-            "moving_up": y1 < y0 - 0.25 * size, "moving_down": y1 > y0 + 0.25 * size,
-            "rotating_clockwise": a1 > a0 + np.pi / 2, "rotating_counterclockwise": a1 < a0 - np.pi / 2,
-            "growing": s1 > 1.7 * s0, "shrinking": s0 > 1.7 * s1,
-            "fading_in": alpha1 > alpha0 + 0.5, "fading_out": alpha0 > alpha1 + 0.5,
-            "warming": tint1 > tint0 + 1.0, "cooling": tint0 > tint1 + 1.0,
+            "moving_left": x1 < x0 - 0.25 * size,
+            "moving_right": x1 > x0 + 0.25 * size,
+            "moving_up": y1 < y0 - 0.25 * size,
+            "moving_down": y1 > y0 + 0.25 * size,
+            "rotating_clockwise": a1 > a0 + np.pi / 2,
+            "rotating_counterclockwise": a1 < a0 - np.pi / 2,
+            "growing": s1 > 1.7 * s0,
+            "shrinking": s0 > 1.7 * s1,
+            "fading_in": alpha1 > alpha0 + 0.5,
+            "fading_out": alpha0 > alpha1 + 0.5,
+            "warming": tint1 > tint0 + 1.0,
+            "cooling": tint0 > tint1 + 1.0,
         }
         assert expected[motion]
         for x, y in ((x0, y0), (x1, y1)):
@@ -90,8 +97,12 @@ def test_scrolling_moves_on_a_torus_from_anywhere(motion):
         params = _sample_motion(rng, motion, size, duration, 30.0)
         (x0, y0, _, _), (x1, y1, _, _) = params.at(0.0), params.at(duration)
         dx, dy = (x1 - x0) / size, (y1 - y0) / size
-        along, across = {"scrolling_left": (-dx, dy), "scrolling_right": (dx, dy),
-                         "scrolling_up": (-dy, dx), "scrolling_down": (dy, dx)}[motion]
+        along, across = {
+            "scrolling_left": (-dx, dy),
+            "scrolling_right": (dx, dy),
+            "scrolling_up": (-dy, dx),
+            "scrolling_down": (dy, dx),
+        }[motion]
         assert params.wrap and 0.3 <= along <= 0.55 and across == 0
         starts.append((x0, y0))
     starts = np.array(starts) / size
@@ -124,13 +135,15 @@ def test_first_frames_do_not_reveal_the_class(synthetic_data_dir):
 
 
 def test_cli_writes_a_dataset(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("make_synthetic_dataset",
-                                                  REPO_ROOT / "tools" / "make_synthetic_dataset.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_synthetic_dataset", REPO_ROOT / "tools" / "make_synthetic_dataset.py"
+    )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     out = tmp_path / "synth"
-    tool.main([str(out), "--num-classes", "2", "--videos-per-class", "3", "--size", "32", "--frames", "10",
-               "--seed", "1"])
+    tool.main(
+        [str(out), "--num-classes", "2", "--videos-per-class", "3", "--size", "32", "--frames", "10", "--seed", "1"]
+    )
     assert "train 2, val 2, test 2" in capsys.readouterr().out
     assert len(list((out / "videos").rglob("*.mp4"))) == 6
     with open_video(str(next((out / "videos").rglob("*.mp4"))), "decord") as reader:
@@ -145,8 +158,10 @@ def test_background_contrast_controls_the_background_texture():
     from resformer_video.datasets.synthetic import render_video
 
     for seed in range(4):
-        flat, textured = (render_video(np.random.default_rng(seed), "moving_left", 64, 2, 10.0, c)[0]
-                          .astype(float) for c in (0.0, 200.0))
+        flat, textured = (
+            render_video(np.random.default_rng(seed), "moving_left", 64, 2, 10.0, c)[0].astype(float)
+            for c in (0.0, 200.0)
+        )
         background = np.abs(textured - flat).max(axis=-1) > 0
         assert 0.5 < background.mean() < 1.0  # the sprite covers the rest, unchanged
         assert flat[background].std(axis=0).mean() < 20  # noise of 15-23 levels only
@@ -168,8 +183,11 @@ make_synthetic_dataset(sys.argv[1], classes=["growing", "shrinking"], videos_per
 
 
 def _file_digests(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.slow
@@ -179,24 +197,41 @@ def test_generator_is_byte_deterministic_across_processes(tmp_path):
     ``MALLOC_PERTURB_`` fills fresh and freed memory with a different byte in each process, so an
     encoder that reads memory it never wrote (libx264's AVX-512 mbtree code at 96 px = 6 macroblocks
     a row, see datasets/encoding.py) gives different files here."""
-    runs = [("a", "plain", "1", None), ("b", "decord-first", "2", "85"), ("c", "plain", "2", "170"),
-            ("d", "plain", "1", "1")]
+    runs = [
+        ("a", "plain", "1", None),
+        ("b", "decord-first", "2", "85"),
+        ("c", "plain", "2", "170"),
+        ("d", "plain", "1", "1"),
+    ]
     for name, mode, threads, perturb in runs:
         env = {k: v for k, v in os.environ.items() if k != "MALLOC_PERTURB_"}
         env.update({"PYTHONPATH": str(REPO_ROOT)}, **({"MALLOC_PERTURB_": perturb} if perturb else {}))
-        subprocess.run([sys.executable, "-c", _GENERATE, str(tmp_path / name), mode, threads],
-                       check=True, env=env, timeout=180)
+        subprocess.run(
+            [sys.executable, "-c", _GENERATE, str(tmp_path / name), mode, threads], check=True, env=env, timeout=180
+        )
     digests = [_file_digests(tmp_path / name) for name, *_ in runs]
     assert len(digests[0]) == 6 + 4  # 6 videos, 3 lists, classnames.json
     assert all(digest == digests[0] for digest in digests[1:])
 
 
 def test_ensure_synthetic_dataset_generates_once_and_refuses_other_settings(tmp_path):
-    from conftest import make_cfg
     from resformer_video.datasets import ensure_synthetic_dataset
+
+    from conftest import make_cfg
+
     data = tmp_path / "data"
-    opts = ["SYNTHETIC.CLASSES", ["growing", "shrinking"], "SYNTHETIC.VIDEOS_PER_CLASS", 3,
-            "SYNTHETIC.VIDEO_SIZE", 32, "SYNTHETIC.DURATION", [0.2, 0.3], "MODEL.NUM_CLASSES", 2]
+    opts = [
+        "SYNTHETIC.CLASSES",
+        ["growing", "shrinking"],
+        "SYNTHETIC.VIDEOS_PER_CLASS",
+        3,
+        "SYNTHETIC.VIDEO_SIZE",
+        32,
+        "SYNTHETIC.DURATION",
+        [0.2, 0.3],
+        "MODEL.NUM_CLASSES",
+        2,
+    ]
     cfg = make_cfg(data, opts)
     assert ensure_synthetic_dataset(cfg, log=lambda _: None) is True
     assert json.loads((data / "synthetic_spec.json").read_text())["classes"] == ["growing", "shrinking"]
@@ -208,8 +243,9 @@ def test_ensure_synthetic_dataset_generates_once_and_refuses_other_settings(tmp_
         ensure_synthetic_dataset(cfg, log=lambda _: None)
 
 
-@pytest.mark.parametrize("pair,index", [(("fading_in", "fading_out"), 0), (("warming", "cooling"), 1),
-                                        (("growing", "shrinking"), 2)])
+@pytest.mark.parametrize(
+    "pair,index", [(("fading_in", "fading_out"), 0), (("warming", "cooling"), 1), (("growing", "shrinking"), 2)]
+)
 def test_appearance_pairs_change_one_quantity_in_opposite_directions(pair, index):
     """(opacity, tint, scale) over one second: each pair changes one of them, by a lot, in opposite
     directions, and leaves the others alone (so only the order of frames tells them apart)."""
@@ -226,14 +262,28 @@ def test_the_config_node_and_the_tool_default_to_the_generator_s_settings():
     """One set of generator defaults: GENERATOR_DEFAULTS feeds the SYNTHETIC node and the tool."""
     from resformer_video.config import get_cfg_defaults
     from resformer_video.datasets.synthetic import GENERATOR_DEFAULTS
+
     node = get_cfg_defaults().SYNTHETIC
-    assert (node.VIDEOS_PER_CLASS, node.SEED, node.VIDEO_SIZE, tuple(node.DURATION), node.BACKGROUND_CONTRAST,
-            tuple(node.SPRITE_SCALE)) == tuple(GENERATOR_DEFAULTS[k] for k in (
-                "videos_per_class", "seed", "size", "duration", "background_contrast", "sprite_scale"))
-    spec = importlib.util.spec_from_file_location("make_synthetic_tool", REPO_ROOT / "tools" / "make_synthetic_dataset.py")
+    assert (
+        node.VIDEOS_PER_CLASS,
+        node.SEED,
+        node.VIDEO_SIZE,
+        tuple(node.DURATION),
+        node.BACKGROUND_CONTRAST,
+        tuple(node.SPRITE_SCALE),
+    ) == tuple(
+        GENERATOR_DEFAULTS[k]
+        for k in ("videos_per_class", "seed", "size", "duration", "background_contrast", "sprite_scale")
+    )
+    spec = importlib.util.spec_from_file_location(
+        "make_synthetic_tool", REPO_ROOT / "tools" / "make_synthetic_dataset.py"
+    )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     args = tool.parse_args(["out"])
     assert (args.size, tuple(args.duration), args.background_contrast, tuple(args.sprite_scale)) == (
-        GENERATOR_DEFAULTS["size"], GENERATOR_DEFAULTS["duration"], GENERATOR_DEFAULTS["background_contrast"],
-        GENERATOR_DEFAULTS["sprite_scale"])
+        GENERATOR_DEFAULTS["size"],
+        GENERATOR_DEFAULTS["duration"],
+        GENERATOR_DEFAULTS["background_contrast"],
+        GENERATOR_DEFAULTS["sprite_scale"],
+    )

@@ -8,21 +8,26 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import timesformer_reference as reference
 import torch
 from torch.nn import functional as nnf
 
-import timesformer_reference as reference
-from conftest import decode_frame_index, make_cfg, make_index_video
 from resformer_video.datasets import VideoDataset, build_test_transform, sample_clip_indices
 from resformer_video.datasets.decoders import open_video
 from resformer_video.datasets.sampling import StreamTiming, mp4_stream_timing
 from resformer_video.datasets.transforms import TimeSformerTestTransform
 from resformer_video.utils.meters import ViewPredictions
 
+from conftest import decode_frame_index, make_cfg, make_index_video
 
 # (fps as PyAV reports it, ticks per frame of FFmpeg's mp4 time base at that rate)
-MP4_RATES = {24: (Fraction(24), 512), 25: (Fraction(25), 512), 29.97: (Fraction(30000, 1001), 1001),
-             30: (Fraction(30), 512), 60: (Fraction(60), 256)}
+MP4_RATES = {
+    24: (Fraction(24), 512),
+    25: (Fraction(25), 512),
+    29.97: (Fraction(30000, 1001), 1001),
+    30: (Fraction(30), 512),
+    60: (Fraction(60), 256),
+}
 CLIPS = [(8, 32), (16, 4), (4, 10)]  # (frames, sampling rate) at 30 fps
 VIEWS = (1, 3, 10)
 
@@ -34,8 +39,11 @@ def _video_lengths(span: float, fps: float):
 
 # The header's duration in ticks: every frame whole (FFmpeg), a few ticks short (PyAV's writer),
 # without the last frame (some muxers).
-HEADER_DURATIONS = {"whole": lambda length, ticks: None, "short": lambda length, ticks: length * ticks - 5,
-                    "no_last": lambda length, ticks: (length - 1) * ticks}
+HEADER_DURATIONS = {
+    "whole": lambda length, ticks: None,
+    "short": lambda length, ticks: length * ticks - 5,
+    "no_last": lambda length, ticks: (length - 1) * ticks,
+}
 
 
 @pytest.mark.parametrize("fps", sorted(MP4_RATES))
@@ -52,16 +60,39 @@ def test_clip_indices_follow_timesformer(fps, header):
             timing = StreamTiming(float(rate), float(ticks), float(video.streams.video[0].duration))
             for num_clips in VIEWS:
                 for clip_idx in range(num_clips):
-                    expected = reference.decode_clip_indices(video, video.pts, sampling_rate, num_frames,
-                                                             clip_idx, num_clips, 30)
-                    ours = sample_clip_indices(length, float(rate), num_frames, sampling_rate, 30, clip_idx,
-                                               num_clips, protocol="timesformer", timing=timing)
-                    np.testing.assert_array_equal(ours, expected, err_msg=f"{length} frames, clip "
-                                                  f"{clip_idx} of {num_clips}, {num_frames}x{sampling_rate}")
+                    expected = reference.decode_clip_indices(
+                        video, video.pts, sampling_rate, num_frames, clip_idx, num_clips, 30
+                    )
+                    ours = sample_clip_indices(
+                        length,
+                        float(rate),
+                        num_frames,
+                        sampling_rate,
+                        30,
+                        clip_idx,
+                        num_clips,
+                        protocol="timesformer",
+                        timing=timing,
+                    )
+                    np.testing.assert_array_equal(
+                        ours,
+                        expected,
+                        err_msg=f"{length} frames, clip {clip_idx} of {num_clips}, {num_frames}x{sampling_rate}",
+                    )
                     if not short_header:  # without a header, an mp4 as FFmpeg writes it is assumed
-                        np.testing.assert_array_equal(sample_clip_indices(
-                            length, float(rate), num_frames, sampling_rate, 30, clip_idx, num_clips,
-                            protocol="timesformer"), expected)
+                        np.testing.assert_array_equal(
+                            sample_clip_indices(
+                                length,
+                                float(rate),
+                                num_frames,
+                                sampling_rate,
+                                30,
+                                clip_idx,
+                                num_clips,
+                                protocol="timesformer",
+                            ),
+                            expected,
+                        )
 
 
 def test_timesformer_starts_at_the_first_frame_at_or_after_the_start():
@@ -112,9 +143,17 @@ def test_dataset_decodes_timesformer_clips(tmp_path, decoder):
     for name, (length, fps) in videos.items():
         make_index_video(tmp_path / name, length, fps)
     (tmp_path / "test.csv").write_text("".join(f"{name} 0\n" for name in videos))
-    cfg = make_cfg(tmp_path, MODEL__NUM_CLASSES=2, DATA__NUM_FRAMES=4, DATA__SAMPLING_RATE=10,
-                   DATA__DECODER=decoder, DATA__DECODER_FALLBACK="", TEST__NUM_ENSEMBLE_VIEWS=3,
-                   TEST__NUM_SPATIAL_CROPS=1, TEST__PROTOCOL="timesformer")
+    cfg = make_cfg(
+        tmp_path,
+        MODEL__NUM_CLASSES=2,
+        DATA__NUM_FRAMES=4,
+        DATA__SAMPLING_RATE=10,
+        DATA__DECODER=decoder,
+        DATA__DECODER_FALLBACK="",
+        TEST__NUM_ENSEMBLE_VIEWS=3,
+        TEST__NUM_SPATIAL_CROPS=1,
+        TEST__PROTOCOL="timesformer",
+    )
     dataset = VideoDataset(cfg, "test")
     for video_idx, path in enumerate(dataset.paths):
         all_pts = reference.real_video_pts(path)
@@ -141,7 +180,7 @@ def _reference_view(frames, scale, size, spatial_idx, mean, std):
         y = {0: 0, 1: y, 2: height - size}[spatial_idx]
     else:
         x = {0: 0, 1: x, 2: width - size}[spatial_idx]
-    return clip[:, :, y:y + size, x:x + size].permute(1, 0, 2, 3)
+    return clip[:, :, y : y + size, x : x + size].permute(1, 0, 2, 3)
 
 
 @pytest.mark.parametrize("shape", [(2, 45, 77, 3), (2, 90, 50, 3)])
@@ -151,14 +190,19 @@ def test_timesformer_view_matches_its_resize_and_crops(shape):
     mean, std = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
     transform = TimeSformerTestTransform(32, 32, mean, std)
     for spatial_idx in (0, 1, 2):
-        torch.testing.assert_close(transform(frames, spatial_idx),
-                                   _reference_view(frames, 32, 32, spatial_idx, mean, std))
+        torch.testing.assert_close(
+            transform(frames, spatial_idx), _reference_view(frames, 32, 32, spatial_idx, mean, std)
+        )
 
 
 def test_one_crop_resizes_to_the_first_jitter_scale():
     """As TimeSformer's Kinetics test with one crop: short side TRAIN_JITTER_SCALES[0], centre crop."""
-    cfg = make_cfg(TEST__PROTOCOL="timesformer", DATA__TRAIN_JITTER_SCALES=[72, 80],
-                   DATA__TRAIN_CROP_SIZES=[64], TEST__NUM_SPATIAL_CROPS=1)
+    cfg = make_cfg(
+        TEST__PROTOCOL="timesformer",
+        DATA__TRAIN_JITTER_SCALES=[72, 80],
+        DATA__TRAIN_CROP_SIZES=[64],
+        TEST__NUM_SPATIAL_CROPS=1,
+    )
     transform = build_test_transform(cfg)
     assert isinstance(transform, TimeSformerTestTransform) and (transform.scale, transform.size) == (72, 64)
     cfg = make_cfg(TEST__PROTOCOL="timesformer", TEST__NUM_SPATIAL_CROPS=3)
@@ -169,8 +213,12 @@ def test_one_crop_resizes_to_the_first_jitter_scale():
 def test_views_combine_by_summed_logits():
     """One confident view against two mild ones: summed logits pick class 0, averaged softmax class 1."""
     logits = torch.tensor([[10.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
-    batch = {"label": torch.zeros(3, dtype=torch.long), "video_idx": torch.zeros(3, dtype=torch.long),
-             "view_idx": torch.arange(3), "valid": torch.ones(3, dtype=torch.bool)}
+    batch = {
+        "label": torch.zeros(3, dtype=torch.long),
+        "video_idx": torch.zeros(3, dtype=torch.long),
+        "view_idx": torch.arange(3),
+        "valid": torch.ones(3, dtype=torch.bool),
+    }
     summed, averaged = ViewPredictions("sum"), ViewPredictions("mean")
     summed.add_batch(logits, batch)
     averaged.add_batch(logits.softmax(-1), batch)
@@ -191,11 +239,18 @@ def test_real_clips_follow_timesformer(realclips_dir):
         for num_clips in (1, 3):
             for clip_idx in range(num_clips):
                 with av.open(path) as container:
-                    expected = reference.decode_clip_indices(container, all_pts, 32, 8, clip_idx,
-                                                             num_clips, 30)
+                    expected = reference.decode_clip_indices(container, all_pts, 32, 8, clip_idx, num_clips, 30)
                 for decoder in decoders:
                     with open_video(path, decoder) as reader:
-                        ours = sample_clip_indices(reader.num_frames, reader.fps, 8, 32, 30, clip_idx,
-                                                   num_clips, protocol="timesformer",
-                                                   timing=reader.stream_timing)
+                        ours = sample_clip_indices(
+                            reader.num_frames,
+                            reader.fps,
+                            8,
+                            32,
+                            30,
+                            clip_idx,
+                            num_clips,
+                            protocol="timesformer",
+                            timing=reader.stream_timing,
+                        )
                     assert ours.tolist() == expected, (path, decoder, clip_idx, num_clips)

@@ -27,8 +27,11 @@ def _randomize(module: torch.nn.Module) -> None:
 
 def test_list_models_finds_every_architecture():
     assert timm.list_models("*resformer*") == [
-        "resformer_video_base_patch16_224", "resformer_video_small_patch16_224",
-        "resformer_video_timesformer_base_patch16_224", "resformer_video_tiny_patch16_224"]
+        "resformer_video_base_patch16_224",
+        "resformer_video_small_patch16_224",
+        "resformer_video_timesformer_base_patch16_224",
+        "resformer_video_tiny_patch16_224",
+    ]
     cfg = timm.create_model("resformer_video_tiny_patch16_224", **TINY).pretrained_cfg
     assert cfg["architecture"] == "resformer_video_tiny_patch16_224" and cfg["num_classes"] == 400
 
@@ -38,8 +41,9 @@ def test_create_model_loads_our_checkpoint_from_a_local_file(tmp_path):
     _randomize(source)
     path = tmp_path / "checkpoint_epoch_00003.pyth"
     save_checkpoint(str(path), source, epoch=3, cfg_text="", class_names=list("abcde"))
-    model = timm.create_model("resformer_video_tiny_patch16_224", pretrained=True,
-                              pretrained_cfg_overlay=dict(file=str(path)), **TINY).eval()
+    model = timm.create_model(
+        "resformer_video_tiny_patch16_224", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **TINY
+    ).eval()
     for key, value in source.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value, msg=key)
     fresh = timm.create_model("resformer_video_tiny_patch16_224", **TINY)
@@ -49,14 +53,26 @@ def test_create_model_loads_our_checkpoint_from_a_local_file(tmp_path):
 
 
 def test_create_model_converts_a_timesformer_checkpoint(tmp_path):
-    reference = TimeSformerReference(num_classes=5, img_size=64, patch_size=16, embed_dim=768, depth=1,
-                                     num_heads=12, num_frames=4).eval()
+    reference = TimeSformerReference(
+        num_classes=5, img_size=64, patch_size=16, embed_dim=768, depth=1, num_heads=12, num_frames=4
+    ).eval()
     _randomize(reference)
     path = tmp_path / "timesformer.pyth"
-    torch.save({"epoch": 15, "model_state": {"model." + k: v for k, v in reference.state_dict().items()},
-                "optimizer_state": None, "cfg": "TRAIN:\n  ENABLE: true\n"}, path)
-    model = timm.create_model("resformer_video_timesformer_base_patch16_224", pretrained=True,
-                              pretrained_cfg_overlay=dict(file=str(path)), **TINY).eval()
+    torch.save(
+        {
+            "epoch": 15,
+            "model_state": {"model." + k: v for k, v in reference.state_dict().items()},
+            "optimizer_state": None,
+            "cfg": "TRAIN:\n  ENABLE: true\n",
+        },
+        path,
+    )
+    model = timm.create_model(
+        "resformer_video_timesformer_base_patch16_224",
+        pretrained=True,
+        pretrained_cfg_overlay=dict(file=str(path)),
+        **TINY,
+    ).eval()
     clip = torch.randn(1, 3, 4, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(clip), reference(clip), atol=1e-5, rtol=1e-5)
@@ -67,8 +83,14 @@ def test_torch_hub_loads_from_the_local_clone(tmp_path):
     _randomize(source)
     path = tmp_path / "weights.pth"
     torch.save(source.state_dict(), path)
-    model = torch.hub.load(str(REPO), "resformer_video_tiny_patch16_224", source="local", pretrained=True,
-                           pretrained_cfg_overlay=dict(file=str(path)), **TINY).eval()
+    model = torch.hub.load(
+        str(REPO),
+        "resformer_video_tiny_patch16_224",
+        source="local",
+        pretrained=True,
+        pretrained_cfg_overlay=dict(file=str(path)),
+        **TINY,
+    ).eval()
     clip = torch.randn(1, 3, 4, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(clip), source(clip))
@@ -121,8 +143,7 @@ def test_classifier_api_through_create_model():
 
 @pytest.mark.parametrize("attention_type", ["divided_space_time", "space_only"])
 def test_forward_intermediates_against_block_outputs(attention_type):
-    model = timm.create_model("resformer_video_tiny_patch16_224", attention_type=attention_type,
-                              **TWO_BLOCKS).eval()
+    model = timm.create_model("resformer_video_tiny_patch16_224", attention_type=attention_type, **TWO_BLOCKS).eval()
     _randomize(model)
     clip = torch.randn(2, 3, 4, 64, 96)
     raw = _block_outputs(model, clip)
@@ -136,8 +157,9 @@ def test_forward_intermediates_against_block_outputs(attention_type):
             torch.testing.assert_close(got, want)
         last = model.forward_intermediates(clip, indices=1, output_fmt="NLC", intermediates_only=True)
         torch.testing.assert_close(last[0], einops.rearrange(expected[1], "b m t h w -> b (t h w) m"))
-        (normed, cls), = model.forward_intermediates(clip, indices=[-1], norm=True, return_prefix_tokens=True,
-                                                     intermediates_only=True)
+        ((normed, cls),) = model.forward_intermediates(
+            clip, indices=[-1], norm=True, return_prefix_tokens=True, intermediates_only=True
+        )
         torch.testing.assert_close(cls[:, 0], final)
         torch.testing.assert_close(normed, model.norm(expected[1].movedim(1, -1)).movedim(-1, 1))
     with pytest.raises(ValueError, match="block indices"):
@@ -150,9 +172,14 @@ def test_features_only_gives_the_block_maps(tmp_path):
     full = timm.create_model("resformer_video_tiny_patch16_224", **TWO_BLOCKS).eval()
     _randomize(full)
     torch.save(full.state_dict(), tmp_path / "weights.pth")
-    features = timm.create_model("resformer_video_tiny_patch16_224", features_only=True, out_indices=(0,),
-                                 pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / "weights.pth")),
-                                 **TWO_BLOCKS).eval()
+    features = timm.create_model(
+        "resformer_video_tiny_patch16_224",
+        features_only=True,
+        out_indices=(0,),
+        pretrained=True,
+        pretrained_cfg_overlay=dict(file=str(tmp_path / "weights.pth")),
+        **TWO_BLOCKS,
+    ).eval()
     assert len(features.model.blocks) == 1  # the blocks after the last one asked for are dropped
     info = features.feature_info
     assert (info.channels(), info.reduction(), info.module_name()) == ([32], [16], ["blocks.0"])
@@ -162,6 +189,5 @@ def test_features_only_gives_the_block_maps(tmp_path):
         maps = features(clip)
     assert [m.shape for m in maps] == [(1, 32, 4, 4, 6)]
     torch.testing.assert_close(maps[0], einops.rearrange(raw[0][:, 1:], "b (h w t) m -> b m t h w", t=4, h=4))
-    default = timm.create_model("resformer_video_tiny_patch16_224", features_only=True,
-                                **dict(NARROW, depth=4))
+    default = timm.create_model("resformer_video_tiny_patch16_224", features_only=True, **dict(NARROW, depth=4))
     assert default.feature_info.module_name() == ["blocks.1", "blocks.2", "blocks.3"]  # timm's ViT: last 3

@@ -31,7 +31,12 @@ def test_every_tool_is_thin(path):
 def test_python_m_runs_the_installed_tool(tool):
     if importlib.util.find_spec("resformer_video.tools") is None:
         pytest.skip("the package is not installed (pip install -e .): no resformer_video.tools")
-    proc = subprocess.run([sys.executable, "-m", f"resformer_video.tools.{tool}", "--help"],
-                          capture_output=True, text=True, timeout=120, cwd=REPO_ROOT.parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"resformer_video.tools.{tool}", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT.parent,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: ") and "KEY VALUE" in proc.stdout

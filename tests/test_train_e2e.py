@@ -11,10 +11,11 @@ import os
 
 import pytest
 
-from conftest import SYNTH_CLASSES, make_cfg
 from resformer_video.config import load_config
 from resformer_video.engine.runner import run
 from resformer_video.utils import checkpoint
+
+from conftest import SYNTH_CLASSES, make_cfg
 
 CHANCE = 100.0 / SYNTH_CLASSES
 
@@ -41,16 +42,55 @@ def train_as_test_dir(synthetic_data_dir, tmp_path_factory):
 
 def test_train_checkpoint_test_above_chance(train_as_test_dir, tmp_path):
     out_dir = tmp_path / "run"
-    cfg = make_cfg(None, [
-        "DATA.PATH_TO_DATA_DIR", str(train_as_test_dir), "OUTPUT_DIR", str(out_dir),
-        "MODEL.TEMPORAL_EMBED", "learned", "MODEL.DROP_PATH_RATE", 0.0, "DATA.RANDOM_FLIP", False,
-        "DATA.TRAIN_JITTER_SCALES", [64, 64], "DATA.NUM_FRAMES", 2, "TRAIN.BATCH_SIZE", 8,
-        "TRAIN.GLOBAL_BATCH_SIZE", 16, "SOLVER.OPTIMIZING_METHOD", "adamw", "SOLVER.BASE_LR", 2e-3,
-        "SOLVER.WEIGHT_DECAY", 0.0, "SOLVER.STEPS", [0, 14], "SOLVER.LRS", [1.0, 0.1],
-        "SOLVER.MAX_EPOCH", 16, "TRAIN.CHECKPOINT_PERIOD", 8,
-        "TRAIN.EVAL_PERIOD", 8, "LOG_PERIOD", 2, "TEST.NUM_SPATIAL_CROPS", 3,
-        "TEST.RESOLUTIONS", [64, 96], "TEST.SAVE_PREDICTIONS", True, "TENSORBOARD.ENABLE", True,
-    ])
+    cfg = make_cfg(
+        None,
+        [
+            "DATA.PATH_TO_DATA_DIR",
+            str(train_as_test_dir),
+            "OUTPUT_DIR",
+            str(out_dir),
+            "MODEL.TEMPORAL_EMBED",
+            "learned",
+            "MODEL.DROP_PATH_RATE",
+            0.0,
+            "DATA.RANDOM_FLIP",
+            False,
+            "DATA.TRAIN_JITTER_SCALES",
+            [64, 64],
+            "DATA.NUM_FRAMES",
+            2,
+            "TRAIN.BATCH_SIZE",
+            8,
+            "TRAIN.GLOBAL_BATCH_SIZE",
+            16,
+            "SOLVER.OPTIMIZING_METHOD",
+            "adamw",
+            "SOLVER.BASE_LR",
+            2e-3,
+            "SOLVER.WEIGHT_DECAY",
+            0.0,
+            "SOLVER.STEPS",
+            [0, 14],
+            "SOLVER.LRS",
+            [1.0, 0.1],
+            "SOLVER.MAX_EPOCH",
+            16,
+            "TRAIN.CHECKPOINT_PERIOD",
+            8,
+            "TRAIN.EVAL_PERIOD",
+            8,
+            "LOG_PERIOD",
+            2,
+            "TEST.NUM_SPATIAL_CROPS",
+            3,
+            "TEST.RESOLUTIONS",
+            [64, 96],
+            "TEST.SAVE_PREDICTIONS",
+            True,
+            "TENSORBOARD.ENABLE",
+            True,
+        ],
+    )
     results = run(cfg)
     # Training (2 micro-batches per step): losses logged per part and falling; checkpoints at 8, 16.
     with open(out_dir / "stats.jsonl", encoding="utf-8") as f:

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_cfg
 from resformer_video.datasets import TestTransform, TrainTransform, build_train_transform
 from resformer_video.datasets.transforms import ClipRandAugment, MultiResolutionTransform, spatial_crop_box
+
+from conftest import make_cfg
 
 MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 
@@ -34,8 +35,9 @@ def test_normalisation_and_layout():
 
 
 def test_jitter_scales_follow_the_crop_size():
-    cfg = make_cfg(None, DATA__TRAIN_CROP_SIZES=[224, 160, 128], DATA__TRAIN_JITTER_SCALES=[256, 320],
-                   DATA__TEST_CROP_SIZE=224)
+    cfg = make_cfg(
+        None, DATA__TRAIN_CROP_SIZES=[224, 160, 128], DATA__TRAIN_JITTER_SCALES=[256, 320], DATA__TEST_CROP_SIZE=224
+    )
     transform = build_train_transform(cfg)
     assert transform.sizes == [224, 160, 128]
     assert [t.jitter_scales for t in transform.transforms] == [(256, 320), (183, 229), (146, 183)]
@@ -75,8 +77,9 @@ def test_rand_augment_is_the_same_on_every_frame():
     frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, 48, 48, 3), dtype=np.uint8))
     clip = frames.expand(4, -1, -1, -1).contiguous()
     plain = TrainTransform(32, "jitter", (40, 40), flip=False, mean=MEAN, std=STD)
-    augmented = TrainTransform(32, "jitter", (40, 40), flip=False, rand_augment=ClipRandAugment(2, 9, 0.5),
-                               mean=MEAN, std=STD)
+    augmented = TrainTransform(
+        32, "jitter", (40, 40), flip=False, rand_augment=ClipRandAugment(2, 9, 0.5), mean=MEAN, std=STD
+    )
     changed = 0
     for _ in range(10):
         state = torch.get_rng_state()

@@ -30,8 +30,7 @@ def own_run(tmp_path):
     """A run folder holding one training checkpoint of a 1-block resformer_nano: ``(cfg, path)``."""
     cfg = make_cfg(tmp_path, MODEL__ARCH="resformer_nano", MODEL__DEPTH=1, OUTPUT_DIR=str(tmp_path / "run"))
     path = checkpoint.get_checkpoint_path(cfg.OUTPUT_DIR, 1)
-    checkpoint.save_checkpoint(path, build_model(cfg), epoch=1, cfg_text=cfg.dump(),
-                               class_names=["a", "b", "c", "d"])
+    checkpoint.save_checkpoint(path, build_model(cfg), epoch=1, cfg_text=cfg.dump(), class_names=["a", "b", "c", "d"])
     return cfg, path
 
 
@@ -51,8 +50,9 @@ def reads(monkeypatch):
 
 def _entry_points(cfg, path, timm_file):
     """Each entry point that takes weights, as (name, the file it should read, a call)."""
-    with_file = make_cfg(cfg.DATA.PATH_TO_DATA_DIR, MODEL__ARCH="resformer_nano", MODEL__DEPTH=1,
-                         TEST__CHECKPOINT_FILE_PATH=path)
+    with_file = make_cfg(
+        cfg.DATA.PATH_TO_DATA_DIR, MODEL__ARCH="resformer_nano", MODEL__DEPTH=1, TEST__CHECKPOINT_FILE_PATH=path
+    )
     pretrained = make_cfg(MODEL__ARCH="resformer_nano", MODEL__DEPTH=1, MODEL__PRETRAINED=path)
     overlay = dict(pretrained=True, pretrained_cfg_overlay=dict(file=timm_file), **TIMM_ARGS)
     return [
@@ -92,14 +92,24 @@ def test_tools_and_test_stop_at_the_one_reader(own_run, monkeypatch, tmp_path, c
 
     monkeypatch.setattr(weights, "read_checkpoint", refuse)
     video = str(tmp_path / "a.mp4")
-    for tool, args in (("predict", [video]), ("export", ["--format", "torchscript"]),
-                       ("extract_features", [video, "--out", str(tmp_path / "features")])):
+    for tool, args in (
+        ("predict", [video]),
+        ("export", ["--format", "torchscript"]),
+        ("extract_features", [video, "--out", str(tmp_path / "features")]),
+    ):
         main = runpy.run_path(str(REPO_ROOT / "tools" / f"{tool}.py"))["main"]
         assert main(["--checkpoint", path, *args]) == 2, tool
         assert f"error: {path}: refused by the test" in capsys.readouterr().err, tool
     with pytest.raises(CheckpointError, match="refused by the test"):
-        run_test(make_cfg(tmp_path, MODEL__ARCH="resformer_nano", MODEL__DEPTH=1, OUTPUT_DIR=cfg.OUTPUT_DIR,
-                          TEST__CHECKPOINT_FILE_PATH=path))
+        run_test(
+            make_cfg(
+                tmp_path,
+                MODEL__ARCH="resformer_nano",
+                MODEL__DEPTH=1,
+                OUTPUT_DIR=cfg.OUTPUT_DIR,
+                TEST__CHECKPOINT_FILE_PATH=path,
+            )
+        )
     assert asked == [path] * 4
 
 
@@ -107,8 +117,10 @@ def test_one_function_says_what_a_file_holds(own_run, tmp_path):
     _, own = own_run
     state = tiny_model().state_dict()
     layouts = {
-        "timesformer.pyth": ({"epoch": 15, "model_state": {"model." + k: v for k, v in state.items()},
-                              "cfg": "MODEL:\n  ARCH: vit\n"}, weights.SLOWFAST),
+        "timesformer.pyth": (
+            {"epoch": 15, "model_state": {"model." + k: v for k, v in state.items()}, "cfg": "MODEL:\n  ARCH: vit\n"},
+            weights.SLOWFAST,
+        ),
         "deit.pth": ({"model": state, "epoch": 299}, weights.WRAPPED),
         "timm_train.pth.tar": ({"state_dict": state, "arch": "vit_tiny_patch16_224"}, weights.WRAPPED),
         "plain.pth": (state, weights.STATE_DICT),
@@ -134,8 +146,11 @@ def test_the_rule_for_ours_is_that_one_function(own_run, monkeypatch):
     assert checkpoint.load_checkpoint_file(path)["epoch"] == 1
     # Told that nothing is ours, resume, test/predict loading and predict's config all agree.
     monkeypatch.setattr(weights, "checkpoint_kind", lambda obj: weights.SLOWFAST)
-    with pytest.raises(CheckpointError, match=rf"^{re.escape(path)}: not a resformer-video training "
-                                              r"checkpoint \(a PySlowFast / TimeSformer checkpoint"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^{re.escape(path)}: not a resformer-video training "
+        r"checkpoint \(a PySlowFast / TimeSformer checkpoint",
+    ):
         checkpoint.load_checkpoint_file(path)
     assert checkpoint.find_latest_valid_checkpoint(cfg.OUTPUT_DIR) is None
     trained = load_trained_weights(build_model(cfg), path)
@@ -147,20 +162,32 @@ def test_the_rule_for_ours_is_that_one_function(own_run, monkeypatch):
 def test_training_checkpoint_errors_name_the_file_and_why(tmp_path):
     garbage = tmp_path / "checkpoint_epoch_00002.pyth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(garbage))}: damaged or unreadable "
-                                              r"checkpoint \(UnpicklingError: "):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^{re.escape(str(garbage))}: damaged or unreadable "
+        r"checkpoint \(UnpicklingError: ",
+    ):
         checkpoint.load_checkpoint_file(str(garbage))
     plain = tmp_path / "plain.pth"
     torch.save(tiny_model().state_dict(), plain)
-    with pytest.raises(CheckpointError, match=r"not a resformer-video training checkpoint \(missing "
-                                              r"\['model_state', 'epoch'\]\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"not a resformer-video training checkpoint \(missing "
+        r"\['model_state', 'epoch'\]\)",
+    ):
         checkpoint.load_checkpoint_file(str(plain))
 
 
 def test_no_second_reader_in_the_code():
     """``torch.load`` and safetensors' ``load_file`` appear in the one reader only."""
-    sources = [*(REPO_ROOT / "resformer_video").rglob("*.py"), *(REPO_ROOT / "tools").glob("*.py"),
-               REPO_ROOT / "hubconf.py"]
-    readers = {str(p.relative_to(REPO_ROOT)) for p in sources
-               if re.search(r"torch\.load\(|\bload_file\b|safetensors\.torch", p.read_text(encoding="utf-8"))}
+    sources = [
+        *(REPO_ROOT / "resformer_video").rglob("*.py"),
+        *(REPO_ROOT / "tools").glob("*.py"),
+        REPO_ROOT / "hubconf.py",
+    ]
+    readers = {
+        str(p.relative_to(REPO_ROOT))
+        for p in sources
+        if re.search(r"torch\.load\(|\bload_file\b|safetensors\.torch", p.read_text(encoding="utf-8"))
+    }
     assert readers == {"resformer_video/utils/weights.py"}

@@ -15,7 +15,8 @@ skip and count such videos; this finds them up front.
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from resformer_video.datasets.lists import SPLITS
 from resformer_video.engine.commands import check_videos_command
@@ -24,12 +25,18 @@ from resformer_video.utils.parser import build_parser, comma_choices, parse_flag
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = build_parser(__doc__.splitlines()[0])
-    parser.add_argument("--splits", type=comma_choices(SPLITS, "splits"), default=list(SPLITS),
-                        help="comma-separated splits to check (default train,val,test)")
+    parser.add_argument(
+        "--splits",
+        type=comma_choices(SPLITS, "splits"),
+        default=list(SPLITS),
+        help="comma-separated splits to check (default train,val,test)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="decoding processes (0: this one)")
-    parser.add_argument("--report", default=None,
-                        help="JSON report path (default: video_check.json in DATA.PATH_TO_DATA_DIR, "
-                             "next to the lists)")
+    parser.add_argument(
+        "--report",
+        default=None,
+        help="JSON report path (default: video_check.json in DATA.PATH_TO_DATA_DIR, next to the lists)",
+    )
     return parse_flags_then_overrides(parser, argv)
 
 

@@ -14,18 +14,22 @@ rerunning skips finished runs; a folder holding runs made with another config is
 import os
 import shlex
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from resformer_video.study.commands import demo_command
 from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
 
-DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "configs", "demo_synthetic.yaml")
+DEFAULT_CFG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo_synthetic.yaml"
+)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser("Train TimeSformer's recipe and ResFormer's on a generated motion dataset "
-                          "(CPU) and compare them at several test resolutions.")
+    parser = build_parser(
+        "Train TimeSformer's recipe and ResFormer's on a generated motion dataset "
+        "(CPU) and compare them at several test resolutions."
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--out", default="", help="demo folder (default: the config's OUTPUT_DIR)")
     args = parse_flags_then_overrides(parser, argv)

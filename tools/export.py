@@ -14,7 +14,8 @@ absolute difference is above ``--tolerance``.
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from resformer_video.inference.commands import export_command
 from resformer_video.inference.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
@@ -22,24 +23,38 @@ from resformer_video.utils.parser import build_parser, parse_flags_then_override
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = build_parser(__doc__.splitlines()[0], cfg_help="YAML config (default: the config saved in our "
-                          "checkpoint)", deprecated_set=True)
-    parser.add_argument("--checkpoint", required=True,
-                        help="weights: our training checkpoint (.pyth), or TimeSformer/timm/ResFormer "
-                             "weights with --cfg")
+    parser = build_parser(
+        __doc__.splitlines()[0],
+        cfg_help="YAML config (default: the config saved in our checkpoint)",
+        deprecated_set=True,
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="weights: our training checkpoint (.pyth), or TimeSformer/timm/ResFormer weights with --cfg",
+    )
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--frames", type=int, default=None, help="frames T (default DATA.NUM_FRAMES)")
-    parser.add_argument("--resolution", type=int, default=None,
-                        help="crop size S (default DATA.TEST_CROP_SIZE)")
-    parser.add_argument("--output", default=None,
-                        help="output file (default OUTPUT_DIR/export/ARCH_TxS.onnx or .pt)")
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                        help="largest allowed absolute logit difference from eager PyTorch")
-    parser.add_argument("--verify-batch", type=int, default=3,
-                        help="clips in the check (the export example has 2, so 3 checks dynamic batch)")
+    parser.add_argument("--resolution", type=int, default=None, help="crop size S (default DATA.TEST_CROP_SIZE)")
+    parser.add_argument("--output", default=None, help="output file (default OUTPUT_DIR/export/ARCH_TxS.onnx or .pt)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help="largest allowed absolute logit difference from eager PyTorch",
+    )
+    parser.add_argument(
+        "--verify-batch",
+        type=int,
+        default=3,
+        help="clips in the check (the export example has 2, so 3 checks dynamic batch)",
+    )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
-    parser.add_argument("--dynamic-resolution", action="store_true",
-                        help="ONNX: keep height and width dynamic (any multiple of the patch size)")
+    parser.add_argument(
+        "--dynamic-resolution",
+        action="store_true",
+        help="ONNX: keep height and width dynamic (any multiple of the patch size)",
+    )
     return parse_flags_then_overrides(parser, argv)
 
 

@@ -8,7 +8,8 @@ has DATA.NUM_FRAMES frames. Example::
 """
 
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from resformer_video.engine.commands import model_info_command
 from resformer_video.utils.parser import build_parser, parse_flags_then_overrides
@@ -16,8 +17,9 @@ from resformer_video.utils.parser import build_parser, parse_flags_then_override
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser("Parameters and FLOPs of the configured model.")
-    parser.add_argument("--resolutions", type=int, nargs="+", default=None,
-                        help="square input sizes (default: DATA.TEST_CROP_SIZE)")
+    parser.add_argument(
+        "--resolutions", type=int, nargs="+", default=None, help="square input sizes (default: DATA.TEST_CROP_SIZE)"
+    )
     return model_info_command(parse_flags_then_overrides(parser, argv))
 
 

@@ -13,7 +13,8 @@ same command continues from (docs/RELIABILITY.md).
 """
 
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from resformer_video.engine.runner import run_net_command
 from resformer_video.utils.parser import parse_run_args

@@ -15,7 +15,8 @@ finished runs and continue an interrupted one.
 
 import shlex
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from resformer_video.study import parse_seeds, parse_variants
 from resformer_video.study.commands import study_command
@@ -26,14 +27,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser("Train and test every study variant with every seed; write the table and plot.")
     parser.add_argument("--variants", default="", help="comma-separated variants (default: all)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
-    parser.add_argument("--data-seeds", default="",
-                        help="comma-separated SYNTHETIC.SEED values: run every variant and seed on each of "
-                             "these generated datasets (in DIR/data<seed>/) and pair them by dataset and seed "
-                             "(default: the config's own dataset)")
+    parser.add_argument(
+        "--data-seeds",
+        default="",
+        help="comma-separated SYNTHETIC.SEED values: run every variant and seed on each of "
+        "these generated datasets (in DIR/data<seed>/) and pair them by dataset and seed "
+        "(default: the config's own dataset)",
+    )
     parser.add_argument("--out", default="", help="study folder (default: the config's OUTPUT_DIR)")
-    parser.add_argument("--report-only", action="store_true",
-                        help="train nothing: write the report of the runs already finished (e.g. while "
-                             "another invocation is still training the rest)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the report of the runs already finished (e.g. while "
+        "another invocation is still training the rest)",
+    )
     args = parse_flags_then_overrides(parser, argv)
     try:
         variants, seeds = parse_variants(args.variants), parse_seeds(args.seeds)

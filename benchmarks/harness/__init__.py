@@ -11,18 +11,39 @@
 """
 
 from benchmarks.harness.hardware import device_peak_tflops, machine_info, peak_tflops_for
-from benchmarks.harness.options import (BASELINES, MODES, PRECISIONS, STEP_VARIANTS,
-                                               BenchmarkOptionError, BenchmarkOptions,
-                                               resolve_options)
+from benchmarks.harness.options import (
+    BASELINES,
+    MODES,
+    PRECISIONS,
+    STEP_VARIANTS,
+    BenchmarkOptionError,
+    BenchmarkOptions,
+    resolve_options,
+)
 from benchmarks.harness.paired import paired_speedups
-from benchmarks.harness.profile import (StepBreakdown, breakdown_from_profile,
-                                               profile_train_step)
-from benchmarks.harness.report import (BenchmarkReport, BenchmarkRow, check_targets,
-                                              compare_rows, format_report)
+from benchmarks.harness.profile import StepBreakdown, breakdown_from_profile, profile_train_step
+from benchmarks.harness.report import BenchmarkReport, BenchmarkRow, check_targets, compare_rows, format_report
 from benchmarks.harness.run import run_benchmark
 
-__all__ = ["BASELINES", "MODES", "PRECISIONS", "STEP_VARIANTS", "BenchmarkOptionError",
-           "BenchmarkOptions", "BenchmarkReport", "BenchmarkRow", "StepBreakdown",
-           "breakdown_from_profile", "check_targets", "compare_rows", "device_peak_tflops",
-           "format_report", "machine_info", "paired_speedups", "peak_tflops_for",
-           "profile_train_step", "resolve_options", "run_benchmark"]
+__all__ = [
+    "BASELINES",
+    "MODES",
+    "PRECISIONS",
+    "STEP_VARIANTS",
+    "BenchmarkOptionError",
+    "BenchmarkOptions",
+    "BenchmarkReport",
+    "BenchmarkRow",
+    "StepBreakdown",
+    "breakdown_from_profile",
+    "check_targets",
+    "compare_rows",
+    "device_peak_tflops",
+    "format_report",
+    "machine_info",
+    "paired_speedups",
+    "peak_tflops_for",
+    "profile_train_step",
+    "resolve_options",
+    "run_benchmark",
+]

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Sequence, Tuple
 
 import torch
 from yacs.config import CfgNode
 
 from resformer_video.models.attention import ATTN_IMPLS
-from resformer_video.utils.precision import (PRECISIONS, PrecisionUnavailable, canonical_precision,
-                                             check_precision, unavailable_reason)
+from resformer_video.utils.precision import (
+    PRECISIONS,
+    PrecisionUnavailable,
+    canonical_precision,
+    check_precision,
+    unavailable_reason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +42,16 @@ class BenchmarkOptionError(ValueError):
 class BenchmarkOptions:
     """What to measure; ``None`` fields default from the config (see :func:`resolve_options`)."""
 
-    batch: Optional[int] = None
-    precision: Optional[str] = None
+    batch: int | None = None
+    precision: str | None = None
     device: str = "cpu"
     mode: str = "all"
-    train_sizes: Optional[List[int]] = None
-    resolutions: Optional[List[int]] = None
-    attn_impls: Tuple[str, ...] = STEP_VARIANTS
+    train_sizes: list[int] | None = None
+    resolutions: list[int] | None = None
+    attn_impls: tuple[str, ...] = STEP_VARIANTS
     warmup: int = 1
     repeats: int = 3
-    peak_tflops: Optional[float] = None
+    peak_tflops: float | None = None
     profile: bool = False
     profile_steps: int = 2
     paired_repeats: int = 0
@@ -74,24 +79,29 @@ def resolve_options(cfg: CfgNode, opts: BenchmarkOptions) -> BenchmarkOptions:
     for option, sizes in (("train_sizes", train_sizes), ("resolutions", resolutions)):
         bad = [size for size in sizes if size < patch or size % patch]
         if bad:
-            raise BenchmarkOptionError(option, f"sizes {bad} are not positive multiples of "
-                                               f"MODEL.PATCH_SIZE {patch}")
+            raise BenchmarkOptionError(option, f"sizes {bad} are not positive multiples of MODEL.PATCH_SIZE {patch}")
     batch = opts.batch or cfg.TRAIN.BATCH_SIZE
-    for option, value, low in (("batch", batch, 1), ("repeats", opts.repeats, 1),
-                               ("warmup", opts.warmup, 0)):
+    for option, value, low in (("batch", batch, 1), ("repeats", opts.repeats, 1), ("warmup", opts.warmup, 0)):
         if value < low:
             raise BenchmarkOptionError(option, f"must be >= {low}, got {value}")
     paired = opts.paired_repeats or (opts.repeats if opts.mode == "paired" else 0)
     if paired and ("sdpa" not in opts.attn_impls or len(set(opts.attn_impls)) < 2):
-        raise BenchmarkOptionError("attn_impls", f"paired timing needs sdpa and a baseline "
-                                                 f"{list(BASELINES)}, got {list(opts.attn_impls)}")
-    return BenchmarkOptions(**{**asdict(opts), "batch": batch, "precision": precision,
-                               "paired_repeats": paired,
-                               "train_sizes": sorted(set(train_sizes), reverse=True),
-                               "resolutions": list(resolutions)})
+        raise BenchmarkOptionError(
+            "attn_impls", f"paired timing needs sdpa and a baseline {list(BASELINES)}, got {list(opts.attn_impls)}"
+        )
+    return BenchmarkOptions(
+        **{
+            **asdict(opts),
+            "batch": batch,
+            "precision": precision,
+            "paired_repeats": paired,
+            "train_sizes": sorted(set(train_sizes), reverse=True),
+            "resolutions": list(resolutions),
+        }
+    )
 
 
-def _precision(cfg: CfgNode, asked: Optional[str], device: torch.device) -> str:
+def _precision(cfg: CfgNode, asked: str | None, device: torch.device) -> str:
     """The explicit precision if it can run on ``device``, else the engine's choice."""
     if asked is not None:
         _check_choice("precision", asked, PRECISIONS)
@@ -112,7 +122,7 @@ def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
         raise BenchmarkOptionError(option, f"must be one of {list(choices)}, got {value!r}")
 
 
-def _default_train_sizes(sizes: List[int], patch: int) -> List[int]:
+def _default_train_sizes(sizes: list[int], patch: int) -> list[int]:
     if len(sizes) > 1:
         return sizes
     top = sizes[0]

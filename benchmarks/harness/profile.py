@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any
 
 import torch
 from yacs.config import CfgNode
@@ -16,8 +17,10 @@ from resformer_video.utils.precision import autocast_dtype
 
 # Profiler op and kernel names by category, for :class:`StepBreakdown`; the first match wins.
 _OP_CATEGORIES = (
-    ("attention", re.compile(r"scaled_dot_product|sdpa|flash|fmha|efficient_attention|(?<!log_)softmax",
-                             re.I)),  # not the loss's log_softmax
+    (
+        "attention",
+        re.compile(r"scaled_dot_product|sdpa|flash|fmha|efficient_attention|(?<!log_)softmax", re.I),
+    ),  # not the loss's log_softmax
     ("gemm", re.compile(r"aten::(mm|addmm|bmm|baddbmm)$|gemm|xmma|cutlass|cublas", re.I)),
 )
 
@@ -34,8 +37,8 @@ class StepBreakdown:
     precision, for comparison with the step's achieved TFLOP/s.
     """
 
-    shares: Dict[str, float]
-    gemm_tflops: Optional[float] = None
+    shares: dict[str, float]
+    gemm_tflops: float | None = None
 
     @property
     def gemm_bound_speedup(self) -> float:
@@ -46,8 +49,10 @@ class StepBreakdown:
 
     def describe(self) -> str:
         parts = ", ".join(f"{name} {share:.1%}" for name, share in self.shares.items())
-        text = (f"time by category: {parts}. A step with these GEMMs at this rate can be at most "
-                f"{self.gemm_bound_speedup:.2f}x faster (everything but the GEMMs free).")
+        text = (
+            f"time by category: {parts}. A step with these GEMMs at this rate can be at most "
+            f"{self.gemm_bound_speedup:.2f}x faster (everything but the GEMMs free)."
+        )
         if self.gemm_tflops is not None:
             text += f" A stand-alone GEMM of the MLP's shape runs at {self.gemm_tflops:.3g} TFLOP/s here."
         return text
@@ -57,7 +62,7 @@ def _category(name: str) -> str:
     return next((cat for cat, pattern in _OP_CATEGORIES if pattern.search(name)), "other")
 
 
-def breakdown_from_profile(events: Sequence[Any], device: torch.device) -> Dict[str, float]:
+def breakdown_from_profile(events: Sequence[Any], device: torch.device) -> dict[str, float]:
     """Shares of self time by category from ``prof.key_averages()``: every op's self CPU time on
     CPU, the CUDA kernels' time on a GPU (the ops that launch them would count it twice)."""
     totals = {"gemm": 0.0, "attention": 0.0, "other": 0.0}
@@ -73,8 +78,9 @@ def breakdown_from_profile(events: Sequence[Any], device: torch.device) -> Dict[
     return {cat: value / grand for cat, value in totals.items()}
 
 
-def standalone_gemm_tflops(tokens: int, width: int, hidden: int, precision: str,
-                           device: torch.device, repeats: int = 5) -> float:
+def standalone_gemm_tflops(
+    tokens: int, width: int, hidden: int, precision: str, device: torch.device, repeats: int = 5
+) -> float:
     """TFLOP/s of ``(tokens, width) @ (width, hidden)`` (the MLP's first layer over a step's
     tokens) in ``precision``, median of ``repeats`` after one warm-up."""
     dtype = autocast_dtype(precision) or torch.float32
@@ -84,8 +90,9 @@ def standalone_gemm_tflops(tokens: int, width: int, hidden: int, precision: str,
     return 2.0 * tokens * width * hidden / (timing.median_ms / 1000.0) / 1e12
 
 
-def profile_train_step(cfg: CfgNode, opts: BenchmarkOptions, device: torch.device,
-                       row_limit: int = 15) -> Tuple[str, StepBreakdown]:
+def profile_train_step(
+    cfg: CfgNode, opts: BenchmarkOptions, device: torch.device, row_limit: int = 15
+) -> tuple[str, StepBreakdown]:
     """``torch.profiler``'s top ops (by self time) of the sdpa single-size step and its
     :class:`StepBreakdown`."""
     from torch.profiler import ProfilerActivity, profile

@@ -23,8 +23,9 @@ processes), and :func:`~.profile.profile_train_step` says what bounds the step.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -34,8 +35,7 @@ from benchmarks.harness.hardware import device_peak_tflops, machine_info
 from benchmarks.harness.options import BASELINES, BenchmarkOptions, resolve_options
 from benchmarks.harness.paired import paired_speedups
 from benchmarks.harness.profile import profile_train_step
-from benchmarks.harness.report import (BenchmarkReport, BenchmarkRow, check_targets,
-                                              compare_rows)
+from benchmarks.harness.report import BenchmarkReport, BenchmarkRow, check_targets, compare_rows
 from benchmarks.harness.steps import build_variant, make_infer_step, variant_train_step
 from benchmarks.harness.timing import PeakMemoryMeter, Timing, time_calls
 from resformer_video.models import count_flops
@@ -48,8 +48,8 @@ class _FlopCache:
 
     def __init__(self, cfg: CfgNode) -> None:
         self.cfg = cfg
-        self._macs: Dict[Tuple[int, int], float] = {}
-        self._model: Optional[nn.Module] = None
+        self._macs: dict[tuple[int, int], float] = {}
+        self._model: nn.Module | None = None
 
     def forward_flops(self, frames: int, size: int) -> float:
         """FLOPs (2 x multiply-adds) of one forward of one clip ``(3, frames, size, size)``."""
@@ -61,9 +61,22 @@ class _FlopCache:
         return 2.0 * self._macs[key]
 
 
-def measure(name: str, mode: str, step: Callable[[], None], *, attn_impl: str, precision: str,
-            sizes: Sequence[int], batch: int, frames: int, device: torch.device, warmup: int,
-            repeats: int, flops_per_clip: Optional[float], peak: Optional[float]) -> BenchmarkRow:
+def measure(
+    name: str,
+    mode: str,
+    step: Callable[[], None],
+    *,
+    attn_impl: str,
+    precision: str,
+    sizes: Sequence[int],
+    batch: int,
+    frames: int,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    flops_per_clip: float | None,
+    peak: float | None,
+) -> BenchmarkRow:
     """Time ``step`` (warm-up + median of repeats) under a peak-memory meter and make its row."""
     with PeakMemoryMeter(device) as meter:
         timing: Timing = time_calls(step, device, warmup, repeats)
@@ -73,14 +86,30 @@ def measure(name: str, mode: str, step: Callable[[], None], *, attn_impl: str, p
     tflops = None if flops_per_clip is None else flops_per_clip * clips_per_s / 1e12
     mfu = None if (tflops is None or not peak) else tflops / peak
     gflops = None if flops_per_clip is None else flops_per_clip / 1e9
-    logger.info("%s: %.1f ms/step (median of %d), %.3g clips/s", name, timing.median_ms, repeats,
-                clips_per_s)
-    return BenchmarkRow(name, mode, attn_impl, precision, list(sizes), batch, frames,
-                        timing.median_ms, timing.min_ms, timing.max_ms, repeats, clips_per_s,
-                        mem.peak_mb, mem.base_mb, mem.kind, gflops, tflops, mfu)
+    logger.info("%s: %.1f ms/step (median of %d), %.3g clips/s", name, timing.median_ms, repeats, clips_per_s)
+    return BenchmarkRow(
+        name,
+        mode,
+        attn_impl,
+        precision,
+        list(sizes),
+        batch,
+        frames,
+        timing.median_ms,
+        timing.min_ms,
+        timing.max_ms,
+        repeats,
+        clips_per_s,
+        mem.peak_mb,
+        mem.base_mb,
+        mem.kind,
+        gflops,
+        tflops,
+        mfu,
+    )
 
 
-def _train_variants(opts: BenchmarkOptions) -> List[Tuple[str, str, str, List[int]]]:
+def _train_variants(opts: BenchmarkOptions) -> list[tuple[str, str, str, list[int]]]:
     """(name, attn_impl, precision, sizes) of every training row."""
     assert opts.train_sizes is not None
     top = [opts.train_sizes[0]]
@@ -89,13 +118,13 @@ def _train_variants(opts: BenchmarkOptions) -> List[Tuple[str, str, str, List[in
         multi = "+".join(str(s) for s in opts.train_sizes)
         rows.append((f"train sdpa {multi}", "sdpa", opts.precision, list(opts.train_sizes)))
     if opts.precision != "fp32":
-        rows += [(f"train {impl} {top[0]} fp32", impl, "fp32", top)
-                 for impl in BASELINES if impl in opts.attn_impls]
+        rows += [(f"train {impl} {top[0]} fp32", impl, "fp32", top) for impl in BASELINES if impl in opts.attn_impls]
     return rows
 
 
-def _run_train(cfg: CfgNode, opts: BenchmarkOptions, device: torch.device, flops: _FlopCache,
-               peak_override: Optional[float]) -> List[BenchmarkRow]:
+def _run_train(
+    cfg: CfgNode, opts: BenchmarkOptions, device: torch.device, flops: _FlopCache, peak_override: float | None
+) -> list[BenchmarkRow]:
     frames, batch = cfg.DATA.NUM_FRAMES, opts.batch
     assert batch is not None
     rows = []
@@ -103,16 +132,31 @@ def _run_train(cfg: CfgNode, opts: BenchmarkOptions, device: torch.device, flops
         step = variant_train_step(cfg, impl, sizes, batch, precision, device)
         train_flops = 3.0 * sum(flops.forward_flops(frames, s) for s in sizes)
         peak = peak_override or device_peak_tflops(device, precision)
-        rows.append(measure(name, "train", step, attn_impl=impl, precision=precision, sizes=sizes,
-                            batch=batch, frames=frames, device=device, warmup=opts.warmup,
-                            repeats=opts.repeats, flops_per_clip=train_flops, peak=peak))
+        rows.append(
+            measure(
+                name,
+                "train",
+                step,
+                attn_impl=impl,
+                precision=precision,
+                sizes=sizes,
+                batch=batch,
+                frames=frames,
+                device=device,
+                warmup=opts.warmup,
+                repeats=opts.repeats,
+                flops_per_clip=train_flops,
+                peak=peak,
+            )
+        )
         del step
         _free(device)
     return rows
 
 
-def _run_infer(cfg: CfgNode, opts: BenchmarkOptions, device: torch.device, flops: _FlopCache,
-               peak_override: Optional[float]) -> List[BenchmarkRow]:
+def _run_infer(
+    cfg: CfgNode, opts: BenchmarkOptions, device: torch.device, flops: _FlopCache, peak_override: float | None
+) -> list[BenchmarkRow]:
     frames, batch = cfg.DATA.NUM_FRAMES, opts.batch
     assert batch is not None and opts.resolutions is not None
     model = build_variant(cfg, "sdpa", device)
@@ -120,10 +164,23 @@ def _run_infer(cfg: CfgNode, opts: BenchmarkOptions, device: torch.device, flops
     rows = []
     for size in opts.resolutions:
         step = make_infer_step(model, size, batch, frames, opts.precision, device)
-        rows.append(measure(f"infer sdpa {size}", "infer", step, attn_impl="sdpa",
-                            precision=opts.precision, sizes=[size], batch=batch, frames=frames,
-                            device=device, warmup=opts.warmup, repeats=opts.repeats,
-                            flops_per_clip=flops.forward_flops(frames, size), peak=peak))
+        rows.append(
+            measure(
+                f"infer sdpa {size}",
+                "infer",
+                step,
+                attn_impl="sdpa",
+                precision=opts.precision,
+                sizes=[size],
+                batch=batch,
+                frames=frames,
+                device=device,
+                warmup=opts.warmup,
+                repeats=opts.repeats,
+                flops_per_clip=flops.forward_flops(frames, size),
+                peak=peak,
+            )
+        )
     return rows
 
 
@@ -148,16 +205,24 @@ def run_benchmark(cfg: CfgNode, opts: BenchmarkOptions) -> BenchmarkReport:
     report.comparisons = compare_rows(report.rows)
     if opts.profile:
         report.profile, breakdown = profile_train_step(cfg, opts, device)
-        report.breakdown = {**asdict(breakdown), "gemm_bound_speedup": breakdown.gemm_bound_speedup,
-                            "summary": breakdown.describe()}
+        report.breakdown = {
+            **asdict(breakdown),
+            "gemm_bound_speedup": breakdown.gemm_bound_speedup,
+            "summary": breakdown.describe(),
+        }
     return report
 
 
-def _setup(cfg: CfgNode, opts: BenchmarkOptions) -> Dict[str, Any]:
+def _setup(cfg: CfgNode, opts: BenchmarkOptions) -> dict[str, Any]:
     return {
-        "arch": cfg.MODEL.ARCH, "depth": cfg.MODEL.DEPTH, "attention_type": cfg.MODEL.ATTENTION_TYPE,
-        "pos_embed": cfg.MODEL.POS_EMBED, "frames": cfg.DATA.NUM_FRAMES,
-        "num_classes": cfg.MODEL.NUM_CLASSES, "grad_checkpoint": cfg.MODEL.GRAD_CHECKPOINT,
-        "optimizer": cfg.SOLVER.OPTIMIZING_METHOD, "sc_weight": cfg.SCALE_CONSISTENCY.WEIGHT,
+        "arch": cfg.MODEL.ARCH,
+        "depth": cfg.MODEL.DEPTH,
+        "attention_type": cfg.MODEL.ATTENTION_TYPE,
+        "pos_embed": cfg.MODEL.POS_EMBED,
+        "frames": cfg.DATA.NUM_FRAMES,
+        "num_classes": cfg.MODEL.NUM_CLASSES,
+        "grad_checkpoint": cfg.MODEL.GRAD_CHECKPOINT,
+        "optimizer": cfg.SOLVER.OPTIMIZING_METHOD,
+        "sc_weight": cfg.SCALE_CONSISTENCY.WEIGHT,
         **{k: v for k, v in asdict(opts).items() if k not in ("profile", "profile_steps")},
     }

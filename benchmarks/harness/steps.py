@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import torch
 from torch import nn
@@ -25,8 +26,9 @@ def build_variant(cfg: CfgNode, variant: str, device: torch.device) -> nn.Module
     return build_model(cfg_with(cfg, "MODEL.ATTN_IMPL", variant, "MODEL.PRETRAINED", "")).to(device)
 
 
-def variant_train_step(cfg: CfgNode, variant: str, sizes: Sequence[int], batch: int, precision: str,
-                       device: torch.device) -> Callable[[], None]:
+def variant_train_step(
+    cfg: CfgNode, variant: str, sizes: Sequence[int], batch: int, precision: str, device: torch.device
+) -> Callable[[], None]:
     """:func:`make_train_step` for a fresh model of ``variant``. The TimeSformer baseline runs
     eager, as its code does, whatever ``TRAIN.COMPILE`` says."""
     if variant == TIMESFORMER:
@@ -34,8 +36,9 @@ def variant_train_step(cfg: CfgNode, variant: str, sizes: Sequence[int], batch: 
     return make_train_step(cfg, build_variant(cfg, variant, device), sizes, batch, precision, device)
 
 
-def make_train_step(cfg: CfgNode, model: nn.Module, sizes: Sequence[int], batch: int,
-                    precision: str, device: torch.device) -> Callable[[], None]:
+def make_train_step(
+    cfg: CfgNode, model: nn.Module, sizes: Sequence[int], batch: int, precision: str, device: torch.device
+) -> Callable[[], None]:
     """A closure running one engine training step on fixed random clips ``(batch, 3, T, s, s)``.
 
     The step is the engine's own (:func:`build_train_state`, :func:`forward_backward`,
@@ -58,8 +61,9 @@ def make_train_step(cfg: CfgNode, model: nn.Module, sizes: Sequence[int], batch:
     return step
 
 
-def make_infer_step(model: nn.Module, size: int, batch: int, frames: int, precision: str,
-                    device: torch.device) -> Callable[[], None]:
+def make_infer_step(
+    model: nn.Module, size: int, batch: int, frames: int, precision: str, device: torch.device
+) -> Callable[[], None]:
     """A closure running one no-grad forward of random clips ``(batch, 3, frames, size, size)``."""
     clip = torch.randn(batch, 3, frames, size, size, device=device)
     dtype = autocast_dtype(precision)

@@ -18,8 +18,6 @@ stochastic depth, nearest-neighbour resizing of ``pos_embed`` / ``time_embed`` a
 
 from __future__ import annotations
 
-from typing import Set, Tuple
-
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -35,8 +33,9 @@ TIMESFORMER_ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_
 class RefAttention(nn.Module):
     """TimeSformer's ``Attention``: ``(B, N, C)`` -> ``(B, N, C)`` with explicit attention maps."""
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0
+    ) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
@@ -73,9 +72,17 @@ class RefBlock(nn.Module):
     """TimeSformer's ``Block``: tokens ``(B, 1 + h*w*t, C)`` in ``(h w t)`` order (``space_only``:
     ``(B*t, 1 + h*w, C)``) -> the same shape."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
-                 attention_type: str = "divided_space_time") -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+        attention_type: str = "divided_space_time",
+    ) -> None:
         super().__init__()
         self.attention_type = attention_type
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
@@ -116,7 +123,7 @@ class RefPatchEmbed(nn.Module):
         super().__init__()
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, int, int]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         T = x.shape[2]
         x = self.proj(rearrange(x, "b c t h w -> (b t) c h w"))
         W = x.size(-1)
@@ -129,15 +136,26 @@ class TimeSformerReference(nn.Module):
     Args mirror TimeSformer's constructor; ``drop_path_rate`` grows linearly over the blocks.
     """
 
-    def __init__(self, num_classes: int = 400, img_size: int = 224, patch_size: int = 16,
-                 in_chans: int = 3, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
-                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_rate: float = 0.0,
-                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, num_frames: int = 8,
-                 attention_type: str = "divided_space_time") -> None:
+    def __init__(
+        self,
+        num_classes: int = 400,
+        img_size: int = 224,
+        patch_size: int = 16,
+        in_chans: int = 3,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.1,
+        num_frames: int = 8,
+        attention_type: str = "divided_space_time",
+    ) -> None:
         super().__init__()
         if attention_type not in TIMESFORMER_ATTENTION_TYPES:
-            raise ValueError(f"attention_type must be one of {TIMESFORMER_ATTENTION_TYPES}, "
-                             f"got {attention_type!r}")
+            raise ValueError(f"attention_type must be one of {TIMESFORMER_ATTENTION_TYPES}, got {attention_type!r}")
         self.attention_type = attention_type
         self.num_features = embed_dim
         self.patch_embed = RefPatchEmbed(patch_size, in_chans, embed_dim)
@@ -148,9 +166,12 @@ class TimeSformerReference(nn.Module):
             self.time_embed = nn.Parameter(torch.zeros(1, num_frames, embed_dim))
             self.time_drop = nn.Dropout(drop_rate)
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.ModuleList([
-            RefBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, rate,
-                     attention_type) for rate in rates])
+        self.blocks = nn.ModuleList(
+            [
+                RefBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, rate, attention_type)
+                for rate in rates
+            ]
+        )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = nn.Linear(embed_dim, num_classes)
         self._init_weights()
@@ -172,7 +193,7 @@ class TimeSformerReference(nn.Module):
                 nn.init.zeros_(block.temporal_fc.weight)
                 nn.init.zeros_(block.temporal_fc.bias)
 
-    def no_weight_decay(self) -> Set[str]:
+    def no_weight_decay(self) -> set[str]:
         return {"pos_embed", "cls_token", "time_embed"}
 
     def _add_pos_embed(self, x: torch.Tensor, W: int) -> torch.Tensor:

@@ -12,7 +12,8 @@ Peak memory:
   covers the whole process (Python, libraries, weights, optimiser state, activations), so
   ``base_mb`` (the resident size just before) is reported too; ``peak - base`` is what the measured
   calls added. Before reading the base, freed heap memory is handed back to the OS (glibc
-  ``malloc_trim``), so memory freed by an earlier measurement does not hide this one's growth. Where the reset is not possible (non-Linux), ``ru_maxrss`` is used and
+  ``malloc_trim``), so memory freed by an earlier measurement does not hide this one's growth.
+  Where the reset is not possible (non-Linux), ``ru_maxrss`` is used and
   ``reset`` is False: the value is then the peak since the process started.
 """
 
@@ -26,7 +27,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable
 
 import torch
 
@@ -37,7 +38,7 @@ _MIB = 1024.0 * 1024.0
 class Timing:
     """Per-call wall times of the timed repeats, in milliseconds."""
 
-    times_ms: List[float]
+    times_ms: list[float]
 
     @property
     def median_ms(self) -> float:
@@ -98,11 +99,11 @@ class PeakMemoryMeter:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.result: Optional[MemoryPeak] = None
+        self.result: MemoryPeak | None = None
         self._base = 0.0
         self._reset = False
 
-    def __enter__(self) -> "PeakMemoryMeter":
+    def __enter__(self) -> PeakMemoryMeter:
         synchronize(self.device)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -148,7 +149,7 @@ def _reset_cpu_peak() -> bool:
         return False
 
 
-def _proc_status_mb(field: str) -> Optional[float]:
+def _proc_status_mb(field: str) -> float | None:
     """A ``kB`` field of ``/proc/self/status`` (e.g. ``VmRSS``, ``VmHWM``) in MiB, None if absent."""
     try:
         with open("/proc/self/status") as handle:

@@ -13,7 +13,8 @@ stored key that no longer exists is not compared.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import yaml
 from yacs.config import CfgNode
@@ -28,33 +29,49 @@ RUN_PLACE_KEYS = ("OUTPUT_DIR", "LOG_PERIOD", "DATA_LOADER", "TENSORBOARD")
 # what runs and how it is tested or evaluated, how many epochs in all, the checkpoint period, and
 # how the same computation is spread over devices or sped up.
 RESUME_FREE_KEYS = RUN_PLACE_KEYS + (
-    "TEST", "TRAIN.ENABLE", "TRAIN.AUTO_RESUME", "TRAIN.RESUME_ALLOWED_CHANGES", "TRAIN.EVAL_PERIOD",
-    "TRAIN.CHECKPOINT_PERIOD", "SOLVER.MAX_EPOCH", "NUM_GPUS", "DIST_BACKEND", "DIST_TIMEOUT_MIN",
-    "TRAIN.COMPILE", "TRAIN.BACKWARD_PER_RESOLUTION", "TRAIN.PRECISION_FALLBACK",
-    "MODEL.GRAD_CHECKPOINT", "MODEL.ATTN_IMPL", "DATA.DECODER", "DATA.DECODER_FALLBACK")
+    "TEST",
+    "TRAIN.ENABLE",
+    "TRAIN.AUTO_RESUME",
+    "TRAIN.RESUME_ALLOWED_CHANGES",
+    "TRAIN.EVAL_PERIOD",
+    "TRAIN.CHECKPOINT_PERIOD",
+    "SOLVER.MAX_EPOCH",
+    "NUM_GPUS",
+    "DIST_BACKEND",
+    "DIST_TIMEOUT_MIN",
+    "TRAIN.COMPILE",
+    "TRAIN.BACKWARD_PER_RESOLUTION",
+    "TRAIN.PRECISION_FALLBACK",
+    "MODEL.GRAD_CHECKPOINT",
+    "MODEL.ATTN_IMPL",
+    "DATA.DECODER",
+    "DATA.DECODER_FALLBACK",
+)
 SHOWN_DIFFERENCES = 5
 
 
-def flatten(node: Any, prefix: str = "") -> Dict[str, Any]:
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     """A nested mapping as ``{"SECTION.KEY": value}``."""
     if not isinstance(node, dict):
         return {prefix: node}
-    flat: Dict[str, Any] = {}
+    flat: dict[str, Any] = {}
     for key, value in node.items():
         flat.update(flatten(value, f"{prefix}.{key}" if prefix else key))
     return flat
 
 
-def config_differences(stored_yaml: str, cfg: CfgNode,
-                       free_keys: Sequence[str] = RUN_PLACE_KEYS) -> List[str]:
+def config_differences(stored_yaml: str, cfg: CfgNode, free_keys: Sequence[str] = RUN_PLACE_KEYS) -> list[str]:
     """``"KEY: stored -> now"`` for every key not covered by ``free_keys`` whose value differs
     (sorted). Keys the stored config lacks count as their defaults; keys the current defaults
     lack are not compared."""
     now = flatten(yaml.safe_load(cfg.dump()))
     stored = flatten(yaml.safe_load(get_cfg_defaults().dump()))
     stored.update({k: v for k, v in flatten(yaml.safe_load(stored_yaml) or {}).items() if k in now})
-    return [f"{key}: {stored[key]!r} -> {now[key]!r}" for key in sorted(now)
-            if not covers(free_keys, key) and stored.get(key) != now[key]]
+    return [
+        f"{key}: {stored[key]!r} -> {now[key]!r}"
+        for key in sorted(now)
+        if not covers(free_keys, key) and stored.get(key) != now[key]
+    ]
 
 
 def summarize_differences(diffs: Sequence[str]) -> str:
@@ -76,7 +93,9 @@ def check_resume_config(stored_yaml: str, cfg: CfgNode, checkpoint_path: str) ->
         return
     keys = [diff.split(":", 1)[0] for diff in diffs]
     raise ConfigError(
-        "OUTPUT_DIR", f"{checkpoint_path} was written by a run with another config "
+        "OUTPUT_DIR",
+        f"{checkpoint_path} was written by a run with another config "
         f"({summarize_differences(diffs)}); resuming would mix two runs. Rerun with that run's "
         f"config, use another OUTPUT_DIR, or accept the changes with TRAIN.RESUME_ALLOWED_CHANGES "
-        f"\"{keys}\"")
+        f'"{keys}"',
+    )

@@ -93,7 +93,8 @@ _C.DATA.LAYOUT = "csv"
 # Folders layout without train/val/test folders: each class's videos are split with a fixed seed
 # into these train/val/test fractions (disjoint, the same on every run; the sizes are logged).
 _C.DATA.FOLDER_SPLIT = [0.8, 0.1, 0.1]
-# Class-names file (JSON {"name": id} or one name per line); "" looks for classnames.json / classes.txt in PATH_TO_DATA_DIR.
+# Class-names file (JSON {"name": id} or one name per line); "" looks for classnames.json /
+# classes.txt in PATH_TO_DATA_DIR.
 _C.DATA.CLASS_NAMES_FILE = ""
 # Video decoder: decord, torchcodec, pyav or torchcodec_cuda (NVDEC on the GPU; a file it cannot
 # read goes to CPU torchcodec, then to DECODER_FALLBACK).

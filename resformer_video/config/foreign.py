@@ -19,7 +19,8 @@ import dataclasses
 import logging
 import os
 import shlex
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, Callable
 
 from yacs.config import CfgNode
 
@@ -43,8 +44,8 @@ class ForeignKey:
     ``note``: why, for keys that set nothing.
     """
 
-    ours: Tuple[str, ...] = ()
-    convert: Callable[[Any], Tuple[Any, ...]] = lambda value: (value,)
+    ours: tuple[str, ...] = ()
+    convert: Callable[[Any], tuple[Any, ...]] = lambda value: (value,)
     accepts: Callable[[Any], bool] = lambda value: True
     note: str = ""
 
@@ -55,21 +56,22 @@ def _renamed(key: str, accepts: Callable[[Any], bool] = lambda value: True) -> F
 
 def _restates(note: str, *values: Any) -> ForeignKey:
     """A key that sets nothing here: ``values`` (any value when none are given) are what we do."""
-    return ForeignKey((), accepts=(lambda value: value in values) if values else (lambda value: True),
-                      note=note)
+    return ForeignKey((), accepts=(lambda value: value in values) if values else (lambda value: True), note=note)
 
 
 # Applied in this order (TRAIN.CHECKPOINT_FILE_PATH after TIMESFORMER.PRETRAINED_MODEL: TimeSformer
 # loads the image weights at build time, then the checkpoint over them).
-FOREIGN_KEYS: Dict[str, ForeignKey] = {
+FOREIGN_KEYS: dict[str, ForeignKey] = {
     "TIMESFORMER.ATTENTION_TYPE": _renamed("MODEL.ATTENTION_TYPE"),
     "TIMESFORMER.PRETRAINED_MODEL": _renamed("MODEL.PRETRAINED"),
     "TRAIN.CHECKPOINT_FILE_PATH": _renamed("MODEL.PRETRAINED"),
     "GLOBAL_BATCH_SIZE": _renamed("TRAIN.GLOBAL_BATCH_SIZE"),
     "DATA.TRAIN_CROP_SIZE": ForeignKey(("DATA.TRAIN_CROP_SIZES",), convert=lambda size: ([size],)),
-    "MODEL.MODEL_NAME": ForeignKey(TIMESFORMER_MODEL_KEYS,
-                                   convert=lambda name: (TIMESFORMER_MODELS[name], "learned", "zeros"),
-                                   accepts=lambda name: name in TIMESFORMER_MODELS),
+    "MODEL.MODEL_NAME": ForeignKey(
+        TIMESFORMER_MODEL_KEYS,
+        convert=lambda name: (TIMESFORMER_MODELS[name], "learned", "zeros"),
+        accepts=lambda name: name in TIMESFORMER_MODELS,
+    ),
     "DATA.DECODING_BACKEND": _renamed("DATA.DECODER", accepts=lambda name: name == "pyav"),
     "TRAIN.DATASET": _restates("the csv lists are Kinetics-style", "kinetics"),
     "TEST.DATASET": _restates("the csv lists are Kinetics-style", "kinetics"),
@@ -88,7 +90,7 @@ FOREIGN_KEYS: Dict[str, ForeignKey] = {
     "SHARD_ID": _restates("one node", 0),
 }
 # Our keys whose value means a TimeSformer model there: dropped (MODEL.MODEL_NAME sets the model).
-FOREIGN_VALUES: Dict[str, Tuple[Any, ...]] = {"MODEL.ARCH": ("vit",)}
+FOREIGN_VALUES: dict[str, tuple[Any, ...]] = {"MODEL.ARCH": ("vit",)}
 
 
 @dataclasses.dataclass
@@ -98,16 +100,16 @@ class Translation:
     ``unknown`` (keys that are neither ours nor mapped) and ``unsupported`` (foreign keys whose value
     has no equivalent, as ``KEY 'value'``)."""
 
-    values: Dict[str, Any] = dataclasses.field(default_factory=dict)
-    notes: List[str] = dataclasses.field(default_factory=list)
-    launch: Dict[str, Any] = dataclasses.field(default_factory=dict)
-    unknown: List[str] = dataclasses.field(default_factory=list)
-    unsupported: List[str] = dataclasses.field(default_factory=list)
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    launch: dict[str, Any] = dataclasses.field(default_factory=dict)
+    unknown: list[str] = dataclasses.field(default_factory=list)
+    unsupported: list[str] = dataclasses.field(default_factory=list)
 
 
-def flatten(data: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"A": {"B": 1}}`` -> ``{"A.B": 1}`` (an empty mapping sets nothing)."""
-    flat: Dict[str, Any] = {}
+    flat: dict[str, Any] = {}
     for key, value in data.items():
         full = f"{prefix}{key}"
         if isinstance(value, dict):
@@ -117,9 +119,9 @@ def flatten(data: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
-def unflatten(flat: Dict[str, Any]) -> Dict[str, Any]:
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     """``{"A.B": 1}`` -> ``{"A": {"B": 1}}``."""
-    nested: Dict[str, Any] = {}
+    nested: dict[str, Any] = {}
     for key, value in flat.items():
         node = nested
         *parents, leaf = key.split(".")
@@ -129,7 +131,7 @@ def unflatten(flat: Dict[str, Any]) -> Dict[str, Any]:
     return nested
 
 
-def translate(flat: Dict[str, Any], known: Sequence[str]) -> Translation:
+def translate(flat: dict[str, Any], known: Sequence[str]) -> Translation:
     """Map the foreign keys of ``flat`` (dotted keys -> decoded values) onto ours (``known``).
 
     Our own keys are kept (and win over a mapped value for the same key); a foreign key whose value
@@ -175,7 +177,7 @@ def log_notes(notes: Sequence[str], source: str) -> None:
         logger.warning("%s (%s)", note, source)
 
 
-def decode_opts(opts: Sequence[Any]) -> Dict[str, Any]:
+def decode_opts(opts: Sequence[Any]) -> dict[str, Any]:
     """``[KEY, VALUE, ...]`` (command-line strings) -> ``{KEY: value}`` decoded as yacs does."""
     return {str(k): CfgNode._decode_cfg_value(v) for k, v in zip(opts[::2], opts[1::2])}
 
@@ -196,30 +198,47 @@ class NodeLaunch:
     def multi_node(self) -> bool:
         return self.num_shards > 1 or self.shard_id > 0
 
-    def master(self) -> Tuple[str, int]:
+    def master(self) -> tuple[str, int]:
         """``(host, port)`` of ``init_method``, or placeholders for node 0's address."""
         if self.init_method.startswith("tcp://"):
-            host, _, port = self.init_method[len("tcp://"):].rpartition(":")
+            host, _, port = self.init_method[len("tcp://") :].rpartition(":")
             if host and port.isdigit():
                 return host, int(port)
         return DEFAULT_MASTER
 
-    def merged(self, num_shards: Optional[int] = None, shard_id: Optional[int] = None,
-               init_method: Optional[str] = None) -> "NodeLaunch":
+    def merged(
+        self, num_shards: int | None = None, shard_id: int | None = None, init_method: str | None = None
+    ) -> NodeLaunch:
         """This launch with the given values (PySlowFast's flags) replacing its own."""
-        return NodeLaunch(self.num_shards if num_shards is None else num_shards,
-                          self.shard_id if shard_id is None else shard_id,
-                          self.init_method if init_method is None else init_method)
+        return NodeLaunch(
+            self.num_shards if num_shards is None else num_shards,
+            self.shard_id if shard_id is None else shard_id,
+            self.init_method if init_method is None else init_method,
+        )
 
 
-def torchrun_line(launch: NodeLaunch, nproc: int, cfg_file: Optional[str], opts: Sequence[Any]) -> str:
+def torchrun_line(launch: NodeLaunch, nproc: int, cfg_file: str | None, opts: Sequence[Any]) -> str:
     """The torchrun command that runs ``launch``'s node: ``nproc`` processes, static rendezvous at
     node 0 (``--master_addr`` / ``--master_port``), then ``tools/run_net.py`` with the same config
     and overrides (without ``NUM_SHARDS`` / ``SHARD_ID``)."""
     host, port = launch.master()
-    kept = [str(item) for pair in zip(opts[::2], opts[1::2]) if str(pair[0]) not in LAUNCH_KEYS
-            for item in pair]
-    args = ["torchrun", "--nnodes", str(launch.num_shards), "--node_rank", str(launch.shard_id),
-            "--nproc_per_node", str(max(nproc, 1)), "--master_addr", host, "--master_port", str(port),
-            RUN_NET] + (["--cfg", cfg_file] if cfg_file else []) + kept
+    kept = [str(item) for pair in zip(opts[::2], opts[1::2]) if str(pair[0]) not in LAUNCH_KEYS for item in pair]
+    args = (
+        [
+            "torchrun",
+            "--nnodes",
+            str(launch.num_shards),
+            "--node_rank",
+            str(launch.shard_id),
+            "--nproc_per_node",
+            str(max(nproc, 1)),
+            "--master_addr",
+            host,
+            "--master_port",
+            str(port),
+            RUN_NET,
+        ]
+        + (["--cfg", cfg_file] if cfg_file else [])
+        + kept
+    )
     return " ".join(shlex.quote(arg) for arg in args)

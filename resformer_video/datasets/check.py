@@ -14,8 +14,9 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, TypeVar
 
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, import_backend, read_video
 from resformer_video.datasets.kinetics import config_decoders, split_videos
@@ -42,18 +43,28 @@ class VideoCheck:
     height: int = 0
     width: int = 0
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def check_video(path: str, backends: Sequence[str] = ("decord",)) -> VideoCheck:
     """Read ``path`` with the first of ``backends`` that can, decoding its first, middle and last
     frames."""
+
     def probe(reader: VideoReader) -> VideoCheck:
         last = reader.num_frames - 1
         frames = reader.get_frames([0, last // 2, last])
-        return VideoCheck(path, True, "", reader.backend, reader.num_frames, reader.fps,
-                          reader.duration, int(frames.shape[1]), int(frames.shape[2]))
+        return VideoCheck(
+            path,
+            True,
+            "",
+            reader.backend,
+            reader.num_frames,
+            reader.fps,
+            reader.duration,
+            int(frames.shape[1]),
+            int(frames.shape[2]),
+        )
 
     try:
         return read_video(path, backends, probe)
@@ -61,12 +72,11 @@ def check_video(path: str, backends: Sequence[str] = ("decord",)) -> VideoCheck:
         return VideoCheck(path, False, str(err))
 
 
-def _check_one(job: Tuple[str, Tuple[str, ...]]) -> VideoCheck:
+def _check_one(job: tuple[str, tuple[str, ...]]) -> VideoCheck:
     return check_video(*job)
 
 
-def check_videos(paths: Iterable[str], backends: Sequence[str] = ("decord",),
-                 workers: int = 0) -> Iterator[VideoCheck]:
+def check_videos(paths: Iterable[str], backends: Sequence[str] = ("decord",), workers: int = 0) -> Iterator[VideoCheck]:
     """:func:`check_video` of every path, in input order, with ``workers`` processes (0: here).
 
     Raises:
@@ -78,8 +88,7 @@ def check_videos(paths: Iterable[str], backends: Sequence[str] = ("decord",),
     yield from map_in_workers(_check_one, jobs, workers)
 
 
-def map_in_workers(func: Callable[[J], R], jobs: Sequence[J], workers: int,
-                   chunksize: int = 4) -> Iterator[R]:
+def map_in_workers(func: Callable[[J], R], jobs: Sequence[J], workers: int, chunksize: int = 4) -> Iterator[R]:
     """``func(job)`` of every job, in input order, in ``workers`` processes (0: in this one).
     Processes are spawned, not forked (decoders are not fork-safe), so ``func`` and the jobs must
     be picklable (a module-level function)."""
@@ -91,7 +100,7 @@ def map_in_workers(func: Callable[[J], R], jobs: Sequence[J], workers: int,
         yield from pool.imap(func, jobs, chunksize=chunksize)
 
 
-def summarize(results: Iterable[VideoCheck], split: Optional[str] = None) -> Dict[str, Any]:
+def summarize(results: Iterable[VideoCheck], split: str | None = None) -> dict[str, Any]:
     """Counts and the failures of ``results``: ``{"split", "videos", "ok", "failed": [...]}``."""
     results = list(results)
     failed = [{"path": r.path, "error": r.error} for r in results if not r.ok]
@@ -104,7 +113,7 @@ def default_report_path(data_dir: str) -> str:
     return os.path.join(data_dir or ".", REPORT_NAME)
 
 
-def report_folder_problem(path: str) -> Optional[str]:
+def report_folder_problem(path: str) -> str | None:
     """Why the report cannot be written to ``path`` (its folder exists but is not writable), else
     None; checked before the videos so that a long check is not lost at the end."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -113,38 +122,41 @@ def report_folder_problem(path: str) -> Optional[str]:
     return None
 
 
-def write_report(path: str, backends: Sequence[str], checked: Dict[str, List[VideoCheck]],
-                 summaries: List[Dict[str, Any]]) -> None:
+def write_report(
+    path: str, backends: Sequence[str], checked: dict[str, list[VideoCheck]], summaries: list[dict[str, Any]]
+) -> None:
     """The JSON report (atomically): the decoders, the split summaries and every video's result."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     videos = {split: [r.to_dict() for r in results] for split, results in checked.items()}
     write_json(path, {"decoders": list(backends), "summaries": summaries, "videos": videos})
 
 
-def check_split(paths: List[str], backends: Sequence[str], workers: int, split: str) -> List[VideoCheck]:
+def check_split(paths: list[str], backends: Sequence[str], workers: int, split: str) -> list[VideoCheck]:
     """Check ``paths``, printing progress to stderr about every 5%."""
-    results: List[VideoCheck] = []
+    results: list[VideoCheck] = []
     step, start = max(1, len(paths) // 20), time.perf_counter()
     for result in check_videos(paths, backends, workers):
         results.append(result)
         if len(results) % step == 0 or len(results) == len(paths):
             failed = sum(not r.ok for r in results)
-            print(f"{split}: {len(results)}/{len(paths)} checked, {failed} failed, "
-                  f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"{split}: {len(results)}/{len(paths)} checked, {failed} failed, {time.perf_counter() - start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     return results
 
 
-def print_summary(summary: Dict[str, Any]) -> None:
+def print_summary(summary: dict[str, Any]) -> None:
     """One split's counts and its first :data:`SHOWN_FAILURES` failures, on stdout."""
-    print(f"{summary['split']}: {summary['ok']} of {summary['videos']} videos decode, "
-          f"{len(summary['failed'])} failed")
+    print(f"{summary['split']}: {summary['ok']} of {summary['videos']} videos decode, {len(summary['failed'])} failed")
     for failure in summary["failed"][:SHOWN_FAILURES]:
         print(f"  {failure['error']}")
     if len(summary["failed"]) > SHOWN_FAILURES:
         print(f"  ... and {len(summary['failed']) - SHOWN_FAILURES} more (see the report)")
 
 
-def check_dataset(cfg: Any, splits: Sequence[str], workers: int = 0, report: Optional[str] = None) -> int:
+def check_dataset(cfg: Any, splits: Sequence[str], workers: int = 0, report: str | None = None) -> int:
     """``tools/check_videos.py`` on a loaded config: decode every video of the ``splits`` lists of
     ``cfg``'s dataset with its decoders, print a summary per split and write the report (``report``,
     default :func:`default_report_path`). Returns the exit code: 0 all decode, 1 some failed, 2 the

@@ -28,16 +28,17 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from functools import cached_property
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 
 from resformer_video.datasets.sampling import StreamTiming
-from resformer_video.utils.native_stderr import captured_native_stderr, last_native_reason
 from resformer_video.errors import DecoderUnavailableError, VideoDecodeError, VideoNotFoundError  # noqa: F401
+from resformer_video.utils.native_stderr import captured_native_stderr, last_native_reason
 
 BACKENDS = ("decord", "torchcodec", "pyav", "torchcodec_cuda")
 # The decoder and its fallback when none is chosen: DATA.DECODER and DATA.DECODER_FALLBACK's defaults.
@@ -55,8 +56,12 @@ _INSTALL_HINTS = {
     "pyav": "pip install av",
 }
 _INSTALL_HINTS["torchcodec_cuda"] = _INSTALL_HINTS["torchcodec"] + " (a CUDA build of torchcodec)"
-_MODULES = {"decord": "decord", "torchcodec": "torchcodec.decoders", "pyav": "av",
-            "torchcodec_cuda": "torchcodec.decoders"}
+_MODULES = {
+    "decord": "decord",
+    "torchcodec": "torchcodec.decoders",
+    "pyav": "av",
+    "torchcodec_cuda": "torchcodec.decoders",
+}
 
 
 def failure_kind(path: str) -> str:
@@ -76,10 +81,12 @@ def import_backend(backend: str):
         raise DecoderUnavailableError(
             f"DATA.DECODER={backend}: the '{_MODULES[backend].split('.')[0]}' package cannot be loaded "
             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-            f"install it with: {_INSTALL_HINTS[backend]}") from err
+            f"install it with: {_INSTALL_HINTS[backend]}"
+        ) from err
     if backend in _CPU_BACKENDS and not torch.cuda.is_available():
-        raise DecoderUnavailableError(f"DATA.DECODER={backend} decodes on a CUDA GPU and none is "
-                                      f"available; use {_CPU_BACKENDS[backend]}")
+        raise DecoderUnavailableError(
+            f"DATA.DECODER={backend} decodes on a CUDA GPU and none is available; use {_CPU_BACKENDS[backend]}"
+        )
     return module
 
 
@@ -105,7 +112,7 @@ class VideoReader(ABC):
         return self.num_frames / self.fps
 
     @cached_property
-    def stream_timing(self) -> Optional[StreamTiming]:
+    def stream_timing(self) -> StreamTiming | None:
         """The header's frame rate, time base and duration as TimeSformer's decoder reads them,
         probed with PyAV on first use (None without PyAV: sampling then assumes FFmpeg's mp4 timing)."""
         return probe_stream_timing(self.path)
@@ -123,8 +130,9 @@ class VideoReader(ABC):
         except Exception as err:  # every backend has its own error types
             raise VideoDecodeError(f"{self.path}: decoding failed ({type(err).__name__}: {err})") from err
         if frames.ndim != 4 or frames.shape[0] != idx.size or frames.shape[-1] != 3:
-            raise VideoDecodeError(f"{self.path}: decoder returned frames of shape {tuple(frames.shape)} "
-                                   f"for {idx.size} indices")
+            raise VideoDecodeError(
+                f"{self.path}: decoder returned frames of shape {tuple(frames.shape)} for {idx.size} indices"
+            )
         return frames
 
     @abstractmethod
@@ -134,14 +142,14 @@ class VideoReader(ABC):
     def close(self) -> None:
         """Release the file handle and decoder state."""
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def pyav_stream_timing(stream) -> Optional[StreamTiming]:
+def pyav_stream_timing(stream) -> StreamTiming | None:
     """A PyAV video stream's :class:`StreamTiming`: its average rate (TimeSformer's ``fps``), ticks
     per frame at the rate of its timestamps (FFmpeg's ``r_frame_rate``, PyAV's ``base_rate``; a
     header can state an average rate its timestamps do not follow) and its header duration (None
@@ -151,11 +159,12 @@ def pyav_stream_timing(stream) -> Optional[StreamTiming]:
         return None
     timestamp_rate = stream.base_rate or rate
     duration = stream.duration
-    return StreamTiming(float(rate), float(1 / (timestamp_rate * time_base)),
-                        None if duration is None else float(duration))
+    return StreamTiming(
+        float(rate), float(1 / (timestamp_rate * time_base)), None if duration is None else float(duration)
+    )
 
 
-def probe_stream_timing(path: str) -> Optional[StreamTiming]:
+def probe_stream_timing(path: str) -> StreamTiming | None:
     """:func:`pyav_stream_timing` of ``path``'s first video stream; None when PyAV is not installed
     or cannot open the file."""
     try:
@@ -174,7 +183,7 @@ def frames_shown_at(starts: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.clip(found, 0, len(starts) - 1)
 
 
-def _usable(starts: np.ndarray) -> Optional[np.ndarray]:
+def _usable(starts: np.ndarray) -> np.ndarray | None:
     """``starts`` if they order the frames in time, else None (then frame ``i`` is taken to start
     at ``i / fps``, i.e. grid index ``i`` is frame ``i``)."""
     ordered = len(starts) > 1 and bool(np.all(np.diff(starts) >= 0)) and starts[-1] > starts[0]
@@ -189,7 +198,7 @@ class DecordReader(VideoReader):
 
     def __init__(self, path: str) -> None:
         decord = import_backend("decord")
-        native: List[str] = []
+        native: list[str] = []
         try:
             with captured_native_stderr(native):
                 self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
@@ -218,8 +227,9 @@ class TorchCodecReader(VideoReader):
 
     def __init__(self, path: str) -> None:
         decoders = import_backend(self.backend)
-        self._dec = decoders.VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=1,
-                                          seek_mode="exact", device=self.device)
+        self._dec = decoders.VideoDecoder(
+            path, dimension_order="NHWC", num_ffmpeg_threads=1, seek_mode="exact", device=self.device
+        )
         meta = self._dec.metadata
         frames = meta.num_frames or 0
         # The average rate as FFmpeg's header gives it (frames / stream duration), which decord and
@@ -239,8 +249,7 @@ class TorchCodecReader(VideoReader):
         last = self._dec.get_frames_at(indices=[self.num_frames - 1]).data
         out = last.repeat(len(indices), 1, 1, 1)
         if inside.any():
-            out[torch.from_numpy(inside)] = self._dec.get_frames_played_at(
-                seconds=seconds[inside].tolist()).data
+            out[torch.from_numpy(inside)] = self._dec.get_frames_played_at(seconds=seconds[inside].tolist()).data
         return out
 
     def close(self) -> None:
@@ -281,7 +290,7 @@ class PyAVReader(VideoReader):
         super().__init__(path, float(rate), frames)
 
     @cached_property
-    def stream_timing(self) -> Optional[StreamTiming]:
+    def stream_timing(self) -> StreamTiming | None:
         return pyav_stream_timing(self._stream)
 
     def _count_packets(self) -> int:
@@ -295,7 +304,7 @@ class PyAVReader(VideoReader):
         offset = int((self._start + index / self.fps) / float(self._stream.time_base)) if index > 0 else 0
         self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
 
-    def _decode_wanted(self, wanted: List[int], seek: bool) -> Tuple[Dict[int, np.ndarray], bool]:
+    def _decode_wanted(self, wanted: list[int], seek: bool) -> tuple[dict[int, np.ndarray], bool]:
         """Decode forward (from the key frame before ``wanted[0]`` when ``seek``, else from the start)
         and give each wanted grid index (ascending, unique) the last frame that starts at or before
         its grid time: the first frame for times before it, the last one for times past the end.
@@ -303,8 +312,8 @@ class PyAVReader(VideoReader):
         after ``wanted[0]``'s time)."""
         self._seek_before(wanted[0] if seek else 0)
         pending = deque(wanted)
-        out: Dict[int, np.ndarray] = {}
-        previous: Optional[List] = None  # [frame, rgb or None] of the last frame at or before
+        out: dict[int, np.ndarray] = {}
+        previous: list | None = None  # [frame, rgb or None] of the last frame at or before
         overshot = None
         for frame in self._container.decode(self._stream):
             started = frame.time - self._start
@@ -332,20 +341,22 @@ class PyAVReader(VideoReader):
         if end_s < self.duration - MISSING_FRAMES_TOLERATED / self.fps:
             raise VideoDecodeError(
                 f"{self.path}: truncated: frames decode only to {end_s:.2f} s of the {self.duration:.2f} s "
-                f"({self.num_frames} frames) its index claims", "truncated file")
+                f"({self.num_frames} frames) its index claims",
+                "truncated file",
+            )
 
     def _grid_time(self, index: int) -> float:
         return float(self.grid_times(np.float64(index)))
 
     @classmethod
-    def _rgb(cls, entry: List) -> np.ndarray:
+    def _rgb(cls, entry: list) -> np.ndarray:
         """The RGB array of a ``[frame, rgb or None]`` entry, converted once and turned upright."""
         if entry[1] is None:
             entry[1] = cls._upright_rgb(entry[0])
         return entry[1]
 
     @staticmethod
-    def _upright_rgb(frame, scale: Optional[Callable[[int, int], Tuple[int, int]]] = None) -> np.ndarray:
+    def _upright_rgb(frame, scale: Callable[[int, int], tuple[int, int]] | None = None) -> np.ndarray:
         """uint8 ``(H, W, 3)`` RGB of a decoded frame, upright: a frame tagged with a display rotation
         (portrait phone video) is rotated as players (and decord and torchcodec) show it.
         ``scale(height, width)`` maps the upright size to the size wanted (FFmpeg's bicubic
@@ -366,8 +377,9 @@ class PyAVReader(VideoReader):
         """The unit of the stream's timestamps, in seconds."""
         return Fraction(self._stream.time_base)
 
-    def iter_frames(self, scale: Optional[Callable[[int, int], Tuple[int, int]]] = None
-                    ) -> Iterator[Tuple[np.ndarray, Fraction]]:
+    def iter_frames(
+        self, scale: Callable[[int, int], tuple[int, int]] | None = None
+    ) -> Iterator[tuple[np.ndarray, Fraction]]:
         """Every frame from the start, in presentation order, as upright uint8 ``(H, W, 3)`` RGB
         (resized by ``scale(height, width) -> (height, width)`` when given) with its presentation
         time in seconds after the first frame (exact, in the stream's time base; ``i / fps`` for
@@ -403,14 +415,19 @@ class PyAVReader(VideoReader):
             container.close()
 
 
-_READERS = {"decord": DecordReader, "torchcodec": TorchCodecReader, "pyav": PyAVReader,
-            "torchcodec_cuda": TorchCodecCudaReader}
+_READERS = {
+    "decord": DecordReader,
+    "torchcodec": TorchCodecReader,
+    "pyav": PyAVReader,
+    "torchcodec_cuda": TorchCodecCudaReader,
+}
 # decord's bundled FFmpeg has no AV1 decoder; it then reports the file as having no video stream.
-_OPEN_HINTS = {"decord": "; if the file is AV1 or another codec decord's FFmpeg lacks, "
-                         "set DATA.DECODER pyav or torchcodec"}
+_OPEN_HINTS = {
+    "decord": "; if the file is AV1 or another codec decord's FFmpeg lacks, set DATA.DECODER pyav or torchcodec"
+}
 
 
-def decoder_chain(decoder: str, fallback: str = "") -> Tuple[str, ...]:
+def decoder_chain(decoder: str, fallback: str = "") -> tuple[str, ...]:
     """The backends to try in order: ``DATA.DECODER``, its CPU counterpart for a GPU decoder
     (``torchcodec_cuda`` -> ``torchcodec``: per file, NVDEC failing falls back to CPU decoding), then
     ``DATA.DECODER_FALLBACK`` if set and different."""
@@ -427,7 +444,7 @@ def read_video(path: str, backends: Sequence[str], read: Callable[[VideoReader],
     """
     if backends and not os.path.isfile(path):  # the same for every backend: say it once
         raise VideoNotFoundError(f"{path}: video file not found")
-    errors: List[VideoDecodeError] = []
+    errors: list[VideoDecodeError] = []
     for backend in backends:
         try:
             with open_video(path, backend) as reader:
@@ -442,8 +459,7 @@ def read_video(path: str, backends: Sequence[str], read: Callable[[VideoReader],
         raise ValueError("read_video needs at least one backend")
     if len(errors) == 1:
         raise errors[0]
-    reasons = "; ".join(f"{backend}: {err.reason.removeprefix(f'{path}: ')}"
-                        for backend, err in zip(backends, errors))
+    reasons = "; ".join(f"{backend}: {err.reason.removeprefix(f'{path}: ')}" for backend, err in zip(backends, errors))
     raise VideoDecodeError(f"{path}: not a video any decoder could read (tried {reasons})", reasons)
 
 
@@ -467,5 +483,4 @@ def open_video(path: str, backend: str = "decord") -> VideoReader:
         hint = _OPEN_HINTS.get(backend, "")
         first_line = str(err).splitlines()[0].replace(f": '{path}'", "") if str(err) else ""
         reason = f"{type(err).__name__}: {first_line}"
-        raise VideoDecodeError(f"{path}: cannot open video with {backend} ({reason}){hint}",
-                               reason) from err
+        raise VideoDecodeError(f"{path}: cannot open video with {backend} ({reason}){hint}", reason) from err

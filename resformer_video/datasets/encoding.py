@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
-from typing import Any, Dict, FrozenSet, Optional
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +28,14 @@ from resformer_video.utils.machine import cpu_flags
 X264_SAFE_ASM = "AVX2"
 
 
-def x264_options(crf: int, gop: int, preset: str = "veryfast", scenecut: bool = True,
-                 flags: Optional[FrozenSet[str]] = None, tune: str = "") -> Dict[str, str]:
+def x264_options(
+    crf: int,
+    gop: int,
+    preset: str = "veryfast",
+    scenecut: bool = True,
+    flags: frozenset[str] | None = None,
+    tune: str = "",
+) -> dict[str, str]:
     """libx264 options: constant quality ``crf``, a key frame at most every ``gop`` frames (exactly
     every ``gop`` with ``scenecut=False``), one thread, and AVX2 assembly on AVX-512 CPUs (``flags``:
     the CPU's, :func:`cpu_flags` by default) so that the bytes are the same in every process.
@@ -45,7 +51,7 @@ def x264_options(crf: int, gop: int, preset: str = "veryfast", scenecut: bool = 
     return options
 
 
-def codec_options(codec: str, crf: int, gop: int) -> Dict[str, str]:
+def codec_options(codec: str, crf: int, gop: int) -> dict[str, str]:
     """Encoder options for ``codec`` (libx264, libvpx-vp9, libsvtav1; others: the codec's defaults)."""
     if codec == "libx264":
         return x264_options(crf, gop)
@@ -68,16 +74,28 @@ class VideoWriter:
     frames, as web and phone videos have it. Use as a context manager.
     """
 
-    def __init__(self, path: str, fps: float, width: int, height: int, codec: str = "libx264",
-                 options: Optional[Dict[str, str]] = None, crf: int = 18, gop: Optional[int] = None,
-                 millisecond_pts: bool = False, time_base: Optional[Fraction] = None,
-                 container_format: Optional[str] = None, faststart: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        fps: float,
+        width: int,
+        height: int,
+        codec: str = "libx264",
+        options: dict[str, str] | None = None,
+        crf: int = 18,
+        gop: int | None = None,
+        millisecond_pts: bool = False,
+        time_base: Fraction | None = None,
+        container_format: str | None = None,
+        faststart: bool = False,
+    ) -> None:
         import av
 
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         # container_format: the muxer when path's extension does not name it (a temporary name)
-        self._container = av.open(path, "w", format=container_format,
-                                  options={"movflags": "faststart"} if faststart else None)
+        self._container = av.open(
+            path, "w", format=container_format, options={"movflags": "faststart"} if faststart else None
+        )
         self._stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
         gop = max(1, round(fps)) if gop is None else gop
@@ -88,7 +106,7 @@ class VideoWriter:
         if self._time_base is not None:
             self._stream.codec_context.time_base = self._time_base
 
-    def write(self, frame: np.ndarray, pts_s: Optional[float] = None) -> None:
+    def write(self, frame: np.ndarray, pts_s: float | None = None) -> None:
         """Encode one ``(H, W, 3)`` uint8 RGB frame (shown at ``pts_s`` seconds with
         ``millisecond_pts`` or ``time_base``; a ``Fraction`` keeps it exact)."""
         import av
@@ -96,8 +114,7 @@ class VideoWriter:
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         if self._time_base is not None:
             if pts_s is None:
-                raise ValueError("this writer was opened with millisecond_pts or time_base: give each "
-                                 "frame's pts_s")
+                raise ValueError("this writer was opened with millisecond_pts or time_base: give each frame's pts_s")
             ticks = pts_s * 1000 if self._millisecond_pts else Fraction(pts_s) / self._time_base
             video_frame.pts, video_frame.time_base = int(round(ticks)), self._time_base
         self._container.mux(self._stream.encode(video_frame))
@@ -112,7 +129,7 @@ class VideoWriter:
             self._container.close()
             self._container = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -23,19 +23,17 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from yacs.config import CfgNode
 
-from resformer_video.datasets.decoders import (VideoDecodeError, VideoReader, decoder_chain,
-                                               import_backend, read_video)
+from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, decoder_chain, import_backend, read_video
 from resformer_video.datasets.lists import SPLITS, VideoList, load_split
 from resformer_video.datasets.sampling import sample_clip_indices, sample_repeated_clip_indices
-from resformer_video.datasets.transforms import (build_test_transform, build_train_transform,
-                                                 spatial_crop_indices)
+from resformer_video.datasets.transforms import build_test_transform, build_train_transform, spatial_crop_indices
 from resformer_video.errors import DatasetFailureError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
@@ -52,11 +50,18 @@ def split_videos(cfg: CfgNode, split: str) -> VideoList:
         DatasetListError: a missing or malformed list (names ``file:line``).
     """
     list_split = cfg.TEST.SPLIT if split == "test" else split
-    return load_split(cfg.DATA.PATH_TO_DATA_DIR, list_split, cfg.DATA.LAYOUT, cfg.DATA.PATH_PREFIX,
-                      cfg.DATA.CLASS_NAMES_FILE, cfg.MODEL.NUM_CLASSES, cfg.DATA.FOLDER_SPLIT)
+    return load_split(
+        cfg.DATA.PATH_TO_DATA_DIR,
+        list_split,
+        cfg.DATA.LAYOUT,
+        cfg.DATA.PATH_PREFIX,
+        cfg.DATA.CLASS_NAMES_FILE,
+        cfg.MODEL.NUM_CLASSES,
+        cfg.DATA.FOLDER_SPLIT,
+    )
 
 
-def config_decoders(cfg: CfgNode) -> Tuple[str, ...]:
+def config_decoders(cfg: CfgNode) -> tuple[str, ...]:
     """``DATA.DECODER`` then ``DATA.DECODER_FALLBACK``: the backends every reader tries in order."""
     return decoder_chain(cfg.DATA.DECODER, cfg.DATA.DECODER_FALLBACK)
 
@@ -101,7 +106,7 @@ class VideoDataset(Dataset):
         self._tried = 0
         self._failures = 0
         self._failed_paths: set = set()
-        self._cache: Tuple[Any, Optional[torch.Tensor]] = (None, None)
+        self._cache: tuple[Any, torch.Tensor | None] = (None, None)
         self._check_paths_exist()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -117,7 +122,8 @@ class VideoDataset(Dataset):
             raise DatasetFailureError(
                 f"{self.split}: {len(missing)} of {len(sample)} sampled videos do not exist, e.g. "
                 f"{missing[0]}; check DATA.PATH_PREFIX ({self._cfg.DATA.PATH_PREFIX!r}) and "
-                f"DATA.PATH_TO_DATA_DIR ({self._cfg.DATA.PATH_TO_DATA_DIR!r})")
+                f"DATA.PATH_TO_DATA_DIR ({self._cfg.DATA.PATH_TO_DATA_DIR!r})"
+            )
 
     def _log_once(self, path: str, err: Exception, level: int = logging.WARNING) -> None:
         """Log a failing video the first time it fails in this process."""
@@ -130,11 +136,11 @@ class VideoDataset(Dataset):
         dominate the attempts. The report (warning, counts) is the training loop's."""
         self._failures += 1
         self._log_once(path, err, logging.DEBUG)
-        if (self._tried >= MIN_TRIES_BEFORE_FRACTION_CHECK
-                and self._failures > self.max_failure_fraction * self._tried):
+        if self._tried >= MIN_TRIES_BEFORE_FRACTION_CHECK and self._failures > self.max_failure_fraction * self._tried:
             raise DatasetFailureError(
                 f"{self.split}: {self._failures} of the {self._tried} videos tried failed to decode "
-                f"(> DATA.MAX_FAILURE_FRACTION={self.max_failure_fraction}), last: {err}")
+                f"(> DATA.MAX_FAILURE_FRACTION={self.max_failure_fraction}), last: {err}"
+            )
 
     # ------------------------------------------------------------------ decoding
     def _decode(self, path: str, clip_idx: int, num_clips: int) -> torch.Tensor:
@@ -143,10 +149,19 @@ class VideoDataset(Dataset):
         key = (path, clip_idx, num_clips)
         if clip_idx >= 0 and self._cache[0] == key:
             return self._cache[1]
+
         def read_clip(reader: VideoReader) -> torch.Tensor:
-            indices = sample_clip_indices(reader.num_frames, reader.fps, self.num_frames,
-                                          self.sampling_rate, self.target_fps, clip_idx, num_clips,
-                                          protocol=self.protocol, timing=reader.stream_timing)
+            indices = sample_clip_indices(
+                reader.num_frames,
+                reader.fps,
+                self.num_frames,
+                self.sampling_rate,
+                self.target_fps,
+                clip_idx,
+                num_clips,
+                protocol=self.protocol,
+                timing=reader.stream_timing,
+            )
             return reader.get_frames(indices)
 
         frames = read_video(path, self.backends, read_clip)
@@ -154,13 +169,21 @@ class VideoDataset(Dataset):
             self._cache = (key, frames)
         return frames
 
-    def _decode_repeated(self, path: str) -> List[torch.Tensor]:
+    def _decode_repeated(self, path: str) -> list[torch.Tensor]:
         """``num_repeats`` random training clips, uint8 ``(T, H, W, 3)`` each, from one decode call
         (the union of their frames, in order)."""
-        def read_clips(reader: VideoReader) -> List[torch.Tensor]:
-            indices = sample_repeated_clip_indices(reader.num_frames, reader.fps, self.num_frames,
-                                                   self.sampling_rate, self.target_fps, self.num_repeats,
-                                                   protocol=self.protocol, timing=reader.stream_timing)
+
+        def read_clips(reader: VideoReader) -> list[torch.Tensor]:
+            indices = sample_repeated_clip_indices(
+                reader.num_frames,
+                reader.fps,
+                self.num_frames,
+                self.sampling_rate,
+                self.target_fps,
+                self.num_repeats,
+                protocol=self.protocol,
+                timing=reader.stream_timing,
+            )
             unique, inverse = np.unique(indices, return_inverse=True)
             frames = reader.get_frames(unique)
             return [frames[torch.from_numpy(row)] for row in inverse.reshape(indices.shape)]
@@ -168,34 +191,36 @@ class VideoDataset(Dataset):
         return read_video(path, self.backends, read_clips)
 
     # ------------------------------------------------------------------ items
-    def __getitem__(self, index: int) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
+    def __getitem__(self, index: int) -> dict[str, Any] | list[dict[str, Any]]:
         if self.split == "train":
             return self._train_item(index)
         return self._test_item(index)
 
-    def _train_item(self, index: int) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
-        failed: List[str] = []
+    def _train_item(self, index: int) -> dict[str, Any] | list[dict[str, Any]]:
+        failed: list[str] = []
         video_idx = index
         for _ in range(self.max_retries + 1):
             path = self.paths[video_idx]
             self._tried += 1
             try:
                 if self.num_repeats == 1:
-                    return self._item(self.train_transform(self._decode(path, -1, 1)), video_idx, 0,
-                                      True, failed)
+                    return self._item(self.train_transform(self._decode(path, -1, 1)), video_idx, 0, True, failed)
                 clips = self._decode_repeated(path)
             except VideoDecodeError as err:
                 failed.append(path)
                 self._record_failure(path, err)
                 video_idx = int(torch.randint(self.num_videos, ()).item())
                 continue
-            return [self._item(self.train_transform(clip), video_idx, 0, True, failed if i == 0 else [])
-                    for i, clip in enumerate(clips)]
+            return [
+                self._item(self.train_transform(clip), video_idx, 0, True, failed if i == 0 else [])
+                for i, clip in enumerate(clips)
+            ]
         raise DatasetFailureError(
             f"train: video {index} and {self.max_retries} random replacements all failed to decode "
-            f"(DATA.MAX_DECODE_RETRIES={self.max_retries}); failed: {', '.join(failed[:3])}")
+            f"(DATA.MAX_DECODE_RETRIES={self.max_retries}); failed: {', '.join(failed[:3])}"
+        )
 
-    def _test_item(self, index: int) -> Dict[str, Any]:
+    def _test_item(self, index: int) -> dict[str, Any]:
         video_idx, view_idx = divmod(index, self.num_views)
         temporal_idx, spatial_idx = divmod(view_idx, self.num_spatial)
         spatial = spatial_crop_indices(self.num_spatial)[spatial_idx]
@@ -210,14 +235,22 @@ class VideoDataset(Dataset):
             return self._item([zero], video_idx, view_idx, False, [path])
         return self._item([self.test_transform(frames, spatial)], video_idx, view_idx, True, [])
 
-    def _item(self, clips: List[torch.Tensor], video_idx: int, view_idx: int, valid: bool,
-              failed: List[str]) -> Dict[str, Any]:
+    def _item(
+        self, clips: list[torch.Tensor], video_idx: int, view_idx: int, valid: bool, failed: list[str]
+    ) -> dict[str, Any]:
         sizes = self.train_transform.sizes if self.split == "train" else [self.test_transform.size]
-        return {"clips": clips, "sizes": sizes, "label": self.labels[video_idx],
-                "video_idx": video_idx, "view_idx": view_idx, "valid": valid, "failed": failed}
+        return {
+            "clips": clips,
+            "sizes": sizes,
+            "label": self.labels[video_idx],
+            "video_idx": video_idx,
+            "view_idx": view_idx,
+            "valid": valid,
+            "failed": failed,
+        }
 
 
-def collate_clips(samples: List[Union[Dict[str, Any], List[Dict[str, Any]]]]) -> Dict[str, Any]:
+def collate_clips(samples: list[dict[str, Any] | list[dict[str, Any]]]) -> dict[str, Any]:
     """Stack items into a batch: ``clips`` a list (largest first) of ``(B, 3, T, H_i, W_i)``;
     ``sizes`` their crop sizes (ints, the same for every item); ``label``, ``video_idx``,
     ``view_idx`` ``(B,)`` long; ``valid`` ``(B,)`` bool; ``failed`` a list of B lists of paths.
@@ -225,7 +258,7 @@ def collate_clips(samples: List[Union[Dict[str, Any], List[Dict[str, Any]]]]) ->
     samples = [s for item in samples for s in (item if isinstance(item, list) else [item])]
     num_res = len(samples[0]["clips"])
     clips = [torch.stack([s["clips"][r] for s in samples]) for r in range(num_res)]
-    batch: Dict[str, Any] = {"clips": clips, "sizes": list(samples[0]["sizes"])}
+    batch: dict[str, Any] = {"clips": clips, "sizes": list(samples[0]["sizes"])}
     for key in ("label", "video_idx", "view_idx"):
         batch[key] = torch.tensor([s[key] for s in samples], dtype=torch.long)
     batch["valid"] = torch.tensor([s["valid"] for s in samples], dtype=torch.bool)

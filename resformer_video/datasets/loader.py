@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import random
-from typing import Iterator, List
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -59,8 +59,7 @@ class RepeatedSampleSampler(Sampler[int]):
     rank ``r`` takes positions ``r, r + world_size, ...``.
     """
 
-    def __init__(self, num_videos: int, repeats: int, rank: int = 0, world_size: int = 1,
-                 seed: int = 0) -> None:
+    def __init__(self, num_videos: int, repeats: int, rank: int = 0, world_size: int = 1, seed: int = 0) -> None:
         self.num_videos, self.repeats = num_videos, repeats
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.epoch = 0
@@ -69,7 +68,7 @@ class RepeatedSampleSampler(Sampler[int]):
         """Select the part of the permutation (and the permutation) of ``epoch``."""
         self.epoch = epoch
 
-    def epoch_videos(self) -> List[int]:
+    def epoch_videos(self) -> list[int]:
         """This epoch's videos over all ranks (before padding)."""
         cycle, part = divmod(self.epoch, self.repeats)
         generator = torch.Generator()
@@ -80,7 +79,7 @@ class RepeatedSampleSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         videos, total = self.epoch_videos(), len(self) * self.world_size
         padded = (videos * -(-total // max(len(videos), 1)))[:total]
-        return iter(padded[self.rank::self.world_size])
+        return iter(padded[self.rank :: self.world_size])
 
     def __len__(self) -> int:
         per_epoch = -(-self.num_videos // self.repeats)  # the largest part
@@ -108,8 +107,9 @@ def build_sampler(cfg, split: str, num_items: int, rank: int = 0, world_size: in
     if repeats > 1:
         return RepeatedSampleSampler(num_items, repeats, rank, world_size, cfg.RNG_SEED)
     if split == "train":
-        return DistributedSampler(range(num_items), num_replicas=world_size, rank=rank, shuffle=True,
-                                  seed=cfg.RNG_SEED, drop_last=False)
+        return DistributedSampler(
+            range(num_items), num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.RNG_SEED, drop_last=False
+        )
     return ShardSampler(num_items, rank, world_size)
 
 

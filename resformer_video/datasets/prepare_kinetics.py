@@ -33,23 +33,28 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable
 
 from resformer_video.datasets.check import check_videos, map_in_workers
-from resformer_video.datasets.decoders import DEFAULT_DECODERS, VideoDecodeError, decoder_chain, open_video
+from resformer_video.datasets.decoders import (
+    DEFAULT_DECODERS,
+    DecoderUnavailableError,
+    VideoDecodeError,
+    decoder_chain,
+    open_video,
+)
 from resformer_video.datasets.encoding import VideoWriter, x264_options
 from resformer_video.datasets.lists import SPLITS, VIDEO_EXTENSIONS, kinetics400_class_names
-from resformer_video.datasets.decoders import DecoderUnavailableError
 from resformer_video.utils.atomic import atomic_write, temporary_files_of
 from resformer_video.utils.logging import setup_logging
 
 logger = logging.getLogger(__name__)
 
 # Annotation CSV names tried in the annotations folder, and split folder names tried in the root.
-ANNOTATION_NAMES = ("{split}.csv", "kinetics_{split}.csv", "kinetics-400_{split}.csv",
-                    "kinetics400_{split}.csv")
+ANNOTATION_NAMES = ("{split}.csv", "kinetics_{split}.csv", "kinetics-400_{split}.csv", "kinetics400_{split}.csv")
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "validate", "validation"), "test": ("test",)}
 REQUIRED_COLUMNS = ("youtube_id", "time_start", "time_end")
 REPORT_FILE = "prepare_report.csv"
@@ -79,7 +84,7 @@ class Annotation:
     youtube_id: str
     time_start: int
     time_end: int
-    label: Optional[int]
+    label: int | None
     class_name: str = ""
 
     @property
@@ -115,7 +120,7 @@ class SplitReport:
     listed: int = 0
     labelled: bool = True
     list_path: str = ""
-    problems: List[Dict[str, str]] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
 
 
 def annotation_csv(annotations_dir: str, split: str) -> str:
@@ -124,8 +129,10 @@ def annotation_csv(annotations_dir: str, split: str) -> str:
     for name in names:
         if os.path.isfile(os.path.join(annotations_dir, name)):
             return os.path.join(annotations_dir, name)
-    raise PrepareError(f"{annotations_dir}: no annotation CSV for the {split} split (looked for "
-                       f"{', '.join(names)}); set --annotations, or leave the split out with --splits")
+    raise PrepareError(
+        f"{annotations_dir}: no annotation CSV for the {split} split (looked for "
+        f"{', '.join(names)}); set --annotations, or leave the split out with --splits"
+    )
 
 
 def split_folder(root: str, split: str) -> str:
@@ -133,8 +140,7 @@ def split_folder(root: str, split: str) -> str:
     for name in SPLIT_FOLDERS[split]:
         if os.path.isdir(os.path.join(root, name)):
             return os.path.join(root, name)
-    raise PrepareError(f"{root}: no {split} video folder (looked for "
-                       f"{', '.join(SPLIT_FOLDERS[split])})")
+    raise PrepareError(f"{root}: no {split} video folder (looked for {', '.join(SPLIT_FOLDERS[split])})")
 
 
 def _seconds(text: str, where: str, column: str) -> int:
@@ -147,7 +153,7 @@ def _seconds(text: str, where: str, column: str) -> int:
     return int(value)
 
 
-def read_annotations(path: str, class_index: Dict[str, int]) -> Tuple[List[Annotation], bool]:
+def read_annotations(path: str, class_index: dict[str, int]) -> tuple[list[Annotation], bool]:
     """The clips of one annotation CSV and whether it has labels (a test CSV may have none).
 
     Class names (quoted or not) are mapped exactly, after stripping surrounding spaces, to
@@ -158,8 +164,10 @@ def read_annotations(path: str, class_index: Dict[str, int]) -> Tuple[List[Annot
         columns = [name.strip() for name in reader.fieldnames or []]
         missing = [name for name in REQUIRED_COLUMNS if name not in columns]
         if missing:
-            raise PrepareError(f"{path}: expected the columns label,youtube_id,time_start,time_end,split "
-                               f"(label optional); missing {', '.join(missing)} (found {columns})")
+            raise PrepareError(
+                f"{path}: expected the columns label,youtube_id,time_start,time_end,split "
+                f"(label optional); missing {', '.join(missing)} (found {columns})"
+            )
         reader.fieldnames = columns
         rows = [(reader.line_num, row) for row in reader]
     labelled = "label" in columns and any((row.get("label") or "").strip() for _, row in rows)
@@ -170,20 +178,28 @@ def read_annotations(path: str, class_index: Dict[str, int]) -> Tuple[List[Annot
         if labelled and name not in class_index:
             unknown.setdefault(name, line)
             continue
-        clips.append(Annotation(row["youtube_id"].strip(), _seconds(row["time_start"], where, "time_start"),
-                                _seconds(row["time_end"], where, "time_end"),
-                                class_index[name] if labelled else None, name))
+        clips.append(
+            Annotation(
+                row["youtube_id"].strip(),
+                _seconds(row["time_start"], where, "time_start"),
+                _seconds(row["time_end"], where, "time_end"),
+                class_index[name] if labelled else None,
+                name,
+            )
+        )
     if unknown:
         listed = ", ".join(f"{name!r} (line {line})" for name, line in unknown.items())
-        raise PrepareError(f"{path}: {len(unknown)} unknown class(es), not among the "
-                           f"{len(class_index)} Kinetics-400 class names: {listed}")
+        raise PrepareError(
+            f"{path}: {len(unknown)} unknown class(es), not among the "
+            f"{len(class_index)} Kinetics-400 class names: {listed}"
+        )
     return clips, labelled
 
 
-def index_videos(folder: str) -> Dict[str, str]:
+def index_videos(folder: str) -> dict[str, str]:
     """Video files under ``folder`` (recursively: flat or class sub-folders) by name without
     extension, as paths relative to ``folder`` (the first in sorted order when a name repeats)."""
-    found: Dict[str, str] = {}
+    found: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         for name in sorted(filenames):
@@ -193,12 +209,12 @@ def index_videos(folder: str) -> Dict[str, str]:
     return found
 
 
-def find_video(clip: Annotation, videos: Dict[str, str]) -> Optional[str]:
+def find_video(clip: Annotation, videos: dict[str, str]) -> str | None:
     """The file of ``clip``: ``{youtube_id}_{start:06d}_{end:06d}``, else ``{youtube_id}``, else None."""
     return videos.get(clip.clip_name) or videos.get(clip.youtube_id)
 
 
-def output_size(height: int, width: int, short_side: int) -> Tuple[int, int]:
+def output_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     """``(height, width)`` scaled so that the short side is ``short_side`` (never upscaled), each
     rounded to an even number (yuv420p)."""
     scale = min(1.0, short_side / min(height, width))
@@ -219,7 +235,8 @@ def reencode_video(src: str, dst: str, settings: ResizeSettings = ResizeSettings
     Raises:
         VideoDecodeError: ``src`` is missing, not a video, or fails to decode (nothing is left at ``dst``).
     """
-    def scale(height: int, width: int) -> Tuple[int, int]:
+
+    def scale(height: int, width: int) -> tuple[int, int]:
         return output_size(height, width, settings.short_side)
 
     def write(tmp: str) -> None:
@@ -229,10 +246,18 @@ def reencode_video(src: str, dst: str, settings: ResizeSettings = ResizeSettings
             try:
                 for rgb, seconds in reader.iter_frames(scale):
                     if writer is None:
-                        options = x264_options(settings.crf, settings.gop, settings.preset, scenecut=False,
-                                               tune=settings.tune)
-                        writer = VideoWriter(tmp, reader.fps, rgb.shape[1], rgb.shape[0], options=options,
-                                             time_base=reader.time_base, container_format="mp4")
+                        options = x264_options(
+                            settings.crf, settings.gop, settings.preset, scenecut=False, tune=settings.tune
+                        )
+                        writer = VideoWriter(
+                            tmp,
+                            reader.fps,
+                            rgb.shape[1],
+                            rgb.shape[0],
+                            options=options,
+                            time_base=reader.time_base,
+                            container_format="mp4",
+                        )
                     last = max(seconds, last + reader.time_base)  # strictly increasing for the encoder
                     writer.write(rgb, last)
                     frames += 1
@@ -249,7 +274,7 @@ def reencode_video(src: str, dst: str, settings: ResizeSettings = ResizeSettings
     return frames
 
 
-def _reencode_job(job: Tuple[str, str, ResizeSettings]) -> Tuple[str, str]:
+def _reencode_job(job: tuple[str, str, ResizeSettings]) -> tuple[str, str]:
     """(``"reencoded"`` | ``"reused"`` | ``"unreadable"``, error) of one video; never raises for a
     bad video, so one never stops the run."""
     src, dst, settings = job
@@ -265,8 +290,9 @@ def _reencode_job(job: Tuple[str, str, ResizeSettings]) -> Tuple[str, str]:
     return "reencoded", ""
 
 
-def _progress(results: Iterator[Tuple[str, str]], total: int, description: str,
-              show: bool) -> Iterator[Tuple[str, str]]:
+def _progress(
+    results: Iterator[tuple[str, str]], total: int, description: str, show: bool
+) -> Iterator[tuple[str, str]]:
     """``results`` ((status, error) pairs), printing a progress line to stderr when ``show``: about
     every 5 % and at least every :data:`PROGRESS_EVERY_S` seconds, with failures, rate and time left."""
     start = last = time.perf_counter()
@@ -276,21 +302,38 @@ def _progress(results: Iterator[Tuple[str, str]], total: int, description: str,
         now = time.perf_counter()
         if show and (done % max(1, total // 20) == 0 or done == total or now - last >= PROGRESS_EVERY_S):
             last, rate = now, done / max(now - start, 1e-9)
-            print(f"{description}: {done}/{total} ({100 * done // total}%), {failed} unreadable, "
-                  f"{now - start:.0f} s, {rate:.1f} videos/s, about {(total - done) / rate:.0f} s left",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{description}: {done}/{total} ({100 * done // total}%), {failed} unreadable, "
+                f"{now - start:.0f} s, {rate:.1f} videos/s, about {(total - done) / rate:.0f} s left",
+                file=sys.stderr,
+                flush=True,
+            )
         yield result
 
 
-def _problem(split: str, clip: Annotation, status: str, path: str, error: str) -> Dict[str, str]:
-    return {"split": split, "youtube_id": clip.youtube_id, "time_start": str(clip.time_start),
-            "time_end": str(clip.time_end), "label": clip.class_name, "status": status, "path": path,
-            "error": error}
+def _problem(split: str, clip: Annotation, status: str, path: str, error: str) -> dict[str, str]:
+    return {
+        "split": split,
+        "youtube_id": clip.youtube_id,
+        "time_start": str(clip.time_start),
+        "time_end": str(clip.time_end),
+        "label": clip.class_name,
+        "status": status,
+        "path": path,
+        "error": error,
+    }
 
 
-def _outcomes(found: List[Tuple[Annotation, str]], root_folder: str, out: str, split: str,
-              resize: Optional[ResizeSettings], decoders: Sequence[str], workers: int,
-              progress: bool) -> Iterator[Tuple[Annotation, str, str, str]]:
+def _outcomes(
+    found: list[tuple[Annotation, str]],
+    root_folder: str,
+    out: str,
+    split: str,
+    resize: ResizeSettings | None,
+    decoders: Sequence[str],
+    workers: int,
+    progress: bool,
+) -> Iterator[tuple[Annotation, str, str, str]]:
     """(clip, list path relative to the prefix, status, error) of every found video: re-encoded
     into ``out/videos/split`` with ``resize``, else checked with ``decoders``."""
     sources = [os.path.join(root_folder, rel) for _, rel in found]
@@ -301,36 +344,47 @@ def _outcomes(found: List[Tuple[Annotation, str]], root_folder: str, out: str, s
         description = f"{split}: re-encode"
     else:
         rels = [os.path.relpath(src, os.path.dirname(root_folder)) for src in sources]
-        results = ((("ok" if check.ok else "unreadable"), check.error)
-                   for check in check_videos(sources, decoders, workers))
+        results = (
+            (("ok" if check.ok else "unreadable"), check.error) for check in check_videos(sources, decoders, workers)
+        )
         description = f"{split}: check"
-    for (clip, _), rel, (status, error) in zip(found, rels, _progress(results, len(found), description,
-                                                                       progress)):
+    for (clip, _), rel, (status, error) in zip(found, rels, _progress(results, len(found), description, progress)):
         yield clip, rel, status, error
 
 
-def write_list(path: str, entries: Sequence[Tuple[str, Optional[int]]]) -> None:
+def write_list(path: str, entries: Sequence[tuple[str, int | None]]) -> None:
     """``path label`` lines (or bare paths for unlabelled entries), atomically."""
+
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
-            handle.writelines(f"{rel} {label}\n" if label is not None else f"{rel}\n"
-                              for rel, label in entries)
+            handle.writelines(f"{rel} {label}\n" if label is not None else f"{rel}\n" for rel, label in entries)
+
     atomic_write(path, write)
 
 
-def write_report(path: str, problems: Sequence[Dict[str, str]]) -> None:
+def write_report(path: str, problems: Sequence[dict[str, str]]) -> None:
     """The missing and unreadable videos as a CSV (:data:`REPORT_COLUMNS`), atomically."""
+
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=REPORT_COLUMNS)
             writer.writeheader()
             writer.writerows(problems)
+
     atomic_write(path, write)
 
 
-def prepare_split(split: str, clips: List[Annotation], labelled: bool, root_folder: str, out: str,
-                  resize: Optional[ResizeSettings], decoders: Sequence[str], workers: int,
-                  progress: bool) -> SplitReport:
+def prepare_split(
+    split: str,
+    clips: list[Annotation],
+    labelled: bool,
+    root_folder: str,
+    out: str,
+    resize: ResizeSettings | None,
+    decoders: Sequence[str],
+    workers: int,
+    progress: bool,
+) -> SplitReport:
     """Find, check (or re-encode) and list the videos of one split; see :func:`prepare_kinetics`."""
     report = SplitReport(split, annotated=len(clips), labelled=labelled)
     videos = index_videos(root_folder)
@@ -338,14 +392,20 @@ def prepare_split(split: str, clips: List[Annotation], labelled: bool, root_fold
     for clip in clips:
         rel = find_video(clip, videos)
         if rel is None:
-            report.problems.append(_problem(split, clip, "missing", "", "no file named "
-                                            f"{clip.clip_name}.* or {clip.youtube_id}.* in {root_folder}"))
+            report.problems.append(
+                _problem(
+                    split,
+                    clip,
+                    "missing",
+                    "",
+                    f"no file named {clip.clip_name}.* or {clip.youtube_id}.* in {root_folder}",
+                )
+            )
         else:
             found.append((clip, rel))
     report.found, report.missing = len(found), len(clips) - len(found)
     entries = []
-    for clip, rel, status, error in _outcomes(found, root_folder, out, split, resize, decoders, workers,
-                                              progress):
+    for clip, rel, status, error in _outcomes(found, root_folder, out, split, resize, decoders, workers, progress):
         if status == "unreadable":
             report.unreadable += 1
             report.problems.append(_problem(split, clip, status, rel, error))
@@ -357,16 +417,30 @@ def prepare_split(split: str, clips: List[Annotation], labelled: bool, root_fold
     name = f"{split}.csv" if labelled else UNLABELLED_LIST.format(split=split)
     report.list_path = os.path.join(out, name)
     write_list(report.list_path, entries)
-    logger.info("%s: %d annotated, %d found, %d missing, %d unreadable%s; %d listed in %s", split,
-                report.annotated, report.found, report.missing, report.unreadable,
-                f", {report.reencoded} re-encoded, {report.reused} from an earlier run" if resize else "",
-                report.listed, report.list_path)
+    logger.info(
+        "%s: %d annotated, %d found, %d missing, %d unreadable%s; %d listed in %s",
+        split,
+        report.annotated,
+        report.found,
+        report.missing,
+        report.unreadable,
+        f", {report.reencoded} re-encoded, {report.reused} from an earlier run" if resize else "",
+        report.listed,
+        report.list_path,
+    )
     return report
 
 
-def prepare_kinetics(root: str, out: str, annotations_dir: str = "", splits: Sequence[str] = SPLITS,
-                     resize: Optional[ResizeSettings] = None, workers: int = 0,
-                     decoders: Sequence[str] = (), progress: bool = True) -> List[SplitReport]:
+def prepare_kinetics(
+    root: str,
+    out: str,
+    annotations_dir: str = "",
+    splits: Sequence[str] = SPLITS,
+    resize: ResizeSettings | None = None,
+    workers: int = 0,
+    decoders: Sequence[str] = (),
+    progress: bool = True,
+) -> list[SplitReport]:
     """Lists (and with ``resize`` re-encoded videos) of a Kinetics-400 download in ``out``.
 
     Args:
@@ -392,13 +466,14 @@ def prepare_kinetics(root: str, out: str, annotations_dir: str = "", splits: Seq
         default = os.path.join(root, "annotations")
         annotations_dir = default if os.path.isdir(default) else root
     class_index = {name: label for label, name in enumerate(kinetics400_class_names())}
-    annotated = {split: read_annotations(annotation_csv(annotations_dir, split), class_index)
-                 for split in splits}
+    annotated = {split: read_annotations(annotation_csv(annotations_dir, split), class_index) for split in splits}
     folders = {split: split_folder(root, split) for split in splits}
     decoders = tuple(decoders) or decoder_chain(*DEFAULT_DECODERS)
     os.makedirs(out, exist_ok=True)
-    reports = [prepare_split(split, clips, labelled, folders[split], out, resize, decoders, workers,
-                             progress) for split, (clips, labelled) in annotated.items()]
+    reports = [
+        prepare_split(split, clips, labelled, folders[split], out, resize, decoders, workers, progress)
+        for split, (clips, labelled) in annotated.items()
+    ]
     write_report(os.path.join(out, REPORT_FILE), [row for report in reports for row in report.problems])
     return reports
 
@@ -409,20 +484,22 @@ IMAGE_WEIGHTS_PLACEHOLDER = "/path/to/imagenet_vit_b16.pth"
 
 def train_command(out: str, prefix: str, reports: Sequence[SplitReport]) -> str:
     """The command that trains (and tests) on the prepared lists."""
-    command = (f"python tools/run_net.py --cfg {TRAIN_CONFIG} DATA.PATH_TO_DATA_DIR {out} "
-               f"DATA.PATH_PREFIX {prefix} MODEL.PRETRAINED {IMAGE_WEIGHTS_PLACEHOLDER}")
+    command = (
+        f"python tools/run_net.py --cfg {TRAIN_CONFIG} DATA.PATH_TO_DATA_DIR {out} "
+        f"DATA.PATH_PREFIX {prefix} MODEL.PRETRAINED {IMAGE_WEIGHTS_PLACEHOLDER}"
+    )
     tested = {report.split for report in reports if report.labelled}
     if "test" not in tested and "val" in tested:
         command += " TEST.SPLIT val"
     return command
 
 
-def format_summary(reports: Sequence[SplitReport], out: str, prefix: str, resized: bool,
-                   seconds: float) -> str:
+def format_summary(reports: Sequence[SplitReport], out: str, prefix: str, resized: bool, seconds: float) -> str:
     """The closing lines: videos per split found / missing / unreadable / re-encoded, the lists'
     paths, the report and the training command."""
     header = "| split | annotated | found | missing | unreadable | " + (
-        "re-encoded (this run + earlier) | listed |" if resized else "listed |")
+        "re-encoded (this run + earlier) | listed |" if resized else "listed |"
+    )
     lines = [header, "| " + " | ".join(["---"] * (header.count("|") - 1)) + " |"]
     for r in reports:
         cells = [r.split, r.annotated, r.found, r.missing, r.unreadable]
@@ -438,7 +515,7 @@ def format_summary(reports: Sequence[SplitReport], out: str, prefix: str, resize
     return "\n".join(lines)
 
 
-def run_prepare(root: str, out: str, log: Callable[[str], None] = print, **kwargs) -> List[SplitReport]:
+def run_prepare(root: str, out: str, log: Callable[[str], None] = print, **kwargs) -> list[SplitReport]:
     """:func:`prepare_kinetics` and its summary (``log``): what ``tools/prepare_kinetics.py`` runs."""
     start = time.time()
     reports = prepare_kinetics(root, out, **kwargs)
@@ -457,8 +534,16 @@ def prepare_kinetics_command(args: argparse.Namespace) -> int:
     resize = ResizeSettings(args.short_side, args.gop, args.crf, args.preset, tune) if args.resize else None
     decoders = [name.strip() for name in args.decoders.split(",") if name.strip()]
     try:
-        run_prepare(args.root, args.out, annotations_dir=args.annotations, splits=args.splits, resize=resize,
-                    workers=args.workers, decoders=decoders, progress=not args.no_progress)
+        run_prepare(
+            args.root,
+            args.out,
+            annotations_dir=args.annotations,
+            splits=args.splits,
+            resize=resize,
+            workers=args.workers,
+            decoders=decoders,
+            progress=not args.no_progress,
+        )
     except (PrepareError, DecoderUnavailableError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

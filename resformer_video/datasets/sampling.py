@@ -60,8 +60,14 @@ def mp4_stream_timing(fps: float, video_frames: int) -> StreamTiming:
     return StreamTiming(float(fps), float(frame_ticks), float(frame_ticks * video_frames))
 
 
-def clip_start(video_frames: int, clip_frames: float, clip_idx: int, num_clips: int,
-               generator: torch.Generator | None = None, protocol: str = "default") -> float:
+def clip_start(
+    video_frames: int,
+    clip_frames: float,
+    clip_idx: int,
+    num_clips: int,
+    generator: torch.Generator | None = None,
+    protocol: str = "default",
+) -> float:
     """Start frame (fractional) of a clip ``clip_frames`` long in a ``video_frames`` video.
 
     ``clip_idx == -1`` draws a uniformly random start (training; ``timesformer`` draws the uniform
@@ -88,10 +94,18 @@ def clip_frame_count(fps: float, num_frames: int, sampling_rate: int, target_fps
     return sampling_rate * num_frames / target_fps * fps
 
 
-def sample_clip_indices(video_frames: int, fps: float, num_frames: int, sampling_rate: int,
-                        target_fps: float, clip_idx: int = -1, num_clips: int = 1,
-                        generator: torch.Generator | None = None, protocol: str = "default",
-                        timing: StreamTiming | None = None) -> np.ndarray:
+def sample_clip_indices(
+    video_frames: int,
+    fps: float,
+    num_frames: int,
+    sampling_rate: int,
+    target_fps: float,
+    clip_idx: int = -1,
+    num_clips: int = 1,
+    generator: torch.Generator | None = None,
+    protocol: str = "default",
+    timing: StreamTiming | None = None,
+) -> np.ndarray:
     """Frame indices ``(num_frames,)`` int64 of one clip, in ``[0, video_frames)``.
 
     ``protocol`` is the placement rule (module docstring): ``default`` (rounded
@@ -112,8 +126,7 @@ def sample_clip_indices(video_frames: int, fps: float, num_frames: int, sampling
     return clip_indices(start, span, num_frames, video_frames)
 
 
-def clip_indices(start: float, span: float, num_frames: int, video_frames: int,
-                 truncate: bool = False) -> np.ndarray:
+def clip_indices(start: float, span: float, num_frames: int, video_frames: int, truncate: bool = False) -> np.ndarray:
     """``linspace(start, start + span - 1, num_frames)`` clamped to ``[0, video_frames)``: rounded,
     or with ``truncate`` float32 ``torch.linspace`` truncated (TimeSformer's ``temporal_sampling``)."""
     end = start + max(span - 1.0, 0.0)
@@ -124,8 +137,9 @@ def clip_indices(start: float, span: float, num_frames: int, video_frames: int,
     return np.clip(idx, 0, video_frames - 1)
 
 
-def timesformer_clip_indices(start: float, span: float, num_frames: int, video_frames: int,
-                             timing: StreamTiming) -> np.ndarray:
+def timesformer_clip_indices(
+    start: float, span: float, num_frames: int, video_frames: int, timing: StreamTiming
+) -> np.ndarray:
     """Frame indices ``(num_frames,)`` int64 that TimeSformer's PyAV decoder samples for a clip
     starting at (fractional) frame ``start`` and ``span`` frames long (module docstring).
 
@@ -147,10 +161,17 @@ def timesformer_clip_indices(start: float, span: float, num_frames: int, video_f
 REPEAT_WINDOW_SPANS = 2.0  # repeated samples start within a window of this many clip spans
 
 
-def sample_repeated_clip_indices(video_frames: int, fps: float, num_frames: int, sampling_rate: int,
-                                 target_fps: float, repeats: int,
-                                 generator: torch.Generator | None = None, protocol: str = "default",
-                                 timing: StreamTiming | None = None) -> np.ndarray:
+def sample_repeated_clip_indices(
+    video_frames: int,
+    fps: float,
+    num_frames: int,
+    sampling_rate: int,
+    target_fps: float,
+    repeats: int,
+    generator: torch.Generator | None = None,
+    protocol: str = "default",
+    timing: StreamTiming | None = None,
+) -> np.ndarray:
     """Frame indices ``(repeats, num_frames)`` of ``repeats`` training clips decoded together.
 
     A window of ``REPEAT_WINDOW_SPANS`` clip spans (or the whole video, if shorter) is placed at a
@@ -165,9 +186,7 @@ def sample_repeated_clip_indices(video_frames: int, fps: float, num_frames: int,
     span = clip_frame_count(fps, num_frames, sampling_rate, target_fps)
     window = min(float(video_frames), REPEAT_WINDOW_SPANS * span)
     offset = clip_start(video_frames, window, -1, 1, generator)
-    starts = [offset + clip_start(int(round(window)), span, -1, 1, generator, protocol)
-              for _ in range(repeats)]
+    starts = [offset + clip_start(int(round(window)), span, -1, 1, generator, protocol) for _ in range(repeats)]
     if protocol == "timesformer":
-        return np.stack([timesformer_clip_indices(start, span, num_frames, video_frames, timing)
-                         for start in starts])
+        return np.stack([timesformer_clip_indices(start, span, num_frames, video_frames, timing) for start in starts])
     return np.stack([clip_indices(start, span, num_frames, video_frames) for start in starts])

@@ -21,8 +21,9 @@ import json
 import os
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -33,10 +34,24 @@ from resformer_video.utils.atomic import write_json
 if TYPE_CHECKING:
     from yacs.config import CfgNode
 
-MOTIONS = ("moving_left", "moving_right", "moving_up", "moving_down",
-           "rotating_clockwise", "rotating_counterclockwise", "growing", "shrinking",
-           "scrolling_left", "scrolling_right", "scrolling_up", "scrolling_down",
-           "fading_in", "fading_out", "warming", "cooling")
+MOTIONS = (
+    "moving_left",
+    "moving_right",
+    "moving_up",
+    "moving_down",
+    "rotating_clockwise",
+    "rotating_counterclockwise",
+    "growing",
+    "shrinking",
+    "scrolling_left",
+    "scrolling_right",
+    "scrolling_up",
+    "scrolling_down",
+    "fading_in",
+    "fading_out",
+    "warming",
+    "cooling",
+)
 # Largest colour change of warming/cooling: the sprite's red gain is 1 + TINT_GAIN * tint and its
 # blue gain 1 - TINT_GAIN * tint, for a tint in [-1, 1].
 TINT_GAIN = 0.45
@@ -44,9 +59,13 @@ DEFAULT_FPS = (12, 15, 24, 25, 30)
 TEXTURE_RES = 32
 # The generator's settings when not given: the one set of defaults, which the config's SYNTHETIC
 # node (config/defaults.py) and tools/make_synthetic_dataset.py take as theirs.
-GENERATOR_DEFAULTS: Dict[str, Any] = {
-    "videos_per_class": 250, "seed": 0, "size": 64, "duration": (1.0, 1.4),
-    "background_contrast": 40.0, "sprite_scale": (0.28, 0.42),
+GENERATOR_DEFAULTS: dict[str, Any] = {
+    "videos_per_class": 250,
+    "seed": 0,
+    "size": 64,
+    "duration": (1.0, 1.4),
+    "background_contrast": 40.0,
+    "sprite_scale": (0.28, 0.42),
 }
 DATASET_FILES = ("train.csv", "val.csv", "test.csv", "classnames.json")
 
@@ -56,8 +75,8 @@ class Motion:
     """Per-video motion: centre ``(x, y)`` in pixels, angle in radians and scale as functions of
     time ``t`` in seconds (linear in ``t``; scale geometric)."""
 
-    centre0: Tuple[float, float]
-    velocity: Tuple[float, float]
+    centre0: tuple[float, float]
+    velocity: tuple[float, float]
     angle0: float
     angular_speed: float
     scale0: float
@@ -68,12 +87,12 @@ class Motion:
     tint0: float = 0.0  # colour shift in [-1, 1] at t = 0 (> 0 reddish, < 0 bluish) ...
     tint_rate: float = 0.0  # ... and its change per second
 
-    def at(self, t: float) -> Tuple[float, float, float, float]:
+    def at(self, t: float) -> tuple[float, float, float, float]:
         x = self.centre0[0] + self.velocity[0] * t
         y = self.centre0[1] + self.velocity[1] * t
         return x, y, self.angle0 + self.angular_speed * t, self.scale0 * float(np.exp(self.scale_rate * t))
 
-    def appearance(self, t: float) -> Tuple[float, float]:
+    def appearance(self, t: float) -> tuple[float, float]:
         """Opacity and tint of the shape at time ``t`` (linear in ``t``)."""
         return self.alpha0 + self.alpha_rate * t, self.tint0 + self.tint_rate * t
 
@@ -90,7 +109,7 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return cols
 
 
-def _make_sprite(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def _make_sprite(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A textured, asymmetric shape: uint8 texture ``(R, R, 3)`` and bool mask ``(R, R)``."""
     blocks = rng.integers(0, 256, (4, 4, 3))
     texture = np.kron(blocks, np.ones((TEXTURE_RES // 4, TEXTURE_RES // 4, 1))).astype(np.float64)
@@ -100,14 +119,13 @@ def _make_sprite(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     if shape == 0:  # square with a notch
         mask = ~((xx > 0.3) & (yy < -0.3))
     elif shape == 1:  # disk with a bite
-        mask = (xx ** 2 + yy ** 2 <= 1) & ~(((xx - 0.6) ** 2 + yy ** 2) < 0.12)
+        mask = (xx**2 + yy**2 <= 1) & ~(((xx - 0.6) ** 2 + yy**2) < 0.12)
     else:  # triangle
         mask = (yy >= -0.9) & (yy <= 1.0) & (np.abs(xx) <= (yy + 1.0) / 2)
     return texture, mask
 
 
-def _sample_motion(rng: np.random.Generator, motion: str, size: int, duration: float,
-                   base: float) -> Motion:
+def _sample_motion(rng: np.random.Generator, motion: str, size: int, duration: float, base: float) -> Motion:
     """Random parameters of ``motion`` for a frame of ``size`` pixels, a video of ``duration`` seconds
     and a sprite of ``base`` pixels; the shape stays (mostly) inside the frame."""
     margin = base * 0.5
@@ -118,10 +136,21 @@ def _sample_motion(rng: np.random.Generator, motion: str, size: int, duration: f
         # Uniform start anywhere on the torus: every frame (and every set of frames without their
         # order) has the same distribution for all four directions.
         speed = rng.uniform(0.3, 0.55) * size / duration
-        direction = {"scrolling_left": (-1, 0), "scrolling_right": (1, 0), "scrolling_up": (0, -1),
-                     "scrolling_down": (0, 1)}[motion]
-        return Motion(tuple(rng.uniform(0, size, 2)), (direction[0] * speed, direction[1] * speed),
-                      angle0, 0.0, 1.0, 0.0, wrap=True)
+        direction = {
+            "scrolling_left": (-1, 0),
+            "scrolling_right": (1, 0),
+            "scrolling_up": (0, -1),
+            "scrolling_down": (0, 1),
+        }[motion]
+        return Motion(
+            tuple(rng.uniform(0, size, 2)),
+            (direction[0] * speed, direction[1] * speed),
+            angle0,
+            0.0,
+            1.0,
+            0.0,
+            wrap=True,
+        )
     if motion.startswith("moving_"):
         travel = rng.uniform(0.3, 0.55) * size
         axis = 0 if motion in ("moving_left", "moving_right") else 1
@@ -145,13 +174,20 @@ def _sample_motion(rng: np.random.Generator, motion: str, size: int, duration: f
     ratio = np.log(rng.uniform(1.8, 2.6))
     rate = ratio / duration * (1 if motion == "growing" else -1)
     scale0 = float(np.exp(-ratio / 2 if motion == "growing" else ratio / 2))
-    return Motion(tuple(np.full(2, size / 2) + rng.uniform(-0.1, 0.1, 2) * size), zero, angle0, 0.0,
-                  scale0, rate)
+    return Motion(tuple(np.full(2, size / 2) + rng.uniform(-0.1, 0.1, 2) * size), zero, angle0, 0.0, scale0, rate)
 
 
-def _render_frame(background: np.ndarray, texture: np.ndarray, mask: np.ndarray, base: float,
-                  pose: Tuple[float, float, float, float], noise: np.ndarray,
-                  wrap: bool = False, alpha: float = 1.0, tint: float = 0.0) -> np.ndarray:
+def _render_frame(
+    background: np.ndarray,
+    texture: np.ndarray,
+    mask: np.ndarray,
+    base: float,
+    pose: tuple[float, float, float, float],
+    noise: np.ndarray,
+    wrap: bool = False,
+    alpha: float = 1.0,
+    tint: float = 0.0,
+) -> np.ndarray:
     """Composite the sprite at ``pose`` (x, y, angle, scale) onto ``background``: uint8 ``(S, S, 3)``.
 
     Pixels are mapped back into sprite coordinates (inverse rotation and scale, nearest texel).
@@ -178,32 +214,52 @@ def _render_frame(background: np.ndarray, texture: np.ndarray, mask: np.ndarray,
     return np.clip(frame + noise, 0, 255).astype(np.uint8)
 
 
-def render_video(rng: np.random.Generator, motion: str, size: int, num_frames: int,
-                 fps: float, background_contrast: float = GENERATOR_DEFAULTS["background_contrast"],
-                 sprite_scale: Tuple[float, float] = GENERATOR_DEFAULTS["sprite_scale"]) -> np.ndarray:
+def render_video(
+    rng: np.random.Generator,
+    motion: str,
+    size: int,
+    num_frames: int,
+    fps: float,
+    background_contrast: float = GENERATOR_DEFAULTS["background_contrast"],
+    sprite_scale: tuple[float, float] = GENERATOR_DEFAULTS["sprite_scale"],
+) -> np.ndarray:
     """uint8 ``(num_frames, size, size, 3)`` frames of one random video of ``motion``.
 
     ``background_contrast`` is the range (0-255 levels) of the smooth random colour texture behind
     the sprite; 0 gives a flat random colour (plus pixel noise), which is far easier to learn from.
     ``sprite_scale`` is the ``(min, max)`` sprite size as a fraction of ``size``."""
-    background = (_smooth_noise(rng, size, int(rng.integers(3, 8))) * background_contrast
-                  + rng.uniform(0, 40, (1, 1, 3)))
+    background = _smooth_noise(rng, size, int(rng.integers(3, 8))) * background_contrast + rng.uniform(0, 40, (1, 1, 3))
     background += rng.normal(0, 15, background.shape)
     texture, mask = _make_sprite(rng)
     base = rng.uniform(*sprite_scale) * size
     params = _sample_motion(rng, motion, size, num_frames / fps, base)
     noise_level = rng.uniform(2, 8)
     frames = [
-        _render_frame(background, texture, mask, base, params.at(i / fps),
-                      rng.normal(0, noise_level, background.shape), params.wrap, *params.appearance(i / fps))
+        _render_frame(
+            background,
+            texture,
+            mask,
+            base,
+            params.at(i / fps),
+            rng.normal(0, noise_level, background.shape),
+            params.wrap,
+            *params.appearance(i / fps),
+        )
         for i in range(num_frames)
     ]
     return np.stack(frames)
 
 
-def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
-              timestamps: Optional[Sequence[float]] = None, rotation: int = 0,
-              codec: str = "libx264", faststart: bool = False) -> None:
+def write_mp4(
+    path: str,
+    frames: np.ndarray,
+    fps: float,
+    crf: int = 18,
+    timestamps: Sequence[float] | None = None,
+    rotation: int = 0,
+    codec: str = "libx264",
+    faststart: bool = False,
+) -> None:
     """Encode uint8 ``(T, H, W, 3)`` RGB frames as H.264 (yuv420p, key frame every second) with
     :class:`~resformer_video.datasets.encoding.VideoWriter` (the same bytes in every process and on
     every CPU).
@@ -220,8 +276,16 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, crf: int = 18,
     """
     if timestamps is not None and (len(timestamps) != len(frames) or np.any(np.diff(timestamps) <= 0)):
         raise ValueError(f"timestamps must be {len(frames)} increasing times, one per frame")
-    with VideoWriter(path, fps, frames.shape[2], frames.shape[1], codec=codec, crf=crf,
-                     millisecond_pts=timestamps is not None, faststart=faststart) as writer:
+    with VideoWriter(
+        path,
+        fps,
+        frames.shape[2],
+        frames.shape[1],
+        codec=codec,
+        crf=crf,
+        millisecond_pts=timestamps is not None,
+        faststart=faststart,
+    ) as writer:
         for i, array in enumerate(frames):
             writer.write(array, None if timestamps is None else timestamps[i])
     if rotation:
@@ -252,25 +316,31 @@ def set_display_rotation(path: str, degrees: int) -> None:
         handle.write(data)
 
 
-def _split_counts(videos_per_class: int, val_fraction: float, test_fraction: float) -> Tuple[int, int]:
+def _split_counts(videos_per_class: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
     n_val = max(1, int(round(val_fraction * videos_per_class)))
     n_test = max(1, int(round(test_fraction * videos_per_class)))
     if videos_per_class - n_val - n_test < 1:
-        raise ValueError(f"videos_per_class={videos_per_class} leaves no training video "
-                         f"(val {n_val}, test {n_test}); use at least 3")
+        raise ValueError(
+            f"videos_per_class={videos_per_class} leaves no training video (val {n_val}, test {n_test}); use at least 3"
+        )
     return n_val, n_test
 
 
-def make_synthetic_dataset(out_dir: str, num_classes: int = 4,
-                           videos_per_class: int = GENERATOR_DEFAULTS["videos_per_class"],
-                           seed: int = GENERATOR_DEFAULTS["seed"], size: int = GENERATOR_DEFAULTS["size"],
-                           duration: Sequence[float] = GENERATOR_DEFAULTS["duration"],
-                           fps_choices: Sequence[float] = DEFAULT_FPS, num_frames: int = 0,
-                           val_fraction: float = 0.2, test_fraction: float = 0.2,
-                           background_contrast: float = GENERATOR_DEFAULTS["background_contrast"],
-                           classes: Sequence[str] = (),
-                           sprite_scale: Tuple[float, float] = GENERATOR_DEFAULTS["sprite_scale"],
-                           ) -> Dict[str, List[Tuple[str, int]]]:
+def make_synthetic_dataset(
+    out_dir: str,
+    num_classes: int = 4,
+    videos_per_class: int = GENERATOR_DEFAULTS["videos_per_class"],
+    seed: int = GENERATOR_DEFAULTS["seed"],
+    size: int = GENERATOR_DEFAULTS["size"],
+    duration: Sequence[float] = GENERATOR_DEFAULTS["duration"],
+    fps_choices: Sequence[float] = DEFAULT_FPS,
+    num_frames: int = 0,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    background_contrast: float = GENERATOR_DEFAULTS["background_contrast"],
+    classes: Sequence[str] = (),
+    sprite_scale: tuple[float, float] = GENERATOR_DEFAULTS["sprite_scale"],
+) -> dict[str, list[tuple[str, int]]]:
     """Write a synthetic motion dataset to ``out_dir`` (see the module docstring for the layout).
 
     Args:
@@ -301,15 +371,18 @@ def make_synthetic_dataset(out_dir: str, num_classes: int = 4,
         raise ValueError(f"size must be an even number >= 16, got {size}")
     n_val, n_test = _split_counts(videos_per_class, val_fraction, test_fraction)
     rng = np.random.default_rng(seed)
-    splits: Dict[str, List[Tuple[str, int]]] = {"train": [], "val": [], "test": []}
+    splits: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": []}
     for label, motion in enumerate(classes):
         order = rng.permutation(videos_per_class)
         for k in range(videos_per_class):
             fps = float(rng.choice(fps_choices))
             frames = num_frames or max(2, int(round(rng.uniform(*duration) * fps)))
             rel = f"videos/{motion}/{motion}_{k:03d}.mp4"
-            write_mp4(os.path.join(out_dir, rel), render_video(rng, motion, size, frames, fps, background_contrast, sprite_scale),
-                      fps)
+            write_mp4(
+                os.path.join(out_dir, rel),
+                render_video(rng, motion, size, frames, fps, background_contrast, sprite_scale),
+                fps,
+            )
             split = "test" if order[k] < n_test else "val" if order[k] < n_test + n_val else "train"
             splits[split].append((rel, label))
     for split, items in splits.items():
@@ -323,17 +396,21 @@ def make_synthetic_dataset(out_dir: str, num_classes: int = 4,
 SPEC_FILE = "synthetic_spec.json"
 
 
-def synthetic_spec(cfg: "CfgNode") -> Dict[str, object]:
+def synthetic_spec(cfg: CfgNode) -> dict[str, object]:
     """What ``cfg.SYNTHETIC`` generates (classes and every generator setting), as JSON-ready values."""
     syn = cfg.SYNTHETIC
-    return {"classes": list(syn.CLASSES) or list(MOTIONS[:cfg.MODEL.NUM_CLASSES]),
-            "videos_per_class": int(syn.VIDEOS_PER_CLASS), "seed": int(syn.SEED),
-            "size": int(syn.VIDEO_SIZE), "duration": [float(d) for d in syn.DURATION],
-            "background_contrast": float(syn.BACKGROUND_CONTRAST),
-            "sprite_scale": [float(s) for s in syn.SPRITE_SCALE]}
+    return {
+        "classes": list(syn.CLASSES) or list(MOTIONS[: cfg.MODEL.NUM_CLASSES]),
+        "videos_per_class": int(syn.VIDEOS_PER_CLASS),
+        "seed": int(syn.SEED),
+        "size": int(syn.VIDEO_SIZE),
+        "duration": [float(d) for d in syn.DURATION],
+        "background_contrast": float(syn.BACKGROUND_CONTRAST),
+        "sprite_scale": [float(s) for s in syn.SPRITE_SCALE],
+    }
 
 
-def ensure_synthetic_dataset(cfg: "CfgNode", log: Callable[[str], None] = print) -> bool:
+def ensure_synthetic_dataset(cfg: CfgNode, log: Callable[[str], None] = print) -> bool:
     """Generate the dataset that ``cfg.SYNTHETIC`` describes into ``DATA.PATH_TO_DATA_DIR`` unless
     that folder already has it. Returns True when it generated.
 
@@ -349,16 +426,25 @@ def ensure_synthetic_dataset(cfg: "CfgNode", log: Callable[[str], None] = print)
                 saved = json.load(handle)
         if saved != spec:
             found = f"was generated with {saved}" if saved else f"has no {SPEC_FILE}"
-            raise ConfigError("DATA.PATH_TO_DATA_DIR", f"{data_dir} {found}, not the SYNTHETIC settings "
-                              f"{spec}: delete the folder or choose another DATA.PATH_TO_DATA_DIR")
+            raise ConfigError(
+                "DATA.PATH_TO_DATA_DIR",
+                f"{data_dir} {found}, not the SYNTHETIC settings "
+                f"{spec}: delete the folder or choose another DATA.PATH_TO_DATA_DIR",
+            )
         log(f"using the dataset in {data_dir}")
         return False
     start = time.time()
     log(f"generating {len(spec['classes'])} classes x {spec['videos_per_class']} videos in {data_dir} ...")
-    make_synthetic_dataset(data_dir, videos_per_class=spec["videos_per_class"], seed=spec["seed"],
-                           size=spec["size"], duration=tuple(spec["duration"]),
-                           background_contrast=spec["background_contrast"], classes=spec["classes"],
-                           sprite_scale=tuple(spec["sprite_scale"]))
+    make_synthetic_dataset(
+        data_dir,
+        videos_per_class=spec["videos_per_class"],
+        seed=spec["seed"],
+        size=spec["size"],
+        duration=tuple(spec["duration"]),
+        background_contrast=spec["background_contrast"],
+        classes=spec["classes"],
+        sprite_scale=tuple(spec["sprite_scale"]),
+    )
     write_json(spec_path, spec)
     log(f"dataset ready in {time.time() - start:.0f} s")
     return True

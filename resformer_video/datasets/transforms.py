@@ -26,7 +26,7 @@ crop with the centre offset rounded up.
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as nnf
@@ -102,8 +102,9 @@ class ClipRandAugment:
 
     def __call__(self, video: tv_tensors.Video) -> tv_tensors.Video:
         level = int(round(self.sample_magnitude() * RA_BINS_PER_UNIT))
-        ra = v2.RandAugment(num_ops=self.num_ops, magnitude=level,
-                            num_magnitude_bins=int(RA_MAX_MAGNITUDE * RA_BINS_PER_UNIT) + 1)
+        ra = v2.RandAugment(
+            num_ops=self.num_ops, magnitude=level, num_magnitude_bins=int(RA_MAX_MAGNITUDE * RA_BINS_PER_UNIT) + 1
+        )
         return ra(video)
 
 
@@ -123,14 +124,23 @@ class TrainTransform:
             module docstring; ``jitter`` mode without RandAugment only).
     """
 
-    def __init__(self, size: int, crop_mode: str = "jitter", jitter_scales: Tuple[int, int] = (256, 320),
-                 rrc_area: Tuple[float, float] = (0.08, 1.0), flip: bool = True,
-                 rand_augment: ClipRandAugment | None = None,
-                 mean: Sequence[float] = (0.45,) * 3, std: Sequence[float] = (0.225,) * 3,
-                 sampling: str = "default") -> None:
+    def __init__(
+        self,
+        size: int,
+        crop_mode: str = "jitter",
+        jitter_scales: tuple[int, int] = (256, 320),
+        rrc_area: tuple[float, float] = (0.08, 1.0),
+        flip: bool = True,
+        rand_augment: ClipRandAugment | None = None,
+        mean: Sequence[float] = (0.45,) * 3,
+        std: Sequence[float] = (0.225,) * 3,
+        sampling: str = "default",
+    ) -> None:
         if sampling == "timesformer" and (crop_mode != "jitter" or rand_augment is not None):
-            raise ValueError("DATA.TRAIN_SAMPLING timesformer: needs DATA.TRAIN_CROP_MODE jitter and "
-                             "no RandAugment (PySlowFast's pipeline has neither)")
+            raise ValueError(
+                "DATA.TRAIN_SAMPLING timesformer: needs DATA.TRAIN_CROP_MODE jitter and "
+                "no RandAugment (PySlowFast's pipeline has neither)"
+            )
         self.size = size
         self.crop_mode = crop_mode
         self.sampling = sampling
@@ -141,7 +151,7 @@ class TrainTransform:
         self.mean, self.std = list(mean), list(std)
 
     @staticmethod
-    def _build_spatial(size: int, crop_mode: str, rrc_area: Tuple[float, float], flip: bool) -> v2.Compose:
+    def _build_spatial(size: int, crop_mode: str, rrc_area: tuple[float, float], flip: bool) -> v2.Compose:
         if crop_mode == "random_resized_crop":
             crop = v2.RandomResizedCrop(size, scale=rrc_area, antialias=True)
         elif crop_mode == "jitter":
@@ -170,7 +180,7 @@ class TrainTransform:
         video = resize_short_side_bilinear(video, pyslowfast_jitter_size(uniform, *self.jitter_scales))
         height, width = video.shape[-2:]
         y, x = pyslowfast_crop_offset(height, self.size), pyslowfast_crop_offset(width, self.size)
-        video = video[..., y:y + self.size, x:x + self.size]
+        video = video[..., y : y + self.size, x : x + self.size]
         if self.flip and float(torch.rand((), dtype=torch.float64)) < 0.5:
             video = video.flip(-1)
         return video.transpose(0, 1).contiguous()
@@ -187,15 +197,14 @@ class MultiResolutionTransform:
         self.transforms = list(transforms)
 
     @property
-    def sizes(self) -> List[int]:
+    def sizes(self) -> list[int]:
         return [t.size for t in self.transforms]
 
-    def __call__(self, frames: torch.Tensor) -> List[torch.Tensor]:
+    def __call__(self, frames: torch.Tensor) -> list[torch.Tensor]:
         return [transform(frames) for transform in self.transforms]
 
 
-def spatial_crop_box(height: int, width: int, size: int, spatial_idx: int,
-                     centre_up: bool = False) -> Tuple[int, int]:
+def spatial_crop_box(height: int, width: int, size: int, spatial_idx: int, centre_up: bool = False) -> tuple[int, int]:
     """Top-left ``(y, x)`` of crop ``spatial_idx`` (0 start, 1 centre, 2 end of the long side), as in
     PySlowFast's ``uniform_crop``; ``centre_up``: centre offsets rounded up (TimeSformer's)."""
     if spatial_idx not in (0, 1, 2):
@@ -209,7 +218,7 @@ def spatial_crop_box(height: int, width: int, size: int, spatial_idx: int,
     return y, x
 
 
-def spatial_crop_indices(num_crops: int) -> List[int]:
+def spatial_crop_indices(num_crops: int) -> list[int]:
     """The :func:`spatial_crop_box` indices of ``TEST.NUM_SPATIAL_CROPS`` views: the centre crop
     alone for one, start, centre and end for three."""
     return [1] if num_crops == 1 else list(range(num_crops))
@@ -221,8 +230,7 @@ class TestTransform:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, size: int, mean: Sequence[float] = (0.45,) * 3,
-                 std: Sequence[float] = (0.225,) * 3) -> None:
+    def __init__(self, size: int, mean: Sequence[float] = (0.45,) * 3, std: Sequence[float] = (0.225,) * 3) -> None:
         self.size = size
         self.mean, self.std = list(mean), list(std)
 
@@ -239,8 +247,9 @@ class TimeSformerTestTransform(TestTransform):
     short side to ``scale`` (bilinear, ``align_corners=False``, no antialias, long side floored;
     no resize when already there), crop ``spatial_idx`` with the centre offset rounded up."""
 
-    def __init__(self, size: int, scale: int, mean: Sequence[float] = (0.45,) * 3,
-                 std: Sequence[float] = (0.225,) * 3) -> None:
+    def __init__(
+        self, size: int, scale: int, mean: Sequence[float] = (0.45,) * 3, std: Sequence[float] = (0.225,) * 3
+    ) -> None:
         super().__init__(size, mean, std)
         self.scale = scale
 
@@ -249,10 +258,10 @@ class TimeSformerTestTransform(TestTransform):
         video = resize_short_side_bilinear(video, self.scale)
         height, width = video.shape[-2:]
         y, x = spatial_crop_box(height, width, self.size, spatial_idx, centre_up=True)
-        return video[..., y:y + self.size, x:x + self.size].transpose(0, 1).contiguous()
+        return video[..., y : y + self.size, x : x + self.size].transpose(0, 1).contiguous()
 
 
-def scaled_jitter(scales: Sequence[int], size: int, reference: int) -> Tuple[int, int]:
+def scaled_jitter(scales: Sequence[int], size: int, reference: int) -> tuple[int, int]:
     """Jitter range for crop ``size`` given ``scales`` meant for crop ``reference`` (proportional)."""
     return (int(round(scales[0] * size / reference)), int(round(scales[1] * size / reference)))
 
@@ -262,12 +271,22 @@ def build_train_transform(cfg) -> MultiResolutionTransform:
     sizes = list(cfg.DATA.TRAIN_CROP_SIZES)
 
     def view(size: int) -> TrainTransform:
-        ra = (ClipRandAugment(cfg.AUG.RA_NUM_OPS, cfg.AUG.RA_MAGNITUDE, cfg.AUG.RA_MAGNITUDE_STD)
-              if cfg.AUG.RAND_AUGMENT else None)
-        return TrainTransform(size, cfg.DATA.TRAIN_CROP_MODE,
-                              scaled_jitter(cfg.DATA.TRAIN_JITTER_SCALES, size, sizes[0]),
-                              tuple(cfg.DATA.TRAIN_RRC_AREA), cfg.DATA.RANDOM_FLIP, ra,
-                              cfg.DATA.MEAN, cfg.DATA.STD, cfg.DATA.TRAIN_SAMPLING)
+        ra = (
+            ClipRandAugment(cfg.AUG.RA_NUM_OPS, cfg.AUG.RA_MAGNITUDE, cfg.AUG.RA_MAGNITUDE_STD)
+            if cfg.AUG.RAND_AUGMENT
+            else None
+        )
+        return TrainTransform(
+            size,
+            cfg.DATA.TRAIN_CROP_MODE,
+            scaled_jitter(cfg.DATA.TRAIN_JITTER_SCALES, size, sizes[0]),
+            tuple(cfg.DATA.TRAIN_RRC_AREA),
+            cfg.DATA.RANDOM_FLIP,
+            ra,
+            cfg.DATA.MEAN,
+            cfg.DATA.STD,
+            cfg.DATA.TRAIN_SAMPLING,
+        )
 
     return MultiResolutionTransform([view(size) for size in sizes])
 
@@ -277,6 +296,9 @@ def build_test_transform(cfg, size: int | None = None) -> TestTransform:
     size = size or cfg.DATA.TEST_CROP_SIZE
     if cfg.TEST.PROTOCOL != "timesformer":
         return TestTransform(size, cfg.DATA.MEAN, cfg.DATA.STD)
-    scale = size if cfg.TEST.NUM_SPATIAL_CROPS > 1 else \
-        scaled_jitter(cfg.DATA.TRAIN_JITTER_SCALES, size, cfg.DATA.TRAIN_CROP_SIZES[0])[0]
+    scale = (
+        size
+        if cfg.TEST.NUM_SPATIAL_CROPS > 1
+        else scaled_jitter(cfg.DATA.TRAIN_JITTER_SCALES, size, cfg.DATA.TRAIN_CROP_SIZES[0])[0]
+    )
     return TimeSformerTestTransform(size, scale, cfg.DATA.MEAN, cfg.DATA.STD)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -27,8 +27,7 @@ MAX_NAMED_CLASSES = 60
 NUM_PAIRS = 30
 
 
-def per_class_accuracy(scores: torch.Tensor, labels: torch.Tensor,
-                       num_classes: int) -> List[Dict[str, float]]:
+def per_class_accuracy(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[dict[str, float]]:
     """Per class: videos, top-1 and top-5 accuracy (%) of video scores ``(V, K)`` with labels ``(V,)``."""
     rows = []
     top = scores.topk(min(5, scores.shape[1]), dim=1).indices if len(labels) else None
@@ -39,19 +38,23 @@ def per_class_accuracy(scores: torch.Tensor, labels: torch.Tensor,
             rows.append({"videos": 0, "top1": float("nan"), "top5": float("nan")})
             continue
         hits = top[mask] == cls
-        rows.append({"videos": count, "top1": 100.0 * float(hits[:, 0].float().mean()),
-                     "top5": 100.0 * float(hits.any(dim=1).float().mean())})
+        rows.append(
+            {
+                "videos": count,
+                "top1": 100.0 * float(hits[:, 0].float().mean()),
+                "top5": 100.0 * float(hits.any(dim=1).float().mean()),
+            }
+        )
     return rows
 
 
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> np.ndarray:
     """Counts ``(K, K)``: row = true class, column = predicted class."""
     flat = labels.long() * num_classes + predicted.long()
-    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes).numpy()
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes).numpy()
 
 
-def most_confused_pairs(confusion: np.ndarray, limit: int = NUM_PAIRS) -> List[Dict[str, float]]:
+def most_confused_pairs(confusion: np.ndarray, limit: int = NUM_PAIRS) -> list[dict[str, float]]:
     """The ``limit`` largest off-diagonal cells: ``true``, ``predicted``, ``count`` and ``share``
     (count / videos of the true class), largest count first (ties: lower indices first)."""
     off = confusion.copy()
@@ -63,36 +66,49 @@ def most_confused_pairs(confusion: np.ndarray, limit: int = NUM_PAIRS) -> List[D
         true, pred = divmod(int(flat), confusion.shape[1])
         if off[true, pred] == 0:
             break
-        pairs.append({"true": true, "predicted": pred, "count": int(off[true, pred]),
-                      "share": float(off[true, pred] / totals[true])})
+        pairs.append(
+            {
+                "true": true,
+                "predicted": pred,
+                "count": int(off[true, pred]),
+                "share": float(off[true, pred] / totals[true]),
+            }
+        )
     return pairs
 
 
-def write_per_class_csv(path: str, rows: Sequence[Dict[str, float]], class_names: Sequence[str]) -> None:
+def write_per_class_csv(path: str, rows: Sequence[dict[str, float]], class_names: Sequence[str]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["class_index", "class_name", "videos", "top1", "top5"])
         for index, row in enumerate(rows):
-            writer.writerow([index, class_names[index], row["videos"], f"{row['top1']:.2f}",
-                             f"{row['top5']:.2f}"])
+            writer.writerow([index, class_names[index], row["videos"], f"{row['top1']:.2f}", f"{row['top5']:.2f}"])
 
 
-def write_confused_pairs(path: str, pairs: Sequence[Dict[str, float]], class_names: Sequence[str],
-                         title: str) -> None:
-    lines = [f"# Most confused classes, {title}", "",
-             "| true class | predicted as | videos | share of the true class |", "|---|---|---|---|"]
-    lines += [f"| {class_names[p['true']]} ({p['true']}) | {class_names[p['predicted']]} "
-              f"({p['predicted']}) | {p['count']} | {100 * p['share']:.1f}% |" for p in pairs]
+def write_confused_pairs(path: str, pairs: Sequence[dict[str, float]], class_names: Sequence[str], title: str) -> None:
+    lines = [
+        f"# Most confused classes, {title}",
+        "",
+        "| true class | predicted as | videos | share of the true class |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {class_names[p['true']]} ({p['true']}) | {class_names[p['predicted']]} "
+        f"({p['predicted']}) | {p['count']} | {100 * p['share']:.1f}% |"
+        for p in pairs
+    ]
     if not pairs:
         lines.append("| (no mistakes) | | | |")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
 
 
-def plot_confusion(path: str, confusion: np.ndarray, rows: Sequence[Dict[str, float]],
-                   class_names: Sequence[str], title: str) -> None:
+def plot_confusion(
+    path: str, confusion: np.ndarray, rows: Sequence[dict[str, float]], class_names: Sequence[str], title: str
+) -> None:
     """The row-normalised matrix with classes sorted by top-1 (worst first), as a PNG."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -116,8 +132,9 @@ def plot_confusion(path: str, confusion: np.ndarray, rows: Sequence[Dict[str, fl
     plt.close(fig)
 
 
-def write_class_report(out_dir: str, size: int, scores: torch.Tensor, labels: torch.Tensor,
-                       class_names: Sequence[str]) -> List[str]:
+def write_class_report(
+    out_dir: str, size: int, scores: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]
+) -> list[str]:
     """Write the three files of test size ``size`` (see the module docstring) for video scores
     ``(V, K)`` and labels ``(V,)``; return their paths."""
     num_classes = max(len(class_names), scores.shape[1])
@@ -126,8 +143,9 @@ def write_class_report(out_dir: str, size: int, scores: torch.Tensor, labels: to
     predicted = scores.argmax(dim=1) if len(labels) else labels
     confusion = confusion_matrix(predicted, labels, num_classes)
     title = f"test at {size} px, {len(labels)} videos"
-    paths = [os.path.join(out_dir, name.format(size=size))
-             for name in (PER_CLASS_CSV, CONFUSION_PNG, CONFUSED_PAIRS_MD)]
+    paths = [
+        os.path.join(out_dir, name.format(size=size)) for name in (PER_CLASS_CSV, CONFUSION_PNG, CONFUSED_PAIRS_MD)
+    ]
     write_per_class_csv(paths[0], rows, class_names)
     plot_confusion(paths[1], confusion, rows, class_names, title)
     write_confused_pairs(paths[2], most_confused_pairs(confusion), class_names, title)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,9 +47,14 @@ VIEW_COMBINE = {"default": "mean", "timesformer": "sum"}
 
 
 @torch.no_grad()
-def collect_predictions(model: nn.Module, loader: Any, device: torch.device,
-                        dtype: Optional[torch.dtype] = None, log_period: int = 0,
-                        combine: str = "mean") -> ViewPredictions:
+def collect_predictions(
+    model: nn.Module,
+    loader: Any,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    log_period: int = 0,
+    combine: str = "mean",
+) -> ViewPredictions:
     """Scores of every clip in ``loader`` (``clips[0]`` is ``(B, 3, T, H, W)``), all ranks: softmax
     (``combine="mean"``) or logits (``combine="sum"``)."""
     model.eval()
@@ -64,8 +69,9 @@ def collect_predictions(model: nn.Module, loader: Any, device: torch.device,
     return preds.gather()
 
 
-def evaluate_clips(model: nn.Module, loader: Any, device: torch.device,
-                   dtype: Optional[torch.dtype] = None) -> Dict[str, float]:
+def evaluate_clips(
+    model: nn.Module, loader: Any, device: torch.device, dtype: torch.dtype | None = None
+) -> dict[str, float]:
     """Clip-level top-1/top-5 (%) on a val loader (one centre clip per video)."""
     preds = collect_predictions(model, loader, device, dtype)
     metrics = preds.clip_metrics()
@@ -82,7 +88,7 @@ def model_label(cfg: CfgNode) -> str:
     return name
 
 
-def results_table(cfg: CfgNode, results: Dict[int, Dict[str, float]]) -> str:
+def results_table(cfg: CfgNode, results: dict[int, dict[str, float]]) -> str:
     """Markdown table: model, training sizes, then ``top-1 (top-5)`` per test resolution."""
     sizes = sorted(results)
     header = "| Model | Train res. | " + " | ".join(str(s) for s in sizes) + " |"
@@ -93,9 +99,10 @@ def results_table(cfg: CfgNode, results: Dict[int, Dict[str, float]]) -> str:
     return "\n".join([header, rule, row])
 
 
-def plot_results(cfg: CfgNode, results: Dict[int, Dict[str, float]], path: str) -> None:
+def plot_results(cfg: CfgNode, results: dict[int, dict[str, float]], path: str) -> None:
     """Top-1 and top-5 video accuracy against test resolution, as a PNG (matplotlib Agg)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -107,8 +114,7 @@ def plot_results(cfg: CfgNode, results: Dict[int, Dict[str, float]], path: str) 
         ax.axvline(size, color="grey", alpha=0.3, linewidth=1)
     ax.set_xlabel("test resolution (pixels)")
     ax.set_ylabel("video-level accuracy (%)")
-    ax.set_title(f"{model_label(cfg)}, trained at "
-                 + "/".join(str(s) for s in cfg.DATA.TRAIN_CROP_SIZES))
+    ax.set_title(f"{model_label(cfg)}, trained at " + "/".join(str(s) for s in cfg.DATA.TRAIN_CROP_SIZES))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -116,7 +122,7 @@ def plot_results(cfg: CfgNode, results: Dict[int, Dict[str, float]], path: str) 
     plt.close(fig)
 
 
-def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
+def load_test_weights(cfg: CfgNode, model: nn.Module) -> dict[str, Any]:
     """Load ``TEST.CHECKPOINT_FILE_PATH``, else the latest valid checkpoint in ``OUTPUT_DIR``, else
     keep ``MODEL.PRETRAINED`` (loaded by ``build_model``).
 
@@ -132,13 +138,14 @@ def load_test_weights(cfg: CfgNode, model: nn.Module) -> Dict[str, Any]:
         return {"path": path, "class_names": trained.class_names}
     if pretrained_path(cfg):
         return {"path": pretrained_path(cfg), "class_names": None}
-    raise ConfigError("TEST.CHECKPOINT_FILE_PATH",
-                      f"is empty and {checkpoint.get_checkpoint_dir(cfg.OUTPUT_DIR)} holds no valid "
-                      "checkpoint: set it (or MODEL.PRETRAINED) to the weights to test")
+    raise ConfigError(
+        "TEST.CHECKPOINT_FILE_PATH",
+        f"is empty and {checkpoint.get_checkpoint_dir(cfg.OUTPUT_DIR)} holds no valid "
+        "checkpoint: set it (or MODEL.PRETRAINED) to the weights to test",
+    )
 
 
-def _prediction_records(preds: ViewPredictions, dataset: Any,
-                        class_names: List[str]) -> List[Dict[str, Any]]:
+def _prediction_records(preds: ViewPredictions, dataset: Any, class_names: list[str]) -> list[dict[str, Any]]:
     """Per valid video: path, label and the top-5 classes with their probabilities (averaged
     softmax, or the softmax of the summed logits)."""
     videos, scores, labels, _ = preds.video_scores()
@@ -147,41 +154,46 @@ def _prediction_records(preds: ViewPredictions, dataset: Any,
     records = []
     for video, probs, label in zip(videos, scores, labels.tolist()):
         top = probs.topk(min(5, probs.numel()))
-        records.append({
-            "video_idx": video,
-            "path": dataset.paths[video] if hasattr(dataset, "paths") else None,
-            "label": label,
-            "label_name": class_names[label] if label < len(class_names) else str(label),
-            "top5": top.indices.tolist(),
-            "top5_names": [class_names[i] if i < len(class_names) else str(i)
-                           for i in top.indices.tolist()],
-            "top5_prob": [round(p, 6) for p in top.values.tolist()],
-        })
+        records.append(
+            {
+                "video_idx": video,
+                "path": dataset.paths[video] if hasattr(dataset, "paths") else None,
+                "label": label,
+                "label_name": class_names[label] if label < len(class_names) else str(label),
+                "top5": top.indices.tolist(),
+                "top5_names": [class_names[i] if i < len(class_names) else str(i) for i in top.indices.tolist()],
+                "top5_prob": [round(p, 6) for p in top.values.tolist()],
+            }
+        )
     return records
 
 
-def test_at_size(cfg: CfgNode, model: nn.Module, device: torch.device,
-                 dtype: Optional[torch.dtype]) -> Dict[str, Any]:
+def test_at_size(cfg: CfgNode, model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> dict[str, Any]:
     """Multi-view test at ``DATA.TEST_CROP_SIZE``: metrics, failed paths, the valid videos'
     view-averaged ``scores`` ``(V, K)`` and ``labels`` ``(V,)``, class names, optional predictions."""
     loader = build_loader(cfg, "test")
     dataset = loader.dataset
-    preds = collect_predictions(model, loader, device, dtype, log_period=cfg.LOG_PERIOD * 10,
-                                combine=VIEW_COMBINE[cfg.TEST.PROTOCOL])
+    preds = collect_predictions(
+        model, loader, device, dtype, log_period=cfg.LOG_PERIOD * 10, combine=VIEW_COMBINE[cfg.TEST.PROTOCOL]
+    )
     metrics = preds.video_metrics(expected_views=getattr(dataset, "num_views", None))
     metrics.update(preds.clip_metrics())
     _, scores, labels, _ = preds.video_scores()
-    out: Dict[str, Any] = {"metrics": metrics, "failed": preds.failed_paths(), "scores": scores,
-                           "labels": labels, "class_names": list(dataset.class_names)}
+    out: dict[str, Any] = {
+        "metrics": metrics,
+        "failed": preds.failed_paths(),
+        "scores": scores,
+        "labels": labels,
+        "class_names": list(dataset.class_names),
+    }
     if cfg.TEST.SAVE_PREDICTIONS:
         out["predictions"] = _prediction_records(preds, dataset, list(dataset.class_names))
     if metrics.get("num_incomplete"):
-        logger.warning("%d videos did not get all %d views", metrics["num_incomplete"],
-                       dataset.num_views)
+        logger.warning("%d videos did not get all %d views", metrics["num_incomplete"], dataset.num_views)
     return out
 
 
-def _write_results(cfg: CfgNode, report: Dict[str, Any], metrics: Dict[int, Dict[str, float]]) -> None:
+def _write_results(cfg: CfgNode, report: dict[str, Any], metrics: dict[int, dict[str, float]]) -> None:
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     with open(os.path.join(cfg.OUTPUT_DIR, RESULTS_JSON), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
@@ -190,7 +202,7 @@ def _write_results(cfg: CfgNode, report: Dict[str, Any], metrics: Dict[int, Dict
     plot_results(cfg, metrics, os.path.join(cfg.OUTPUT_DIR, RESULTS_PLOT))
 
 
-def test(cfg: CfgNode) -> Dict[str, Any]:
+def test(cfg: CfgNode) -> dict[str, Any]:
     """Multi-view test at every ``TEST.RESOLUTIONS`` size; write and return the results report.
 
     Returns a dict with ``results`` (``{size: {"top1", "top5", "clip_top1", "clip_top5",
@@ -207,9 +219,9 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
     logger.info("testing weights from %s", weights["path"])
     sizes = list(cfg.TEST.RESOLUTIONS) or [cfg.DATA.TEST_CROP_SIZE]
     views = f"{cfg.TEST.NUM_ENSEMBLE_VIEWS} clip(s) x {cfg.TEST.NUM_SPATIAL_CROPS} crop(s)"
-    metrics: Dict[int, Dict[str, float]] = {}
-    failed: List[str] = []
-    predictions: Dict[str, Any] = {}
+    metrics: dict[int, dict[str, float]] = {}
+    failed: list[str] = []
+    predictions: dict[str, Any] = {}
     for size in sizes:
         result = test_at_size(cfg_with(cfg, "DATA.TEST_CROP_SIZE", size), model, device, dtype)
         metrics[size] = result["metrics"]
@@ -218,29 +230,42 @@ def test(cfg: CfgNode) -> Dict[str, Any]:
             predictions[str(size)] = result["predictions"]
         if distributed.is_master_proc():
             os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-            files = write_class_report(cfg.OUTPUT_DIR, size, result["scores"], result["labels"],
-                                       result["class_names"])
+            files = write_class_report(cfg.OUTPUT_DIR, size, result["scores"], result["labels"], result["class_names"])
             logger.info("wrote %s", ", ".join(os.path.basename(f) for f in files))
         m = result["metrics"]
-        logger.info("test %dpx (%s): video top-1 %.2f top-5 %.2f | clip top-1 %.2f top-5 %.2f "
-                    "| %d videos, %d failed", size, views, m["top1"], m["top5"], m["clip_top1"],
-                    m["clip_top5"], m["num_videos"], m["num_failed"])
-    report: Dict[str, Any] = {
-        "checkpoint": weights["path"], "model": model_label(cfg), "views": views,
-        "train_sizes": list(cfg.DATA.TRAIN_CROP_SIZES), "split": cfg.TEST.SPLIT,
+        logger.info(
+            "test %dpx (%s): video top-1 %.2f top-5 %.2f | clip top-1 %.2f top-5 %.2f | %d videos, %d failed",
+            size,
+            views,
+            m["top1"],
+            m["top5"],
+            m["clip_top1"],
+            m["clip_top5"],
+            m["num_videos"],
+            m["num_failed"],
+        )
+    report: dict[str, Any] = {
+        "checkpoint": weights["path"],
+        "model": model_label(cfg),
+        "views": views,
+        "train_sizes": list(cfg.DATA.TRAIN_CROP_SIZES),
+        "split": cfg.TEST.SPLIT,
         "results": {str(s): m for s, m in metrics.items()},
         "table": results_table(cfg, metrics),
-        "num_failed_videos": len(failed), "failed_videos": failed,
+        "num_failed_videos": len(failed),
+        "failed_videos": failed,
     }
     if predictions:
         report["predictions"] = predictions
     logger.info("results (video-level top-1 (top-5), %s):\n%s", views, report["table"])
     if failed:
-        logger.warning("%d test videos could not be read and were left out:\n  %s", len(failed),
-                       "\n  ".join(f"{path} ({failure_kind(path)})" for path in failed))
+        logger.warning(
+            "%d test videos could not be read and were left out:\n  %s",
+            len(failed),
+            "\n  ".join(f"{path} ({failure_kind(path)})" for path in failed),
+        )
     if distributed.is_master_proc():
         _write_results(cfg, report, metrics)
-        logger.info("wrote %s, %s and %s in %s", RESULTS_JSON, RESULTS_TABLE, RESULTS_PLOT,
-                    cfg.OUTPUT_DIR)
+        logger.info("wrote %s, %s and %s in %s", RESULTS_JSON, RESULTS_TABLE, RESULTS_PLOT, cfg.OUTPUT_DIR)
     distributed.barrier()
     return report

@@ -17,7 +17,6 @@ Data-loader workers ignore both signals (``seed_worker`` calls
 from __future__ import annotations
 
 import signal
-from typing import List, Optional
 
 import torch
 import torch.distributed as dist
@@ -33,8 +32,10 @@ class TrainingInterrupted(Exception):
     def __init__(self, signum: int, checkpoint: str, epoch: int, iteration: int) -> None:
         name = signal.Signals(signum).name
         where = f"after epoch {epoch}" if iteration == 0 else f"in epoch {epoch + 1} after iteration {iteration}"
-        super().__init__(f"stopped by {name} {where}; wrote {checkpoint}. Run the same command again "
-                         "to continue from there (TRAIN.AUTO_RESUME)")
+        super().__init__(
+            f"stopped by {name} {where}; wrote {checkpoint}. Run the same command again "
+            "to continue from there (TRAIN.AUTO_RESUME)"
+        )
         self.signum = signum
         self.exit_code = 128 + signum
         self.checkpoint = checkpoint
@@ -50,7 +51,7 @@ class EpochStopped(Exception):
         self.signum = signum
 
 
-def agreed_stop(stop: StopOnSignal, device: torch.device) -> Optional[int]:
+def agreed_stop(stop: StopOnSignal, device: torch.device) -> int | None:
     """The stop signal any rank received (the same answer on every rank: a collective under a
     process group), or None to go on."""
     if not distributed.is_dist():
@@ -63,7 +64,7 @@ def agreed_stop(stop: StopOnSignal, device: torch.device) -> Optional[int]:
 class _IndexSampler(Sampler[int]):
     """Fixed indices, in order."""
 
-    def __init__(self, indices: List[int]) -> None:
+    def __init__(self, indices: list[int]) -> None:
         self.indices = indices
 
     def __iter__(self):
@@ -77,9 +78,16 @@ def loader_after(loader: DataLoader, batches: int) -> DataLoader:
     """``loader``'s current epoch (its sampler's order after ``set_epoch``) without the first
     ``batches`` batches: the same dataset, batch size, collate, workers and seeding, over the
     remaining indices (for a run resumed mid-epoch)."""
-    remaining = list(loader.sampler)[batches * loader.batch_size:]
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=_IndexSampler(remaining),
-                      num_workers=loader.num_workers, pin_memory=loader.pin_memory,
-                      drop_last=loader.drop_last, collate_fn=loader.collate_fn,
-                      worker_init_fn=loader.worker_init_fn, generator=loader.generator,
-                      multiprocessing_context=loader.multiprocessing_context)
+    remaining = list(loader.sampler)[batches * loader.batch_size :]
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=_IndexSampler(remaining),
+        num_workers=loader.num_workers,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+        collate_fn=loader.collate_fn,
+        worker_init_fn=loader.worker_init_fn,
+        generator=loader.generator,
+        multiprocessing_context=loader.multiprocessing_context,
+    )

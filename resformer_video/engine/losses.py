@@ -11,8 +11,7 @@ where ``z_i`` is the final-norm class token (``SCALE_CONSISTENCY.TARGET cls_toke
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +31,9 @@ def scale_consistency_loss(student: Tensor, teacher: Tensor, kind: str = "l2") -
     if kind == "smooth_l1":
         return F.smooth_l1_loss(student, teacher)
     if kind == "kl":
-        return F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1),
-                        reduction="batchmean", log_target=True)
+        return F.kl_div(
+            F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), reduction="batchmean", log_target=True
+        )
     raise ValueError(f"SCALE_CONSISTENCY.LOSS: unknown loss {kind!r}")
 
 
@@ -43,7 +43,7 @@ class SizeLoss:
     below the largest one (with a consistency weight > 0), the scale-consistency distance."""
 
     ce: Tensor
-    sc: Optional[Tensor] = None
+    sc: Tensor | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -55,12 +55,12 @@ class LossParts(Mapping):
     each size (largest first), then ``loss``.
     """
 
-    sizes: Dict[int, SizeLoss] = dataclasses.field(default_factory=dict)
-    total: Optional[Tensor] = None
+    sizes: dict[int, SizeLoss] = dataclasses.field(default_factory=dict)
+    total: Tensor | None = None
 
-    def flat(self) -> Dict[str, Tensor]:
+    def flat(self) -> dict[str, Tensor]:
         """``{"ce_224": ..., "ce_160": ..., "sc_160": ..., ..., "loss": ...}``."""
-        out: Dict[str, Tensor] = {}
+        out: dict[str, Tensor] = {}
         for size, part in self.sizes.items():
             out[f"ce_{size}"] = part.ce
             if part.sc is not None:
@@ -86,20 +86,26 @@ class MultiResolutionLoss:
     all resolutions at once through the same chain; both give the same value and gradients.
     """
 
-    def __init__(self, label_smoothing: float = 0.0, sc_weight: float = 1.0,
-                 sc_target: str = "cls_token", sc_loss: str = "l2") -> None:
+    def __init__(
+        self, label_smoothing: float = 0.0, sc_weight: float = 1.0, sc_target: str = "cls_token", sc_loss: str = "l2"
+    ) -> None:
         self.label_smoothing = label_smoothing
         self.sc_weight = sc_weight
         self.sc_target = sc_target
         self.sc_loss = sc_loss
 
     @classmethod
-    def from_cfg(cls, cfg: CfgNode) -> "MultiResolutionLoss":
-        return cls(cfg.TRAIN.LABEL_SMOOTHING, cfg.SCALE_CONSISTENCY.WEIGHT,
-                   cfg.SCALE_CONSISTENCY.TARGET, cfg.SCALE_CONSISTENCY.LOSS)
+    def from_cfg(cls, cfg: CfgNode) -> MultiResolutionLoss:
+        return cls(
+            cfg.TRAIN.LABEL_SMOOTHING,
+            cfg.SCALE_CONSISTENCY.WEIGHT,
+            cfg.SCALE_CONSISTENCY.TARGET,
+            cfg.SCALE_CONSISTENCY.LOSS,
+        )
 
-    def term(self, feats: Tensor, logits: Tensor, labels: Tensor, teacher: Optional[Tensor],
-             num_resolutions: int, size: int) -> Tuple[Tensor, LossParts, Tensor]:
+    def term(
+        self, feats: Tensor, logits: Tensor, labels: Tensor, teacher: Tensor | None, num_resolutions: int, size: int
+    ) -> tuple[Tensor, LossParts, Tensor]:
         """One resolution's share of the total loss.
 
         Args:
@@ -125,12 +131,13 @@ class MultiResolutionLoss:
             part.sc = sc.detach()
         return loss / num_resolutions, LossParts({size: part}), target.detach()
 
-    def chain(self, labels: Tensor, sizes: Sequence[int]) -> "ResolutionChain":
+    def chain(self, labels: Tensor, sizes: Sequence[int]) -> ResolutionChain:
         """A :class:`ResolutionChain` over ``sizes`` (largest first) for ``labels`` ``(B,)``."""
         return ResolutionChain(self, labels, sizes)
 
-    def __call__(self, outputs: Sequence[Tuple[Tensor, Tensor]], labels: Tensor,
-                 sizes: Sequence[int]) -> Tuple[Tensor, LossParts]:
+    def __call__(
+        self, outputs: Sequence[tuple[Tensor, Tensor]], labels: Tensor, sizes: Sequence[int]
+    ) -> tuple[Tensor, LossParts]:
         """Total loss over ``outputs`` = ``[(feats_i, logits_i), ...]`` (largest size first)."""
         assert outputs, "no resolutions given"
         chain = self.chain(labels, sizes)
@@ -148,14 +155,15 @@ class ResolutionChain:
         self.labels = labels
         self.sizes = list(sizes)
         self._parts = LossParts()
-        self._teacher: Optional[Tensor] = None
-        self._total: Optional[Tensor] = None
+        self._teacher: Tensor | None = None
+        self._total: Tensor | None = None
 
     def add(self, feats: Tensor, logits: Tensor) -> Tensor:
         """The next size's share ``(CE + w * SC) / r`` of the total (with its graph)."""
         size = self.sizes[len(self._parts.sizes)]
-        loss, parts, self._teacher = self.criterion.term(feats, logits, self.labels, self._teacher,
-                                                         len(self.sizes), size)
+        loss, parts, self._teacher = self.criterion.term(
+            feats, logits, self.labels, self._teacher, len(self.sizes), size
+        )
         self._parts.sizes.update(parts.sizes)
         self._total = loss.detach() if self._total is None else self._total + loss.detach()
         return loss
@@ -165,7 +173,7 @@ class ResolutionChain:
         return LossParts(dict(self._parts.sizes), self._total)
 
 
-def parts_to_floats(parts: Mapping) -> Dict[str, float]:
+def parts_to_floats(parts: Mapping) -> dict[str, float]:
     """Loss parts (a :class:`LossParts` or ``{name: 0-d tensor}``) as Python floats by name, with
     one device synchronisation."""
     flat = parts.flat() if isinstance(parts, LossParts) else dict(parts)

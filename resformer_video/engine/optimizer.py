@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Dict, List, Tuple
 
 import torch
 from timm.optim import param_groups_weight_decay as timm_param_groups_weight_decay
@@ -17,8 +16,7 @@ BN_NAME = "bn"  # TimeSformer / PySlowFast: parameters whose name contains it ge
 BN_WEIGHT_DECAY = 0.0  # their cfg.BN.WEIGHT_DECAY default
 
 
-def param_groups_weight_decay(model: nn.Module, weight_decay: float,
-                              zero_wd_1d_param: bool = True) -> List[Dict]:
+def param_groups_weight_decay(model: nn.Module, weight_decay: float, zero_wd_1d_param: bool = True) -> list[dict]:
     """The optimiser's parameter groups, as ``SOLVER.ZERO_WD_1D_PARAM`` says.
 
     ``zero_wd_1d_param`` True: timm's :func:`timm.optim.param_groups_weight_decay` - no decay for
@@ -30,8 +28,10 @@ def param_groups_weight_decay(model: nn.Module, weight_decay: float,
     """
     if not zero_wd_1d_param:
         params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-        groups = [{"params": [p for name, p in params if BN_NAME not in name], "weight_decay": weight_decay},
-                  {"params": [p for name, p in params if BN_NAME in name], "weight_decay": BN_WEIGHT_DECAY}]
+        groups = [
+            {"params": [p for name, p in params if BN_NAME not in name], "weight_decay": weight_decay},
+            {"params": [p for name, p in params if BN_NAME in name], "weight_decay": BN_WEIGHT_DECAY},
+        ]
         return [group for group in groups if group["params"]]
     skip = sorted(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else []
     groups = timm_param_groups_weight_decay(model, weight_decay, no_weight_decay_list=skip)
@@ -42,8 +42,12 @@ def build_optimizer(model: nn.Module, cfg: CfgNode) -> torch.optim.Optimizer:
     """``SOLVER.OPTIMIZING_METHOD`` over :func:`param_groups_weight_decay` groups at ``SOLVER.BASE_LR``."""
     groups = param_groups_weight_decay(model, cfg.SOLVER.WEIGHT_DECAY, cfg.SOLVER.ZERO_WD_1D_PARAM)
     if cfg.SOLVER.OPTIMIZING_METHOD == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM,
-                               nesterov=cfg.SOLVER.NESTEROV and cfg.SOLVER.MOMENTUM > 0)
+        return torch.optim.SGD(
+            groups,
+            lr=cfg.SOLVER.BASE_LR,
+            momentum=cfg.SOLVER.MOMENTUM,
+            nesterov=cfg.SOLVER.NESTEROV and cfg.SOLVER.MOMENTUM > 0,
+        )
     return torch.optim.AdamW(groups, lr=cfg.SOLVER.BASE_LR)
 
 
@@ -61,16 +65,23 @@ class LRSchedule:
     policy: str
     base_lr: float
     max_epoch: int
-    steps: Tuple[float, ...] = (0,)
-    lrs: Tuple[float, ...] = (1.0,)
+    steps: tuple[float, ...] = (0,)
+    lrs: tuple[float, ...] = (1.0,)
     warmup_epochs: float = 0.0
     warmup_start_lr: float = 0.0
 
     @classmethod
-    def from_cfg(cls, cfg: CfgNode) -> "LRSchedule":
+    def from_cfg(cls, cfg: CfgNode) -> LRSchedule:
         solver = cfg.SOLVER
-        return cls(solver.LR_POLICY, solver.BASE_LR, solver.MAX_EPOCH, tuple(solver.STEPS),
-                   tuple(solver.LRS), solver.WARMUP_EPOCHS, solver.WARMUP_START_LR)
+        return cls(
+            solver.LR_POLICY,
+            solver.BASE_LR,
+            solver.MAX_EPOCH,
+            tuple(solver.STEPS),
+            tuple(solver.LRS),
+            solver.WARMUP_EPOCHS,
+            solver.WARMUP_START_LR,
+        )
 
     def __call__(self, epoch: float) -> float:
         warmup = self.warmup_epochs
@@ -101,7 +112,8 @@ def accumulation_steps(cfg: CfgNode, world_size: int) -> int:
     per_step = cfg.TRAIN.BATCH_SIZE * world_size
     global_bs = cfg.TRAIN.GLOBAL_BATCH_SIZE or per_step
     if global_bs % per_step:
-        raise ConfigError("TRAIN.GLOBAL_BATCH_SIZE",
-                          f"{global_bs} is not a multiple of TRAIN.BATCH_SIZE x processes "
-                          f"({cfg.TRAIN.BATCH_SIZE} x {world_size})")
+        raise ConfigError(
+            "TRAIN.GLOBAL_BATCH_SIZE",
+            f"{global_bs} is not a multiple of TRAIN.BATCH_SIZE x processes ({cfg.TRAIN.BATCH_SIZE} x {world_size})",
+        )
     return global_bs // per_step

@@ -12,7 +12,7 @@ the lines of the lists (no video is opened).
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 from torch import nn
 from yacs.config import CfgNode
@@ -35,8 +35,9 @@ OPTIONAL_DATA_KEYS = ("TRAIN_SAMPLING",)
 INDENT = "  "
 
 
-def recipe_lines(cfg: CfgNode, model: nn.Module, load_report: Optional[LoadReport],
-                 world_size: int, num_videos: Dict[str, Optional[int]]) -> List[str]:
+def recipe_lines(
+    cfg: CfgNode, model: nn.Module, load_report: LoadReport | None, world_size: int, num_videos: dict[str, int | None]
+) -> list[str]:
     """The recipe block, one line per item (see the module docstring).
 
     Args:
@@ -49,10 +50,12 @@ def recipe_lines(cfg: CfgNode, model: nn.Module, load_report: Optional[LoadRepor
         ConfigError: ``TRAIN.GLOBAL_BATCH_SIZE`` is not a multiple of the per-step batch.
     """
     accum = accumulation_steps(cfg, world_size)
-    lines = ["recipe (python tools/run_net.py --cfg CONFIG --dry-run prints the same):",
-             _batch_line(cfg, world_size, accum),
-             _steps_line(cfg, world_size, accum, num_videos.get("train")),
-             _lr_line(cfg)]
+    lines = [
+        "recipe (python tools/run_net.py --cfg CONFIG --dry-run prints the same):",
+        _batch_line(cfg, world_size, accum),
+        _steps_line(cfg, world_size, accum, num_videos.get("train")),
+        _lr_line(cfg),
+    ]
     lines += _weight_decay_lines(cfg, model)
     lines += [_clip_line(cfg), _train_views_line(cfg)]
     lines += [f"{INDENT}DATA.{key}: {cfg.DATA[key]}" for key in OPTIONAL_DATA_KEYS if key in cfg.DATA]
@@ -64,9 +67,11 @@ def recipe_lines(cfg: CfgNode, model: nn.Module, load_report: Optional[LoadRepor
 
 def _batch_line(cfg: CfgNode, world_size: int, accum: int) -> str:
     per_step = world_size * cfg.TRAIN.BATCH_SIZE * accum
-    return (f"{INDENT}batch: {world_size} process(es) x {cfg.TRAIN.BATCH_SIZE} clip(s) per process "
-            f"(TRAIN.BATCH_SIZE) x {accum} accumulated micro-batch(es) = {per_step} clips per "
-            "optimiser step (TRAIN.GLOBAL_BATCH_SIZE)")
+    return (
+        f"{INDENT}batch: {world_size} process(es) x {cfg.TRAIN.BATCH_SIZE} clip(s) per process "
+        f"(TRAIN.BATCH_SIZE) x {accum} accumulated micro-batch(es) = {per_step} clips per "
+        "optimiser step (TRAIN.GLOBAL_BATCH_SIZE)"
+    )
 
 
 def optimiser_steps_per_epoch(iterations: int, accum: int) -> int:
@@ -75,22 +80,24 @@ def optimiser_steps_per_epoch(iterations: int, accum: int) -> int:
     return -(-iterations // accum)
 
 
-def _steps_line(cfg: CfgNode, world_size: int, accum: int, train_videos: Optional[int]) -> str:
+def _steps_line(cfg: CfgNode, world_size: int, accum: int, train_videos: int | None) -> str:
     if train_videos is None:
         return f"{INDENT}optimiser steps: unknown (no readable train list)"
     iterations = train_iterations_per_epoch(cfg, train_videos, world_size)
     steps = optimiser_steps_per_epoch(iterations, accum)
-    return (f"{INDENT}optimiser steps: {steps} per epoch ({train_videos} train videos, {iterations} "
-            f"iterations per process), {steps * cfg.SOLVER.MAX_EPOCH} in {cfg.SOLVER.MAX_EPOCH} epochs")
+    return (
+        f"{INDENT}optimiser steps: {steps} per epoch ({train_videos} train videos, {iterations} "
+        f"iterations per process), {steps * cfg.SOLVER.MAX_EPOCH} in {cfg.SOLVER.MAX_EPOCH} epochs"
+    )
 
 
-def epoch_learning_rates(cfg: CfgNode) -> List[float]:
+def epoch_learning_rates(cfg: CfgNode) -> list[float]:
     """The learning rate at the start of each epoch (``SOLVER``'s schedule at epoch 0, 1, ...)."""
     schedule = LRSchedule.from_cfg(cfg)
     return [schedule(float(epoch)) for epoch in range(cfg.SOLVER.MAX_EPOCH)]
 
 
-def _runs(values: Sequence[float]) -> List[str]:
+def _runs(values: Sequence[float]) -> list[str]:
     """``"1-11: 0.005"``, ... for runs of equal values (1-based epochs)."""
     out, start = [], 0
     for i in range(1, len(values) + 1):
@@ -104,23 +111,33 @@ def _runs(values: Sequence[float]) -> List[str]:
 def _lr_line(cfg: CfgNode) -> str:
     solver = cfg.SOLVER
     warmup = f", linear warm-up over {solver.WARMUP_EPOCHS:g} epochs" if solver.WARMUP_EPOCHS else ""
-    within = "" if solver.LR_POLICY == "steps_with_relative_lrs" and not solver.WARMUP_EPOCHS \
+    within = (
+        ""
+        if solver.LR_POLICY == "steps_with_relative_lrs" and not solver.WARMUP_EPOCHS
         else " (at each epoch's start; set every optimiser step)"
-    return (f"{INDENT}lr per epoch ({solver.LR_POLICY}{warmup}, {solver.OPTIMIZING_METHOD}, momentum "
-            f"{solver.MOMENTUM:g}{', nesterov' if solver.NESTEROV else ''}){within}: "
-            + ", ".join(_runs(epoch_learning_rates(cfg))))
+    )
+    return (
+        f"{INDENT}lr per epoch ({solver.LR_POLICY}{warmup}, {solver.OPTIMIZING_METHOD}, momentum "
+        f"{solver.MOMENTUM:g}{', nesterov' if solver.NESTEROV else ''}){within}: "
+        + ", ".join(_runs(epoch_learning_rates(cfg)))
+    )
 
 
-def _weight_decay_lines(cfg: CfgNode, model: nn.Module) -> List[str]:
+def _weight_decay_lines(cfg: CfgNode, model: nn.Module) -> list[str]:
     names = {id(p): name for name, p in model.named_parameters()}
     groups = param_groups_weight_decay(model, cfg.SOLVER.WEIGHT_DECAY, cfg.SOLVER.ZERO_WD_1D_PARAM)
-    rule = ("norms, biases and embeddings exempt" if cfg.SOLVER.ZERO_WD_1D_PARAM
-            else "every parameter whose name lacks 'bn', as TimeSformer")
+    rule = (
+        "norms, biases and embeddings exempt"
+        if cfg.SOLVER.ZERO_WD_1D_PARAM
+        else "every parameter whose name lacks 'bn', as TimeSformer"
+    )
     decayed = [p for g in groups if g["weight_decay"] for p in g["params"]]
     exempt = [p for g in groups if not g["weight_decay"] for p in g["params"]]
-    lines = [f"{INDENT}weight decay {cfg.SOLVER.WEIGHT_DECAY:g} on {len(decayed)} tensors "
-             f"({sum(p.numel() for p in decayed) / 1e6:.2f}M values), none on {len(exempt)} "
-             f"(SOLVER.ZERO_WD_1D_PARAM {cfg.SOLVER.ZERO_WD_1D_PARAM}: {rule})"]
+    lines = [
+        f"{INDENT}weight decay {cfg.SOLVER.WEIGHT_DECAY:g} on {len(decayed)} tensors "
+        f"({sum(p.numel() for p in decayed) / 1e6:.2f}M values), none on {len(exempt)} "
+        f"(SOLVER.ZERO_WD_1D_PARAM {cfg.SOLVER.ZERO_WD_1D_PARAM}: {rule})"
+    ]
     if exempt:
         lines.append(f"{INDENT * 2}no decay: " + ", ".join(summarize_keys(names[id(p)] for p in exempt)))
     return lines
@@ -129,8 +146,10 @@ def _weight_decay_lines(cfg: CfgNode, model: nn.Module) -> List[str]:
 def _clip_line(cfg: CfgNode) -> str:
     data = cfg.DATA
     seconds = data.NUM_FRAMES * data.SAMPLING_RATE / data.TARGET_FPS
-    return (f"{INDENT}clip: {data.NUM_FRAMES} frames x sampling rate {data.SAMPLING_RATE} at "
-            f"{data.TARGET_FPS:g} fps ({seconds:.2f} s)")
+    return (
+        f"{INDENT}clip: {data.NUM_FRAMES} frames x sampling rate {data.SAMPLING_RATE} at "
+        f"{data.TARGET_FPS:g} fps ({seconds:.2f} s)"
+    )
 
 
 def _train_views_line(cfg: CfgNode) -> str:
@@ -140,58 +159,77 @@ def _train_views_line(cfg: CfgNode) -> str:
         crop = "short side jitter " + ", ".join(f"{low}-{high}" for low, high in ranges) + " px"
     else:
         crop = f"random_resized_crop, area {data.TRAIN_RRC_AREA[0]:g}-{data.TRAIN_RRC_AREA[1]:g}"
-    consistency = (f", scale consistency {cfg.SCALE_CONSISTENCY.LOSS} x {cfg.SCALE_CONSISTENCY.WEIGHT:g}"
-                   if len(sizes) > 1 and cfg.SCALE_CONSISTENCY.WEIGHT > 0 else "")
-    return (f"{INDENT}train: crops {'/'.join(map(str, sizes))} ({crop}), flip "
-            f"{'on' if data.RANDOM_FLIP else 'off'}, RandAugment {'on' if cfg.AUG.RAND_AUGMENT else 'off'}, "
-            f"{data.NUM_REPEATED_SAMPLES} sample(s) per decode{consistency}")
+    consistency = (
+        f", scale consistency {cfg.SCALE_CONSISTENCY.LOSS} x {cfg.SCALE_CONSISTENCY.WEIGHT:g}"
+        if len(sizes) > 1 and cfg.SCALE_CONSISTENCY.WEIGHT > 0
+        else ""
+    )
+    return (
+        f"{INDENT}train: crops {'/'.join(map(str, sizes))} ({crop}), flip "
+        f"{'on' if data.RANDOM_FLIP else 'off'}, RandAugment {'on' if cfg.AUG.RAND_AUGMENT else 'off'}, "
+        f"{data.NUM_REPEATED_SAMPLES} sample(s) per decode{consistency}"
+    )
 
 
-def _test_line(cfg: CfgNode, test_videos: Optional[int]) -> str:
+def _test_line(cfg: CfgNode, test_videos: int | None) -> str:
     test = cfg.TEST
     if not test.ENABLE:
         return f"{INDENT}test: off (TEST.ENABLE False)"
     combine = "logits summed" if test.PROTOCOL == "timesformer" else "softmax averaged"
     sweep = f", sweep {'/'.join(map(str, test.RESOLUTIONS))}" if test.RESOLUTIONS else ""
     videos = f"{test_videos} videos" if test_videos is not None else "unreadable list"
-    return (f"{INDENT}test: TEST.PROTOCOL {test.PROTOCOL}, {test.NUM_ENSEMBLE_VIEWS} clip(s) x "
-            f"{test.NUM_SPATIAL_CROPS} crop(s) at {cfg.DATA.TEST_CROP_SIZE}{sweep}, {combine}; "
-            f"split {test.SPLIT} ({videos})")
+    return (
+        f"{INDENT}test: TEST.PROTOCOL {test.PROTOCOL}, {test.NUM_ENSEMBLE_VIEWS} clip(s) x "
+        f"{test.NUM_SPATIAL_CROPS} crop(s) at {cfg.DATA.TEST_CROP_SIZE}{sweep}, {combine}; "
+        f"split {test.SPLIT} ({videos})"
+    )
 
 
 def _precision_line(cfg: CfgNode) -> str:
     name = canonical_precision(cfg.TRAIN.MIXED_PRECISION)
-    fallback = " (fp32 where bf16 is not native: TRAIN.PRECISION_FALLBACK)" \
-        if name == "bf16" and cfg.TRAIN.PRECISION_FALLBACK else ""
+    fallback = (
+        " (fp32 where bf16 is not native: TRAIN.PRECISION_FALLBACK)"
+        if name == "bf16" and cfg.TRAIN.PRECISION_FALLBACK
+        else ""
+    )
     mode = "" if name == "fp32" else " autocast"
     return f"{INDENT}precision: {name}{mode}{fallback} on {'GPU' if cfg.NUM_GPUS else 'CPU'}"
 
 
-def _weights_lines(cfg: CfgNode, report: Optional[LoadReport]) -> List[str]:
+def _weights_lines(cfg: CfgNode, report: LoadReport | None) -> list[str]:
     lines = []
     if report is not None:
         total = report.matched + len(report.missing_keys)
-        lines.append(f"{INDENT}starting weights: {report.path}: {report.matched} of {total} model "
-                     f"tensors loaded, {len(report.missing_keys)} missing, "
-                     f"{len(report.unexpected_keys)} unexpected, {len(report.dropped_keys)} dropped")
+        lines.append(
+            f"{INDENT}starting weights: {report.path}: {report.matched} of {total} model "
+            f"tensors loaded, {len(report.missing_keys)} missing, "
+            f"{len(report.unexpected_keys)} unexpected, {len(report.dropped_keys)} dropped"
+        )
         lines += [f"{INDENT * 2}{note}" for note in report.notes]
-        for name, keys in (("missing (kept at initialisation)", report.missing_keys),
-                           ("unexpected (ignored)", report.unexpected_keys),
-                           ("dropped", report.dropped_keys)):
+        for name, keys in (
+            ("missing (kept at initialisation)", report.missing_keys),
+            ("unexpected (ignored)", report.unexpected_keys),
+            ("dropped", report.dropped_keys),
+        ):
             if keys:
                 lines.append(f"{INDENT * 2}{name}: {', '.join(summarize_keys(keys))}")
     elif cfg.MODEL.PRETRAINED.strip():
-        lines.append(f"{INDENT}starting weights: none (MODEL.PRETRAINED {cfg.MODEL.PRETRAINED}: "
-                     "from scratch, on purpose)")
+        lines.append(
+            f"{INDENT}starting weights: none (MODEL.PRETRAINED {cfg.MODEL.PRETRAINED}: from scratch, on purpose)"
+        )
     elif cfg.TRAIN.REQUIRE_PRETRAINED and cfg.TRAIN.ENABLE:
-        lines.append(f"{INDENT}starting weights: NOT SET - training stops at start-up (set "
-                     "MODEL.PRETRAINED to a weights file, or none)")
+        lines.append(
+            f"{INDENT}starting weights: NOT SET - training stops at start-up (set "
+            "MODEL.PRETRAINED to a weights file, or none)"
+        )
     else:
         lines.append(f"{INDENT}starting weights: none (MODEL.PRETRAINED is empty: from scratch)")
     found = checkpoint.list_checkpoints(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else []
     if found:
-        lines.append(f"{INDENT * 2}but {found[-1][1]} exists: training resumes from it (epoch "
-                     f"{found[-1][0]}) and MODEL.PRETRAINED is not used")
+        lines.append(
+            f"{INDENT * 2}but {found[-1][1]} exists: training resumes from it (epoch "
+            f"{found[-1][0]}) and MODEL.PRETRAINED is not used"
+        )
     return lines
 
 
@@ -200,14 +238,16 @@ def _flops_line(cfg: CfgNode, model: nn.Module) -> str:
     flops = [count_flops(model, frames, size, size) / 1e9 for size in sizes]
     parts = " + ".join(f"{g:.4g} ({size})" for g, size in zip(flops, sizes))
     total = f" = {sum(flops):.4g}" if len(sizes) > 1 else ""
-    return (f"{INDENT}GFLOPs per training clip (forward, multiply-adds): {parts}{total}; "
-            f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    return (
+        f"{INDENT}GFLOPs per training clip (forward, multiply-adds): {parts}{total}; "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
+    )
 
 
-def count_split_videos(cfg: CfgNode, splits: Sequence[str] = ("train", "test")) -> Dict[str, Optional[int]]:
+def count_split_videos(cfg: CfgNode, splits: Sequence[str] = ("train", "test")) -> dict[str, int | None]:
     """Videos listed per split (the lines of the lists; no video is opened), None where a list
     cannot be read (the reason is logged)."""
-    counts: Dict[str, Optional[int]] = {}
+    counts: dict[str, int | None] = {}
     for split in splits:
         try:
             counts[split] = len(split_videos(cfg, split).paths)

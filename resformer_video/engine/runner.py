@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any, Dict
+from typing import Any
 
 from yacs.config import CfgNode
 
@@ -18,22 +18,29 @@ from resformer_video.engine.interrupt import TrainingInterrupted
 from resformer_video.engine.recipe import dry_run
 from resformer_video.engine.train import train
 from resformer_video.models.checkpoint_filter import CheckpointError
-from resformer_video.utils.distributed import USER_ERROR_EXIT, SpawnedProcessError, launch
 from resformer_video.utils.atomic import describe_os_error
+from resformer_video.utils.distributed import USER_ERROR_EXIT, SpawnedProcessError, launch
 from resformer_video.utils.run_lock import RunLockError, output_dir_lock
 
 logger = logging.getLogger(__name__)
 
 # What a user's input (config, lists, videos, weights, an output folder in use) can raise: reported
 # as one line, no traceback.
-USER_ERRORS = (ConfigError, FileNotFoundError, DatasetListError, DatasetFailureError,
-               DecoderUnavailableError, CheckpointError, RunLockError)
+USER_ERRORS = (
+    ConfigError,
+    FileNotFoundError,
+    DatasetListError,
+    DatasetFailureError,
+    DecoderUnavailableError,
+    CheckpointError,
+    RunLockError,
+)
 
 
-def run(cfg: CfgNode) -> Dict[str, Any]:
+def run(cfg: CfgNode) -> dict[str, Any]:
     """``train(cfg)`` if ``TRAIN.ENABLE``, then ``test(cfg)`` if ``TEST.ENABLE``; both results.
     ``OUTPUT_DIR``'s lock is held from before training until after testing."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     with output_dir_lock(cfg.OUTPUT_DIR):
         if cfg.TRAIN.ENABLE:
             out["train"] = train(cfg)
@@ -64,8 +71,7 @@ def load_run_config(args: argparse.Namespace) -> CfgNode:
     if node.multi_node:
         raise MultiNodeError(node, cfg.NUM_GPUS, args.cfg_file, list(args.opts or []))
     if args.init_method:
-        logger.warning("--init_method %s: one node, the processes meet on a free local port",
-                       args.init_method)
+        logger.warning("--init_method %s: one node, the processes meet on a free local port", args.init_method)
     return cfg
 
 

@@ -12,7 +12,7 @@ All frames are held in memory: ``T x H x W x 3`` bytes (a 10 s 340x256 clip at 3
 from __future__ import annotations
 
 import os
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -34,7 +34,7 @@ def window_at(windows: Sequence[WindowPrediction], time_s: float) -> WindowPredi
     return min(covering, key=lambda w: abs((w.start_s + w.end_s) / 2 - time_s))
 
 
-def label_lines(top: Sequence[ClassScore], k: int = LABELS_SHOWN) -> List[str]:
+def label_lines(top: Sequence[ClassScore], k: int = LABELS_SHOWN) -> list[str]:
     """``name prob%`` of the ``k`` first scores, e.g. ``["dancing 72%", "singing 9%"]``."""
     return [f"{score.name} {100 * score.prob:.0f}%" for score in top[:k]]
 
@@ -64,12 +64,12 @@ def annotated_frames(reader: VideoReader, pred: VideoPrediction, k: int = LABELS
     """All frames ``(T, H, W, 3)`` of an open video with their window's top-``k`` drawn on."""
     frames = reader.get_frames(np.arange(reader.num_frames)).numpy()
     times = reader.grid_times(np.arange(reader.num_frames))
-    return np.stack([draw_labels(frame, label_lines(window_at(pred.windows, t).top, k))
-                     for frame, t in zip(frames, times)])
+    return np.stack(
+        [draw_labels(frame, label_lines(window_at(pred.windows, t).top, k)) for frame, t in zip(frames, times)]
+    )
 
 
-def write_annotated_video(pred: VideoPrediction, out_path: str, backends: Sequence[str],
-                          k: int = LABELS_SHOWN) -> str:
+def write_annotated_video(pred: VideoPrediction, out_path: str, backends: Sequence[str], k: int = LABELS_SHOWN) -> str:
     """Write ``pred.path`` with each window's top-``k`` drawn on it to ``out_path`` (H.264, same
     frame rate; the container follows the extension, e.g. ``.mp4``), atomically. Returns
     ``out_path``.
@@ -78,8 +78,7 @@ def write_annotated_video(pred: VideoPrediction, out_path: str, backends: Sequen
         VideoDecodeError: no backend of ``backends`` decodes the video.
         OSError: ``out_path`` cannot be written.
     """
-    frames, fps = read_video(pred.path, backends,
-                             lambda reader: (annotated_frames(reader, pred, k), reader.fps))
+    frames, fps = read_video(pred.path, backends, lambda reader: (annotated_frames(reader, pred, k), reader.fps))
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     atomic_write(out_path, lambda tmp: write_mp4(tmp, even_frames(frames), fps))
     return out_path

@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import av
 
@@ -29,7 +29,7 @@ from resformer_video.inference.predictor import (
 )
 
 
-def resolution_overrides(opts: Sequence[str], resolution: Optional[int]) -> List[str]:
+def resolution_overrides(opts: Sequence[str], resolution: int | None) -> list[str]:
     """``opts`` plus ``DATA.TEST_CROP_SIZE resolution`` when ``--resolution`` is given."""
     return list(opts) + (["DATA.TEST_CROP_SIZE", str(resolution)] if resolution is not None else [])
 
@@ -38,9 +38,10 @@ def resolution_overrides(opts: Sequence[str], resolution: Optional[int]) -> List
 # predict
 # ------------------------------------------------------------------------------------------------
 
-def expand_folders(paths: Sequence[str]) -> List[str]:
+
+def expand_folders(paths: Sequence[str]) -> list[str]:
     """``paths`` with each folder replaced by its video files (by extension, sorted)."""
-    out: List[str] = []
+    out: list[str] = []
     for path in paths:
         if os.path.isdir(path):
             out += video_files(path)
@@ -75,8 +76,15 @@ def predict_command(args: argparse.Namespace) -> int:
         print(f"error: --out-video takes one input video, got {len(videos)}", file=sys.stderr)
         return 2
     try:
-        predictor = build_predictor(args.checkpoint, args.cfg_file, resolution_overrides(args.opts, args.resolution),
-                                    args.device, args.window, args.stride, args.precision)
+        predictor = build_predictor(
+            args.checkpoint,
+            args.cfg_file,
+            resolution_overrides(args.opts, args.resolution),
+            args.device,
+            args.window,
+            args.stride,
+            args.precision,
+        )
     except (ValueError, FileNotFoundError, DatasetListError, DecoderUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -103,6 +111,7 @@ def predict_command(args: argparse.Namespace) -> int:
 # extract_features
 # ------------------------------------------------------------------------------------------------
 
+
 def extract_features_command(args: argparse.Namespace) -> int:
     """``tools/extract_features.py``: the features of every video of ``args.inputs`` (videos,
     folders, list files) written to ``args.out`` (resumable; see :func:`extract_to_folder`). Exit
@@ -112,25 +121,41 @@ def extract_features_command(args: argparse.Namespace) -> int:
         videos = expand_inputs(args.inputs, args.path_prefix)
         if not videos:
             raise ValueError("no video files found in the given inputs")
-        predictor = build_predictor(args.checkpoint, args.cfg_file, resolution_overrides(args.opts, args.resolution),
-                                    args.device, args.window, args.stride, args.precision)
+        predictor = build_predictor(
+            args.checkpoint,
+            args.cfg_file,
+            resolution_overrides(args.opts, args.resolution),
+            args.device,
+            args.window,
+            args.stride,
+            args.precision,
+        )
         extractor = FeatureExtractor(predictor, args.layers, checkpoint=args.checkpoint)
-        print(f"extracting {', '.join(extractor.settings()['layers'])} features of {len(videos)} "
-              f"video(s) on {predictor.device} at {predictor.transform.size} px", file=sys.stderr)
+        print(
+            f"extracting {', '.join(extractor.settings()['layers'])} features of {len(videos)} "
+            f"video(s) on {predictor.device} at {predictor.transform.size} px",
+            file=sys.stderr,
+        )
         summary = extract_to_folder(
-            extractor, videos, args.out,
-            on_error=lambda message: print(f"error: {message}", file=sys.stderr, flush=True))
+            extractor,
+            videos,
+            args.out,
+            on_error=lambda message: print(f"error: {message}", file=sys.stderr, flush=True),
+        )
     except USER_ERRORS + (ValueError, OSError) as err:  # OSError: --out cannot be written
         print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
-    print(f"{summary['written']} written, {summary['skipped']} already there (skipped), "
-          f"{len(summary['failed'])} unreadable; index: {os.path.join(args.out, 'index.csv')}")
+    print(
+        f"{summary['written']} written, {summary['skipped']} already there (skipped), "
+        f"{len(summary['failed'])} unreadable; index: {os.path.join(args.out, 'index.csv')}"
+    )
     return 1 if summary["failed"] else 0
 
 
 # ------------------------------------------------------------------------------------------------
 # export
 # ------------------------------------------------------------------------------------------------
+
 
 def export_command(args: argparse.Namespace) -> int:
     """``tools/export.py``: export the trained model (``args.format``: TorchScript or ONNX) for clips
@@ -145,28 +170,32 @@ def export_command(args: argparse.Namespace) -> int:
     frames = args.frames or cfg.DATA.NUM_FRAMES
     size = args.resolution or cfg.DATA.TEST_CROP_SIZE
     if size % cfg.MODEL.PATCH_SIZE or frames < 1:
-        print(f"error: --resolution {size} must be a multiple of MODEL.PATCH_SIZE "
-              f"{cfg.MODEL.PATCH_SIZE} and --frames {frames} >= 1", file=sys.stderr)
+        print(
+            f"error: --resolution {size} must be a multiple of MODEL.PATCH_SIZE "
+            f"{cfg.MODEL.PATCH_SIZE} and --frames {frames} >= 1",
+            file=sys.stderr,
+        )
         return 2
     path = args.output or default_export_path(cfg.OUTPUT_DIR, cfg.MODEL.ARCH, args.format, frames, size)
     patch = cfg.MODEL.PATCH_SIZE
     try:
-        result = export_model(model, args.format, frames, size, path, args.opset,
-                              args.dynamic_resolution, patch)
+        result = export_model(model, args.format, frames, size, path, args.opset, args.dynamic_resolution, patch)
     except (ValueError, OSError) as err:  # OSError: the output folder cannot be written
         print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     spatial = "H, W" if result.dynamic_resolution else f"{size}, {size}"
-    print(f"wrote {result.path} ({result.exporter}, clips (B, 3, {frames}, {spatial}) -> "
-          f"logits (B, {cfg.MODEL.NUM_CLASSES}), dynamic batch: {result.dynamic_batch}, "
-          f"dynamic resolution: {result.dynamic_resolution})")
+    print(
+        f"wrote {result.path} ({result.exporter}, clips (B, 3, {frames}, {spatial}) -> "
+        f"logits (B, {cfg.MODEL.NUM_CLASSES}), dynamic batch: {result.dynamic_batch}, "
+        f"dynamic resolution: {result.dynamic_resolution})"
+    )
     # When dynamic, also a non-square size away from the export one.
-    shapes = [(size, size)] + ([(size + 2 * patch, max(patch, size - 2 * patch))]
-                               if result.dynamic_resolution else [])
-    checks = [verify_export(model, result, frames, h, args.tolerance, args.verify_batch, width=w)
-              for h, w in shapes]
+    shapes = [(size, size)] + ([(size + 2 * patch, max(patch, size - 2 * patch))] if result.dynamic_resolution else [])
+    checks = [verify_export(model, result, frames, h, args.tolerance, args.verify_batch, width=w) for h, w in shapes]
     for check in checks:
-        print(f"max |exported - eager| = {check.max_abs_diff:.3g} on {check.batch} random clip(s) "
-              f"of {check.height}x{check.width} with {check.runtime} (tolerance {check.tolerance:g}): "
-              f"{'ok' if check.ok else 'FAILED'}")
+        print(
+            f"max |exported - eager| = {check.max_abs_diff:.3g} on {check.batch} random clip(s) "
+            f"of {check.height}x{check.width} with {check.runtime} (tolerance {check.tolerance:g}): "
+            f"{'ok' if check.ok else 'FAILED'}"
+        )
     return 0 if all(check.ok for check in checks) else 1

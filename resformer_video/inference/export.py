@@ -24,7 +24,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable
 
 import numpy as np
 import torch
@@ -68,8 +68,7 @@ def default_export_path(output_dir: str, arch: str, fmt: str, frames: int, size:
     return os.path.join(output_dir, "export", f"{arch}_{frames}x{size}{_EXTENSIONS[fmt]}")
 
 
-def example_clip(batch: int, frames: int, size: int, seed: int,
-                 width: Optional[int] = None) -> torch.Tensor:
+def example_clip(batch: int, frames: int, size: int, seed: int, width: int | None = None) -> torch.Tensor:
     """A reproducible standard-normal clip ``(batch, 3, frames, size, width or size)``."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(batch, 3, frames, size, width or size, generator=generator)
@@ -80,9 +79,16 @@ def cpu_eval_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).float().cpu().eval()
 
 
-def export_model(model: nn.Module, fmt: str, frames: int, size: int, path: str,
-                 opset: int = DEFAULT_OPSET, dynamic_resolution: bool = False,
-                 patch_size: int = 16) -> ExportResult:
+def export_model(
+    model: nn.Module,
+    fmt: str,
+    frames: int,
+    size: int,
+    path: str,
+    opset: int = DEFAULT_OPSET,
+    dynamic_resolution: bool = False,
+    patch_size: int = 16,
+) -> ExportResult:
     """Write a CPU float32 eval-mode copy of ``model`` for clips ``(B, 3, frames, size, size)``
     (``model`` itself is left where and as it is); with ``dynamic_resolution`` (ONNX only) for
     clips ``(B, 3, frames, H, W)`` with ``H``, ``W`` multiples of ``patch_size``.
@@ -94,8 +100,9 @@ def export_model(model: nn.Module, fmt: str, frames: int, size: int, path: str,
     if fmt not in FORMATS:
         raise ValueError(f"--format: must be one of {list(FORMATS)}, got {fmt!r}")
     if dynamic_resolution and fmt != "onnx":
-        raise ValueError("--dynamic-resolution: only the ONNX exporter keeps height and width "
-                         "dynamic; use --format onnx")
+        raise ValueError(
+            "--dynamic-resolution: only the ONNX exporter keeps height and width dynamic; use --format onnx"
+        )
     check_writable_folder(os.path.dirname(os.path.abspath(path)))
     model = cpu_eval_copy(model)
     example = example_clip(2, frames, size, seed=0)
@@ -120,18 +127,27 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: str, opset: int)
         _onnx_dynamo(model, example, path, opset)
         return ExportResult(path, "onnx", "onnx-dynamo", dynamic_batch=True)
     except Exception as err:  # the exporters raise many types; fall back and say why
-        logger.warning("dynamo ONNX export failed (%s: %s); using the legacy exporter",
-                       type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+        logger.warning(
+            "dynamo ONNX export failed (%s: %s); using the legacy exporter",
+            type(err).__name__,
+            str(err).splitlines()[0] if str(err) else "",
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), path, dynamo=False, opset_version=opset,
-                          input_names=["clip"], output_names=["logits"],
-                          dynamic_axes={"clip": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(
+            model,
+            (example,),
+            path,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["clip"],
+            output_names=["logits"],
+            dynamic_axes={"clip": {0: "batch"}, "logits": {0: "batch"}},
+        )
     return ExportResult(path, "onnx", "onnx-legacy", dynamic_batch=True)
 
 
-def _onnx_dynamo(model: nn.Module, example: torch.Tensor, path: str, opset: int,
-                 patch_size: Optional[int] = None) -> None:
+def _onnx_dynamo(model: nn.Module, example: torch.Tensor, path: str, opset: int, patch_size: int | None = None) -> None:
     """The dynamo export: batch dynamic, and height and width too when ``patch_size`` is given."""
     batch = torch.export.Dim("batch", min=1, max=1024)
     dims = {0: batch}
@@ -141,9 +157,17 @@ def _onnx_dynamo(model: nn.Module, example: torch.Tensor, path: str, opset: int,
     progress = io.StringIO()  # the exporter prints its progress; keep it for the debug log
     with contextlib.redirect_stdout(progress), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (example,), None, dynamo=True, opset_version=opset,
-                                    input_names=["clip"], output_names=["logits"],
-                                    dynamic_shapes=(dims,), verbose=False)
+        program = torch.onnx.export(
+            model,
+            (example,),
+            None,
+            dynamo=True,
+            opset_version=opset,
+            input_names=["clip"],
+            output_names=["logits"],
+            dynamic_shapes=(dims,),
+            verbose=False,
+        )
     logger.debug("%s", progress.getvalue())
     program.save(path, external_data=False)
 
@@ -152,7 +176,8 @@ def _onnx_dynamo(model: nn.Module, example: torch.Tensor, path: str, opset: int,
 # Verification
 # ------------------------------------------------------------------------------------------------
 
-def load_runner(path: str, fmt: str) -> Tuple[Callable[[np.ndarray], np.ndarray], str]:
+
+def load_runner(path: str, fmt: str) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """A function clip ``np.float32 (B, 3, T, S, S)`` -> logits for the exported file, and its name."""
     if fmt == "torchscript":
         with warnings.catch_warnings():
@@ -167,7 +192,7 @@ def load_runner(path: str, fmt: str) -> Tuple[Callable[[np.ndarray], np.ndarray]
     return _onnx_runner(path)
 
 
-def _onnx_runner(path: str) -> Tuple[Callable[[np.ndarray], np.ndarray], str]:
+def _onnx_runner(path: str) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     try:
         import onnxruntime as ort
     except ImportError:
@@ -181,9 +206,16 @@ def _onnx_runner(path: str) -> Tuple[Callable[[np.ndarray], np.ndarray], str]:
     return (lambda clip: session.run(None, {name: clip})[0]), "onnxruntime"
 
 
-def verify_export(model: nn.Module, result: ExportResult, frames: int, size: int,
-                  tolerance: float = DEFAULT_TOLERANCE, batch: int = 3,
-                  seed: int = 1, width: Optional[int] = None) -> VerifyResult:
+def verify_export(
+    model: nn.Module,
+    result: ExportResult,
+    frames: int,
+    size: int,
+    tolerance: float = DEFAULT_TOLERANCE,
+    batch: int = 3,
+    seed: int = 1,
+    width: int | None = None,
+) -> VerifyResult:
     """Largest absolute logit difference between the exported file and eager ``model`` on a random
     clip ``(batch, 3, frames, size, width or size)`` other than the export example (which has
     batch 2, so the default batch 3 also checks that the batch dimension is dynamic)."""

@@ -23,8 +23,9 @@ import csv
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -32,16 +33,25 @@ import torch
 from resformer_video.datasets.decoders import VideoDecodeError, VideoReader, read_video
 from resformer_video.datasets.kinetics import config_decoders
 from resformer_video.datasets.lists import LIST_ENCODING, VIDEO_EXTENSIONS, is_int, video_files
+from resformer_video.inference.predictor import VideoPredictor
 from resformer_video.utils.atomic import atomic_write, check_writable_folder, write_json
 from resformer_video.utils.precision import autocast
-from resformer_video.inference.predictor import VideoPredictor
 
 INDEX_CSV = "index.csv"
 SUMMARY_JSON = "features.json"
 # Settings recorded but not compared on a rerun: the checkpoint's path (its content hash is compared).
 UNCOMPARED_SETTINGS = ("checkpoint",)
-INDEX_FIELDS = ("video", "status", "video_features", "window_features", "num_windows",
-                "window_start_s", "window_end_s", "duration_s", "error")
+INDEX_FIELDS = (
+    "video",
+    "status",
+    "video_features",
+    "window_features",
+    "num_windows",
+    "window_start_s",
+    "window_end_s",
+    "duration_s",
+    "error",
+)
 
 
 @dataclass
@@ -50,13 +60,13 @@ class VideoFeatures:
 
     path: str
     duration_s: float
-    starts_s: List[float]
-    ends_s: List[float]
+    starts_s: list[float]
+    ends_s: list[float]
     windows: np.ndarray = field(repr=False)
     video: np.ndarray = field(repr=False)
 
 
-def layer_names(layers: Sequence[int]) -> List[str]:
+def layer_names(layers: Sequence[int]) -> list[str]:
     """``["cls", "block3", ...]``: what the ``L`` rows of a feature array are."""
     return ["cls"] + [f"block{i}" for i in layers]
 
@@ -71,17 +81,20 @@ class FeatureExtractor:
             part of :meth:`settings`, so features of another model never join a folder's.
     """
 
-    def __init__(self, predictor: VideoPredictor, layers: Sequence[int] = (),
-                 checkpoint: Optional[str] = None) -> None:
+    def __init__(self, predictor: VideoPredictor, layers: Sequence[int] = (), checkpoint: str | None = None) -> None:
         depth = len(predictor.model.blocks)
         bad = [i for i in layers if not -depth <= i < depth]
         if bad:
-            raise ValueError(f"--layers: block indices must be in [-{depth}, {depth}) for this "
-                             f"{depth}-block model, got {bad}")
+            raise ValueError(
+                f"--layers: block indices must be in [-{depth}, {depth}) for this {depth}-block model, got {bad}"
+            )
         self.predictor = predictor
         self.layers = list(layers)
-        self.checkpoint = ({"checkpoint": os.path.abspath(checkpoint),
-                            "checkpoint_sha256": file_sha256(checkpoint)} if checkpoint else {})
+        self.checkpoint = (
+            {"checkpoint": os.path.abspath(checkpoint), "checkpoint_sha256": file_sha256(checkpoint)}
+            if checkpoint
+            else {}
+        )
 
     @torch.inference_mode()
     def view_features(self, clips: torch.Tensor) -> torch.Tensor:
@@ -104,36 +117,51 @@ class FeatureExtractor:
         Raises:
             VideoDecodeError: the video cannot be opened or decoded (the message names it).
         """
-        return read_video(path, config_decoders(self.predictor.cfg),
-                          lambda reader: self._extract_reader(reader, path))
+        return read_video(path, config_decoders(self.predictor.cfg), lambda reader: self._extract_reader(reader, path))
 
     def _extract_reader(self, reader: VideoReader, path: str) -> VideoFeatures:
         bounds = self.predictor.window_bounds(reader)
-        windows = torch.stack([self.view_features(self.predictor.window_views(reader, start, length))
-                               .mean(dim=0) for start, length in bounds])
-        return VideoFeatures(path, reader.duration, [s / reader.fps for s, _ in bounds],
-                             [(s + n) / reader.fps for s, n in bounds], windows.numpy(),
-                             windows.mean(dim=0).numpy())
+        windows = torch.stack(
+            [
+                self.view_features(self.predictor.window_views(reader, start, length)).mean(dim=0)
+                for start, length in bounds
+            ]
+        )
+        return VideoFeatures(
+            path,
+            reader.duration,
+            [s / reader.fps for s, _ in bounds],
+            [(s + n) / reader.fps for s, n in bounds],
+            windows.numpy(),
+            windows.mean(dim=0).numpy(),
+        )
 
-    def settings(self) -> Dict[str, Any]:
+    def settings(self) -> dict[str, Any]:
         """What decides the features' values (a rerun into the same folder must match them, all
         but the checkpoint's path: a moved file with the same content is the same model)."""
         pred = self.predictor
-        return {"layers": layer_names(self.layers), "resolution": pred.transform.size,
-                "num_frames": pred.cfg.DATA.NUM_FRAMES, "views_per_window": pred.views_per_window,
-                "window_s": pred.window_s, "stride_s": pred.stride_s, "precision": pred.precision,
-                **self.checkpoint}
+        return {
+            "layers": layer_names(self.layers),
+            "resolution": pred.transform.size,
+            "num_frames": pred.cfg.DATA.NUM_FRAMES,
+            "views_per_window": pred.views_per_window,
+            "window_s": pred.window_s,
+            "stride_s": pred.stride_s,
+            "precision": pred.precision,
+            **self.checkpoint,
+        }
 
 
 # ------------------------------------------------------------------------------------------------
 # Inputs and the output folder
 # ------------------------------------------------------------------------------------------------
 
-def expand_inputs(inputs: Iterable[str], path_prefix: str = "") -> List[str]:
+
+def expand_inputs(inputs: Iterable[str], path_prefix: str = "") -> list[str]:
     """Video paths from video files, folders (their video files, sorted, not recursive) and list
     files (one video per line, ``path`` or ``path label``; relative paths joined to
     ``path_prefix``)."""
-    out: List[str] = []
+    out: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
             out += video_files(item)
@@ -144,7 +172,7 @@ def expand_inputs(inputs: Iterable[str], path_prefix: str = "") -> List[str]:
     return out
 
 
-def _read_path_list(list_file: str, path_prefix: str) -> List[str]:
+def _read_path_list(list_file: str, path_prefix: str) -> list[str]:
     paths = []
     with open(list_file, encoding=LIST_ENCODING) as handle:
         for line in (raw.strip() for raw in handle):
@@ -176,10 +204,11 @@ def _save_npy(path: str, array: np.ndarray) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as handle:
             np.save(handle, array)
+
     atomic_write(path, write)
 
 
-def read_index(out_dir: str) -> Dict[str, Dict[str, str]]:
+def read_index(out_dir: str) -> dict[str, dict[str, str]]:
     """Rows of ``out_dir/index.csv`` by video path (empty without one)."""
     path = os.path.join(out_dir, INDEX_CSV)
     if not os.path.isfile(path):
@@ -188,50 +217,66 @@ def read_index(out_dir: str) -> Dict[str, Dict[str, str]]:
         return {row["video"]: row for row in csv.DictReader(handle)}
 
 
-def _write_index(out_dir: str, rows: Dict[str, Dict[str, Any]]) -> None:
+def _write_index(out_dir: str, rows: dict[str, dict[str, Any]]) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=INDEX_FIELDS)
             writer.writeheader()
             writer.writerows(rows.values())
+
     atomic_write(os.path.join(out_dir, INDEX_CSV), write)
 
 
-def _already_written(out_dir: str, row: Optional[Dict[str, str]]) -> bool:
-    return bool(row) and row["status"] == "ok" and all(
-        os.path.isfile(os.path.join(out_dir, row[key])) for key in ("video_features", "window_features"))
+def _already_written(out_dir: str, row: dict[str, str] | None) -> bool:
+    return (
+        bool(row)
+        and row["status"] == "ok"
+        and all(os.path.isfile(os.path.join(out_dir, row[key])) for key in ("video_features", "window_features"))
+    )
 
 
-def _check_settings(out_dir: str, settings: Dict[str, Any]) -> None:
+def _check_settings(out_dir: str, settings: dict[str, Any]) -> None:
     path = os.path.join(out_dir, SUMMARY_JSON)
     if not os.path.isfile(path):
         return
     with open(path, encoding="utf-8") as handle:
         previous = json.load(handle).get("settings", {})
-    changed = sorted(k for k in set(previous) | set(settings)
-                     if k not in UNCOMPARED_SETTINGS and previous.get(k) != settings.get(k))
+    changed = sorted(
+        k for k in set(previous) | set(settings) if k not in UNCOMPARED_SETTINGS and previous.get(k) != settings.get(k)
+    )
     if changed:
-        then = ([f"checkpoint {previous.get('checkpoint', 'not recorded')}"]
-                if "checkpoint_sha256" in changed else [])
-        raise ValueError(f"{out_dir}: holds features written with other settings ({', '.join(changed)}: "
-                         f"{[previous.get(k) for k in changed]} then, {[settings.get(k) for k in changed]} "
-                         f"now{''.join(f'; {item} then' for item in then)}); use another --out folder")
+        then = [f"checkpoint {previous.get('checkpoint', 'not recorded')}"] if "checkpoint_sha256" in changed else []
+        raise ValueError(
+            f"{out_dir}: holds features written with other settings ({', '.join(changed)}: "
+            f"{[previous.get(k) for k in changed]} then, {[settings.get(k) for k in changed]} "
+            f"now{''.join(f'; {item} then' for item in then)}); use another --out folder"
+        )
 
 
-def _ok_row(out_dir: str, feats: VideoFeatures) -> Dict[str, Any]:
+def _ok_row(out_dir: str, feats: VideoFeatures) -> dict[str, Any]:
     name = feature_name(feats.path)
     files = {"video_features": f"{name}_video.npy", "window_features": f"{name}_windows.npy"}
     _save_npy(os.path.join(out_dir, files["window_features"]), feats.windows)
     _save_npy(os.path.join(out_dir, files["video_features"]), feats.video)
-    return {"video": feats.path, "status": "ok", **files, "num_windows": len(feats.starts_s),
-            "window_start_s": ";".join(f"{s:.3f}" for s in feats.starts_s),
-            "window_end_s": ";".join(f"{e:.3f}" for e in feats.ends_s),
-            "duration_s": f"{feats.duration_s:.3f}", "error": ""}
+    return {
+        "video": feats.path,
+        "status": "ok",
+        **files,
+        "num_windows": len(feats.starts_s),
+        "window_start_s": ";".join(f"{s:.3f}" for s in feats.starts_s),
+        "window_end_s": ";".join(f"{e:.3f}" for e in feats.ends_s),
+        "duration_s": f"{feats.duration_s:.3f}",
+        "error": "",
+    }
 
 
-def extract_to_folder(extractor: FeatureExtractor, paths: Sequence[str], out_dir: str,
-                      on_error: Callable[[str], None] = lambda message: None,
-                      on_done: Callable[[str, str], None] = lambda path, status: None) -> Dict[str, Any]:
+def extract_to_folder(
+    extractor: FeatureExtractor,
+    paths: Sequence[str],
+    out_dir: str,
+    on_error: Callable[[str], None] = lambda message: None,
+    on_done: Callable[[str, str], None] = lambda path, status: None,
+) -> dict[str, Any]:
     """Write the features of every video in ``paths`` to ``out_dir`` (module docstring); return the
     summary (``settings``, ``layers``, this run's ``written`` and ``skipped`` counts and ``failed``
     paths with reasons, the whole index's ``index_ok`` and ``index_failed`` counts).
@@ -244,8 +289,8 @@ def extract_to_folder(extractor: FeatureExtractor, paths: Sequence[str], out_dir
     check_writable_folder(out_dir)
     settings = extractor.settings()
     _check_settings(out_dir, settings)
-    rows: Dict[str, Dict[str, Any]] = dict(read_index(out_dir))
-    summary: Dict[str, Any] = {"settings": settings, "written": 0, "skipped": 0, "failed": {}}
+    rows: dict[str, dict[str, Any]] = dict(read_index(out_dir))
+    summary: dict[str, Any] = {"settings": settings, "written": 0, "skipped": 0, "failed": {}}
     for path in paths:
         if _already_written(out_dir, rows.get(path)):
             summary["skipped"] += 1
@@ -255,14 +300,12 @@ def extract_to_folder(extractor: FeatureExtractor, paths: Sequence[str], out_dir
             rows[path] = _ok_row(out_dir, extractor.extract(path))
             summary["written"] += 1
         except VideoDecodeError as err:
-            rows[path] = {key: "" for key in INDEX_FIELDS} | {"video": path, "status": "error",
-                                                               "error": str(err)}
+            rows[path] = {key: "" for key in INDEX_FIELDS} | {"video": path, "status": "error", "error": str(err)}
             summary["failed"][path] = str(err)
             on_error(str(err))
         _write_index(out_dir, rows)
         on_done(path, rows[path]["status"])
     statuses = [row["status"] for row in rows.values()]
-    summary.update(layers=settings["layers"], index_ok=statuses.count("ok"),
-                   index_failed=statuses.count("error"))
+    summary.update(layers=settings["layers"], index_ok=statuses.count("ok"), index_failed=statuses.count("error"))
     write_json(os.path.join(out_dir, SUMMARY_JSON), summary)
     return summary

@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ class WindowPrediction:
 
     start_s: float
     end_s: float
-    top: List[ClassScore]
+    top: list[ClassScore]
     probs: torch.Tensor = field(repr=False)
 
 
@@ -68,26 +69,31 @@ class VideoPrediction:
     fps: float
     views_per_window: int
     resolution: int
-    windows: List[WindowPrediction]
-    top: List[ClassScore]
+    windows: list[WindowPrediction]
+    top: list[ClassScore]
     probs: torch.Tensor = field(repr=False)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (no full probability vectors)."""
         return {
-            "video": self.path, "duration_s": round(self.duration_s, 3), "fps": round(self.fps, 3),
-            "resolution": self.resolution, "views_per_window": self.views_per_window,
+            "video": self.path,
+            "duration_s": round(self.duration_s, 3),
+            "fps": round(self.fps, 3),
+            "resolution": self.resolution,
+            "views_per_window": self.views_per_window,
             "top": [_score_dict(s) for s in self.top],
-            "windows": [{"start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3),
-                         "top": [_score_dict(s) for s in w.top]} for w in self.windows],
+            "windows": [
+                {"start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3), "top": [_score_dict(s) for s in w.top]}
+                for w in self.windows
+            ],
         }
 
 
-def _score_dict(score: ClassScore) -> Dict[str, Any]:
+def _score_dict(score: ClassScore) -> dict[str, Any]:
     return {"class": score.name, "index": score.index, "prob": round(score.prob, 6)}
 
 
-def window_starts(num_frames: int, window_frames: int, stride_frames: int) -> List[int]:
+def window_starts(num_frames: int, window_frames: int, stride_frames: int) -> list[int]:
     """Start frames of the windows covering ``num_frames`` (see the module docstring)."""
     if num_frames <= window_frames:
         return [0]
@@ -96,7 +102,7 @@ def window_starts(num_frames: int, window_frames: int, stride_frames: int) -> Li
     return [int(round(x)) for x in np.linspace(0, last, count)]
 
 
-def top_k(probs: torch.Tensor, class_names: Sequence[str], k: int) -> List[ClassScore]:
+def top_k(probs: torch.Tensor, class_names: Sequence[str], k: int) -> list[ClassScore]:
     """The ``k`` most probable classes of ``probs`` ``(K,)``, most probable first."""
     values, indices = probs.topk(min(k, probs.numel()))
     return [ClassScore(int(i), class_names[int(i)], float(v)) for v, i in zip(values, indices)]
@@ -117,13 +123,19 @@ class VideoPredictor:
             runs, slowly, with a warning).
     """
 
-    def __init__(self, model: nn.Module, cfg: CfgNode, class_names: Sequence[str],
-                 device: torch.device, window_s: float = DEFAULT_WINDOW_S,
-                 stride_s: Optional[float] = None, precision: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: CfgNode,
+        class_names: Sequence[str],
+        device: torch.device,
+        window_s: float = DEFAULT_WINDOW_S,
+        stride_s: float | None = None,
+        precision: str | None = None,
+    ) -> None:
         if window_s <= 0 or (stride_s is not None and stride_s <= 0):
             raise ValueError(f"window and stride must be > 0 s, got {window_s} and {stride_s}")
-        self.precision = check_precision(precision or default_precision(device), device,
-                                         allow_emulated=True)
+        self.precision = check_precision(precision or default_precision(device), device, allow_emulated=True)
         self.amp_dtype = autocast_dtype(self.precision)
         self.model = model.to(device).eval()
         self.cfg = cfg
@@ -160,9 +172,16 @@ class VideoPredictor:
         data = self.cfg.DATA
         views = []
         for temporal_idx in range(self.num_temporal):
-            indices = sample_clip_indices(length, reader.fps, data.NUM_FRAMES, data.SAMPLING_RATE,
-                                          data.TARGET_FPS, temporal_idx, self.num_temporal,
-                                          protocol=self.cfg.TEST.PROTOCOL)
+            indices = sample_clip_indices(
+                length,
+                reader.fps,
+                data.NUM_FRAMES,
+                data.SAMPLING_RATE,
+                data.TARGET_FPS,
+                temporal_idx,
+                self.num_temporal,
+                protocol=self.cfg.TEST.PROTOCOL,
+            )
             frames = reader.get_frames(np.minimum(indices + start, reader.num_frames - 1))
             views += [self.transform(frames, spatial) for spatial in self.spatial_indices]
         return torch.stack(views)
@@ -176,27 +195,40 @@ class VideoPredictor:
         backends = config_decoders(self.cfg)
         return read_video(path, backends, lambda reader: self._predict_reader(reader, path, k))
 
-    def window_bounds(self, reader: VideoReader) -> List[Tuple[int, int]]:
+    def window_bounds(self, reader: VideoReader) -> list[tuple[int, int]]:
         """``(start, length)`` in frames of every window of an open video (module docstring)."""
         window = max(1, int(round(self.window_s * reader.fps)))
         stride = max(1, int(round(self.stride_s * reader.fps)))
-        return [(start, min(window, reader.num_frames - start))
-                for start in window_starts(reader.num_frames, window, stride)]
+        return [
+            (start, min(window, reader.num_frames - start))
+            for start in window_starts(reader.num_frames, window, stride)
+        ]
 
     def _predict_reader(self, reader: VideoReader, path: str, k: int) -> VideoPrediction:
         """:meth:`predict` on an open video."""
         windows = []
         for start, length in self.window_bounds(reader):
             probs = self.views_probs(self.window_views(reader, start, length))
-            windows.append(WindowPrediction(start / reader.fps, (start + length) / reader.fps,
-                                            top_k(probs, self.class_names, k), probs))
+            windows.append(
+                WindowPrediction(
+                    start / reader.fps, (start + length) / reader.fps, top_k(probs, self.class_names, k), probs
+                )
+            )
         probs = torch.stack([w.probs for w in windows]).mean(dim=0)
-        return VideoPrediction(path, reader.duration, reader.fps, self.views_per_window,
-                               self.transform.size, windows, top_k(probs, self.class_names, k),
-                               probs)
+        return VideoPrediction(
+            path,
+            reader.duration,
+            reader.fps,
+            self.views_per_window,
+            self.transform.size,
+            windows,
+            top_k(probs, self.class_names, k),
+            probs,
+        )
 
-    def predict_many(self, paths: Sequence[str], k: int = 5
-                     ) -> Iterator[Tuple[str, Optional[VideoPrediction], Optional[str]]]:
+    def predict_many(
+        self, paths: Sequence[str], k: int = 5
+    ) -> Iterator[tuple[str, VideoPrediction | None, str | None]]:
         """``(path, prediction, None)`` per readable video, ``(path, None, error)`` per unreadable one."""
         for path in paths:
             try:
@@ -209,8 +241,10 @@ class VideoPredictor:
 # Loading a trained model
 # ------------------------------------------------------------------------------------------------
 
-def load_predict_config(checkpoint: Any, checkpoint_path: str, cfg_file: Optional[str] = None,
-                        opts: Sequence[str] = ()) -> CfgNode:
+
+def load_predict_config(
+    checkpoint: Any, checkpoint_path: str, cfg_file: str | None = None, opts: Sequence[str] = ()
+) -> CfgNode:
     """The config for prediction: ``cfg_file`` if given, else the one saved in our training
     checkpoint ``checkpoint`` (the file's content), then ``opts``; training-only file keys
     (``MODEL.PRETRAINED``, ``TEST.CHECKPOINT_FILE_PATH``) are cleared because the checkpoint
@@ -225,11 +259,14 @@ def load_predict_config(checkpoint: Any, checkpoint_path: str, cfg_file: Optiona
         return load_config(cfg_file, overrides)
     text = weights.own_config_text(checkpoint)
     if not text:
-        kind = ("a training checkpoint without its config" if weights.is_own_checkpoint(checkpoint)
-                else "not a resformer-video training checkpoint (e.g. TimeSformer, timm or ResFormer "
-                     "weights)")
-        raise ValueError(f"{checkpoint_path}: {kind}; pass --cfg FILE to give the model "
-                         "(e.g. configs/k400_timesformer_b.yaml)")
+        kind = (
+            "a training checkpoint without its config"
+            if weights.is_own_checkpoint(checkpoint)
+            else "not a resformer-video training checkpoint (e.g. TimeSformer, timm or ResFormer weights)"
+        )
+        raise ValueError(
+            f"{checkpoint_path}: {kind}; pass --cfg FILE to give the model (e.g. configs/k400_timesformer_b.yaml)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "checkpoint_cfg.yaml")
         with open(path, "w", encoding="utf-8") as handle:
@@ -237,7 +274,7 @@ def load_predict_config(checkpoint: Any, checkpoint_path: str, cfg_file: Optiona
         return load_config(path, overrides)
 
 
-def resolve_class_names(cfg: CfgNode, checkpoint_names: Optional[Sequence[str]] = None) -> List[str]:
+def resolve_class_names(cfg: CfgNode, checkpoint_names: Sequence[str] | None = None) -> list[str]:
     """Class names: ``DATA.CLASS_NAMES_FILE`` if set, else the checkpoint's, else the data folder's
     ``classnames.json`` / ``classes.txt``, else the shipped Kinetics-400 names for 400 classes, else
     ``"0"``, ``"1"``, ...; always ``MODEL.NUM_CLASSES``."""
@@ -246,29 +283,29 @@ def resolve_class_names(cfg: CfgNode, checkpoint_names: Optional[Sequence[str]] 
         return find_class_names("", cfg.DATA.CLASS_NAMES_FILE, num_classes) or []
     if checkpoint_names:
         if len(checkpoint_names) != num_classes:
-            raise ValueError(f"checkpoint has {len(checkpoint_names)} class names but "
-                             f"MODEL.NUM_CLASSES is {num_classes}")
+            raise ValueError(
+                f"checkpoint has {len(checkpoint_names)} class names but MODEL.NUM_CLASSES is {num_classes}"
+            )
         return list(checkpoint_names)
     data_dir = cfg.DATA.PATH_TO_DATA_DIR
     found = find_class_names(data_dir, "", num_classes) if data_dir and os.path.isdir(data_dir) else None
     return found or default_class_names([], num_classes)
 
 
-def load_trained_model(cfg: CfgNode, checkpoint: Any, checkpoint_path: str) -> Tuple[nn.Module,
-                                                                                      TrainedWeights]:
+def load_trained_model(cfg: CfgNode, checkpoint: Any, checkpoint_path: str) -> tuple[nn.Module, TrainedWeights]:
     """``build_model(cfg)`` with the weights of ``checkpoint`` (the file's content) loaded by
     :func:`load_trained_weights`, in eval mode."""
     model = build_model(cfg)
     try:
         trained = load_trained_weights(model, checkpoint_path, checkpoint)
     except CheckpointError as err:
-        raise ValueError(f"{err} (config: MODEL.ARCH {cfg.MODEL.ARCH}, MODEL.DEPTH "
-                         f"{cfg.MODEL.DEPTH})") from None
+        raise ValueError(f"{err} (config: MODEL.ARCH {cfg.MODEL.ARCH}, MODEL.DEPTH {cfg.MODEL.DEPTH})") from None
     return model.eval(), trained
 
 
-def load_trained(checkpoint: str, cfg_file: Optional[str] = None, opts: Sequence[str] = ()
-                 ) -> Tuple[CfgNode, nn.Module, TrainedWeights]:
+def load_trained(
+    checkpoint: str, cfg_file: str | None = None, opts: Sequence[str] = ()
+) -> tuple[CfgNode, nn.Module, TrainedWeights]:
     """The config (:func:`load_predict_config`) and the eval-mode model with the weights of the file
     ``checkpoint`` (:func:`load_trained_model`), read once by the one reader
     (:func:`resformer_video.utils.weights.read_checkpoint`). Used by predict, export and
@@ -288,10 +325,15 @@ def default_device(cfg: CfgNode) -> torch.device:
     return torch.device("cuda" if cfg.NUM_GPUS > 0 and torch.cuda.is_available() else "cpu")
 
 
-def build_predictor(checkpoint: str, cfg_file: Optional[str] = None, opts: Sequence[str] = (),
-                    device: Optional[str] = None, window_s: float = DEFAULT_WINDOW_S,
-                    stride_s: Optional[float] = None,
-                    precision: Optional[str] = None) -> VideoPredictor:
+def build_predictor(
+    checkpoint: str,
+    cfg_file: str | None = None,
+    opts: Sequence[str] = (),
+    device: str | None = None,
+    window_s: float = DEFAULT_WINDOW_S,
+    stride_s: float | None = None,
+    precision: str | None = None,
+) -> VideoPredictor:
     """A :class:`VideoPredictor` from trained weights: our training checkpoint (its config unless
     ``cfg_file`` is given) or any layout ``MODEL.PRETRAINED`` converts, with ``cfg_file`` giving
     the model (see :func:`load_predict_config`).
@@ -313,8 +355,10 @@ def build_predictor(checkpoint: str, cfg_file: Optional[str] = None, opts: Seque
 
 def format_prediction(pred: VideoPrediction, show_windows: bool = True) -> str:
     """Human-readable lines: the video, its whole-video top-k, then each window's top-k."""
-    header = (f"{pred.path} ({pred.duration_s:.2f} s, {len(pred.windows)} window(s) x "
-              f"{pred.views_per_window} view(s) at {pred.resolution} px)")
+    header = (
+        f"{pred.path} ({pred.duration_s:.2f} s, {len(pred.windows)} window(s) x "
+        f"{pred.views_per_window} view(s) at {pred.resolution} px)"
+    )
     lines = [header, f"  video          : {_format_top(pred.top)}"]
     if show_windows and len(pred.windows) > 1:
         lines += [f"  {w.start_s:6.1f}-{w.end_s:6.1f} s: {_format_top(w.top)}" for w in pred.windows]

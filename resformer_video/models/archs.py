@@ -4,7 +4,6 @@ names, the row names of result tables and the docs' list all come from :data:`AR
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
 
 
 @dataclass(frozen=True)
@@ -19,7 +18,7 @@ class ArchSpec:
     note: str = ""
 
 
-ARCHS: Dict[str, ArchSpec] = {
+ARCHS: dict[str, ArchSpec] = {
     "resformer_nano": ArchSpec(64, 2, 12, "N", "CPU studies and demos trained from scratch"),
     "resformer_micro": ArchSpec(128, 2, 12, "Mi", "CPU tests and small experiments"),
     "resformer_tiny": ArchSpec(192, 3, 12, "Ti"),

@@ -9,13 +9,11 @@ Without a grid (temporal attention) the tokens have no spatial layout and no cla
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Grid = Tuple[int, int, int]  # (frames, height, width) of the patch tokens in a sequence
+Grid = tuple[int, int, int]  # (frames, height, width) of the patch tokens in a sequence
 
 ATTN_IMPLS = ("sdpa", "explicit")
 
@@ -56,8 +54,16 @@ class Attention(nn.Module):
         attn_impl: ``sdpa`` (``F.scaled_dot_product_attention``) or ``explicit`` (softmax(QK^T)V).
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, local_pos_embed: bool = False, attn_impl: str = "sdpa") -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        local_pos_embed: bool = False,
+        attn_impl: str = "sdpa",
+    ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"width {dim} is not divisible by the number of heads {num_heads}")
@@ -65,14 +71,17 @@ class Attention(nn.Module):
             raise ValueError(f"attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.scale = self.head_dim ** -0.5
+        self.scale = self.head_dim**-0.5
         self.attn_impl = attn_impl
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
-        self.lpe = (nn.Conv2d(self.head_dim, self.head_dim, kernel_size=3, padding=1, groups=self.head_dim)
-                    if local_pos_embed else None)
+        self.lpe = (
+            nn.Conv2d(self.head_dim, self.head_dim, kernel_size=3, padding=1, groups=self.head_dim)
+            if local_pos_embed
+            else None
+        )
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, L, D)`` -> ``(B, k, L, D / k)``."""
@@ -99,7 +108,7 @@ class Attention(nn.Module):
         attn = (q @ k.transpose(-2, -1)) * self.scale
         return self.attn_drop(attn.softmax(dim=-1)) @ v
 
-    def output(self, x: torch.Tensor, v: torch.Tensor, grid: Optional[Grid]) -> torch.Tensor:
+    def output(self, x: torch.Tensor, v: torch.Tensor, grid: Grid | None) -> torch.Tensor:
         """Add the LPE of the full-resolution values ``v`` to ``x`` (both ``(B, k, L, d)``), project."""
         if self.lpe is not None:
             if grid is None:
@@ -107,12 +116,12 @@ class Attention(nn.Module):
             x = x + self.local_pos_embed(v, grid)
         return self.proj_drop(self.proj(self.merge_heads(x)))
 
-    def forward(self, x: torch.Tensor, grid: Optional[Grid] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         """``(B, L, D)`` -> ``(B, L, D)``."""
         q, k, v = self.qkv_heads(x)
         return self.output(self.attend(q, k, v), v, grid)
 
-    def qkv_heads(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(B, L, D)`` -> q, k, v, each ``(B, k, L, D / k)`` (timm's qkv channel order)."""
         batch, length, dim = x.shape
         qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim)
@@ -138,15 +147,28 @@ class EfficientAttention(Attention):
     The parameters ``qkv``, ``proj`` and ``lpe`` are those of :class:`Attention`, so MSA weights load.
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, local_pos_embed: bool = False, sr_ratio: int = 2,
-                 head_conv: bool = True, instance_norm: bool = True, attn_impl: str = "sdpa") -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        local_pos_embed: bool = False,
+        sr_ratio: int = 2,
+        head_conv: bool = True,
+        instance_norm: bool = True,
+        attn_impl: str = "sdpa",
+    ) -> None:
         super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, local_pos_embed, attn_impl)
         if sr_ratio < 1:
             raise ValueError(f"sr_ratio must be >= 1, got {sr_ratio}")
         self.sr_ratio = sr_ratio
-        self.sr = (nn.Conv2d(dim, dim, kernel_size=sr_ratio + 1, stride=sr_ratio, padding=sr_ratio // 2,
-                             groups=dim) if sr_ratio > 1 else None)
+        self.sr = (
+            nn.Conv2d(dim, dim, kernel_size=sr_ratio + 1, stride=sr_ratio, padding=sr_ratio // 2, groups=dim)
+            if sr_ratio > 1
+            else None
+        )
         self.sr_norm = nn.LayerNorm(dim, eps=1e-6) if sr_ratio > 1 else None
         self.head_conv = nn.Conv2d(num_heads, num_heads, kernel_size=1) if head_conv else None
         self.head_norm = nn.InstanceNorm2d(num_heads) if instance_norm else None
@@ -174,7 +196,7 @@ class EfficientAttention(Attention):
             attn = self.head_norm(attn)
         return self.attn_drop(attn) @ v
 
-    def forward(self, x: torch.Tensor, grid: Optional[Grid] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         """``(B, 1 + h * w * t, D)`` -> same shape."""
         if grid is None:
             raise ValueError("efficient attention needs the token grid")
@@ -182,7 +204,7 @@ class EfficientAttention(Attention):
         out = self.attend(q, k, v) if self.fused else self.attend_maps(q, k, v)
         return self.output(out, full_v, grid)
 
-    def project(self, x: torch.Tensor, reduced: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def project(self, x: torch.Tensor, reduced: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """q and full-resolution v of ``x`` ``(B, L, D)``, k and v of ``reduced`` ``(B, L', D)``, each
         split into heads ``(B, k, ., D / k)``. Two GEMMs: ``qkv``'s weight rows are ``[q; k; v]``, so
         k and v are one slice; q and the full v (needed only by the LPE) one concatenation."""
@@ -193,6 +215,6 @@ class EfficientAttention(Attention):
         if self.sr is None or self.lpe is None:
             q, full_v = F.linear(x, weight[:dim], bias[:dim]), v
         else:
-            rows = torch.cat((weight[:dim], weight[2 * dim:]))
-            q, full_v = F.linear(x, rows, torch.cat((bias[:dim], bias[2 * dim:]))).chunk(2, dim=-1)
+            rows = torch.cat((weight[:dim], weight[2 * dim :]))
+            q, full_v = F.linear(x, rows, torch.cat((bias[:dim], bias[2 * dim :]))).chunk(2, dim=-1)
         return tuple(self.split_heads(t) for t in (q, k, v, full_v))

@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,18 +32,29 @@ from torch import nn
 from resformer_video.errors import CheckpointError
 from resformer_video.models.pos_embed import resize_pos_embed, resize_time_embed
 from resformer_video.utils import weights
+
 # Reading and identifying, re-exported here for their old import path.
-from resformer_video.utils.weights import (extract_state_dict, is_own_checkpoint,  # noqa: F401
-                                           own_config_text, read_checkpoint, strip_prefixes)
+from resformer_video.utils.weights import (  # noqa: F401
+    extract_state_dict,
+    is_own_checkpoint,
+    own_config_text,
+    read_checkpoint,
+    strip_prefixes,
+)
 
 logger = logging.getLogger(__name__)
 
-StateDict = Dict[str, torch.Tensor]
+StateDict = dict[str, torch.Tensor]
 
-RESFORMER_RENAMES = ((re.compile(r"^pos_embed\.embed_layer\."), "gpe.proj."),
-                     (re.compile(r"^(blocks\.\d+)\.attn\.get_v\."), r"\1.attn.lpe."))
-TEMPORAL_COPIES = (("attn.qkv.", "temporal_attn.qkv."), ("attn.proj.", "temporal_attn.proj."),
-                   ("norm1.", "temporal_norm1."))
+RESFORMER_RENAMES = (
+    (re.compile(r"^pos_embed\.embed_layer\."), "gpe.proj."),
+    (re.compile(r"^(blocks\.\d+)\.attn\.get_v\."), r"\1.attn.lpe."),
+)
+TEMPORAL_COPIES = (
+    ("attn.qkv.", "temporal_attn.qkv."),
+    ("attn.proj.", "temporal_attn.proj."),
+    ("norm1.", "temporal_norm1."),
+)
 HEAD_KEYS = ("head.weight", "head.bias")
 
 
@@ -57,25 +69,27 @@ class LoadReport:
     path: str
     kind: str = weights.UNKNOWN
     matched: int = 0
-    missing_keys: List[str] = field(default_factory=list)
-    unexpected_keys: List[str] = field(default_factory=list)
-    dropped_keys: List[str] = field(default_factory=list)
-    notes: List[str] = field(default_factory=list)
+    missing_keys: list[str] = field(default_factory=list)
+    unexpected_keys: list[str] = field(default_factory=list)
+    dropped_keys: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"loaded weights from {self.path} ({weights.KIND_NAMES[self.kind]})"]
         lines += [f"  {note}" for note in self.notes]
-        for name, keys in (("missing (kept at initialisation)", self.missing_keys),
-                           ("unexpected (ignored)", self.unexpected_keys),
-                           ("dropped", self.dropped_keys)):
+        for name, keys in (
+            ("missing (kept at initialisation)", self.missing_keys),
+            ("unexpected (ignored)", self.unexpected_keys),
+            ("dropped", self.dropped_keys),
+        ):
             if keys:
                 lines.append(f"  {name}: {', '.join(summarize_keys(keys))}")
         return "\n".join(lines)
 
 
-def summarize_keys(keys: Iterable[str]) -> List[str]:
+def summarize_keys(keys: Iterable[str]) -> list[str]:
     """Collapse per-block keys: ``blocks.0.attn.lpe.weight`` ... -> ``blocks.*.attn.lpe.weight (x12)``."""
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     for key in keys:
         pattern = re.sub(r"^blocks\.\d+\.", "blocks.*.", key)
         counts[pattern] = counts.get(pattern, 0) + 1
@@ -85,9 +99,12 @@ def summarize_keys(keys: Iterable[str]) -> List[str]:
 # ----------------------------------------------------------------------------------------------
 # Converting
 # ----------------------------------------------------------------------------------------------
-def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
-                         notes: Optional[List[str]] = None,
-                         dropped: Optional[List[str]] = None) -> StateDict:
+def checkpoint_filter_fn(
+    state_dict: Mapping[str, torch.Tensor],
+    model: nn.Module,
+    notes: list[str] | None = None,
+    dropped: list[str] | None = None,
+) -> StateDict:
     """Convert a timm/DeiT, ResFormer, TimeSformer or own state dict to ``model``'s layout.
 
     Conversions made are appended to ``notes`` and keys dropped on purpose to ``dropped``.
@@ -108,7 +125,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Modul
     return out
 
 
-def _rename_resformer_keys(state_dict: StateDict, notes: List[str]) -> StateDict:
+def _rename_resformer_keys(state_dict: StateDict, notes: list[str]) -> StateDict:
     out, renamed = {}, 0
     for key, value in state_dict.items():
         new_key = key
@@ -117,8 +134,7 @@ def _rename_resformer_keys(state_dict: StateDict, notes: List[str]) -> StateDict
         renamed += new_key != key
         out[new_key] = value
     if renamed:
-        notes.append(f"renamed {renamed} ResFormer keys (pos_embed.embed_layer -> gpe.proj, "
-                     "attn.get_v -> attn.lpe)")
+        notes.append(f"renamed {renamed} ResFormer keys (pos_embed.embed_layer -> gpe.proj, attn.get_v -> attn.lpe)")
     return out
 
 
@@ -128,17 +144,15 @@ def _convert_patch_embed(state_dict: StateDict, target: StateDict) -> None:
         state_dict[key] = state_dict[key].reshape(target[key].shape)
 
 
-def _resize_embeddings(state_dict: StateDict, model: nn.Module, notes: List[str]) -> None:
+def _resize_embeddings(state_dict: StateDict, model: nn.Module, notes: list[str]) -> None:
     if isinstance(state_dict.get("pos_embed"), torch.Tensor) and hasattr(model, "pos_embed"):
         src, dst = state_dict["pos_embed"], model.pos_embed
         if src.ndim == 3 and src.shape[1] != dst.shape[1] and src.shape[2] == dst.shape[2]:
             side = math.isqrt(src.shape[1] - 1)
             if side * side != src.shape[1] - 1:
-                raise CheckpointError(f"pos_embed: cannot resize a non-square table of {src.shape[1]} "
-                                      "tokens")
+                raise CheckpointError(f"pos_embed: cannot resize a non-square table of {src.shape[1]} tokens")
             state_dict["pos_embed"] = resize_pos_embed(src, (side, side), model.grid_size, "bicubic")
-            notes.append(f"resized pos_embed from {side}x{side} to "
-                         f"{model.grid_size[0]}x{model.grid_size[1]} patches")
+            notes.append(f"resized pos_embed from {side}x{side} to {model.grid_size[0]}x{model.grid_size[1]} patches")
     if isinstance(state_dict.get("time_embed"), torch.Tensor) and hasattr(model, "time_embed"):
         src, frames = state_dict["time_embed"], model.time_embed.shape[1]
         if src.ndim == 3 and src.shape[1] != frames and src.shape[2] == model.time_embed.shape[2]:
@@ -146,10 +160,9 @@ def _resize_embeddings(state_dict: StateDict, model: nn.Module, notes: List[str]
             notes.append(f"resized time_embed from {src.shape[1]} to {frames} frames")
 
 
-def _add_temporal_attention(state_dict: StateDict, target: StateDict, notes: List[str]) -> None:
+def _add_temporal_attention(state_dict: StateDict, target: StateDict, notes: list[str]) -> None:
     """Initialise missing temporal attention from the spatial one, with a zero ``temporal_fc``."""
-    blocks = sorted({int(m.group(1)) for k in target for m in [re.match(r"blocks\.(\d+)\.temporal_fc\.", k)]
-                     if m})
+    blocks = sorted({int(m.group(1)) for k in target for m in [re.match(r"blocks\.(\d+)\.temporal_fc\.", k)] if m})
     initialised = 0
     for i in blocks:
         prefix = f"blocks.{i}."
@@ -157,7 +170,7 @@ def _add_temporal_attention(state_dict: StateDict, target: StateDict, notes: Lis
             continue
         for src, dst in TEMPORAL_COPIES:
             for key in [k for k in state_dict if k.startswith(prefix + src)]:
-                new_key = prefix + dst + key[len(prefix + src):]
+                new_key = prefix + dst + key[len(prefix + src) :]
                 if new_key in target:
                     state_dict[new_key] = state_dict[key].clone()
         for name in ("weight", "bias"):
@@ -165,11 +178,10 @@ def _add_temporal_attention(state_dict: StateDict, target: StateDict, notes: Lis
             state_dict[key] = torch.zeros_like(target[key])
         initialised += 1
     if initialised:
-        notes.append(f"temporal attention of {initialised} blocks initialised from spatial attention "
-                     "(temporal_fc = 0)")
+        notes.append(f"temporal attention of {initialised} blocks initialised from spatial attention (temporal_fc = 0)")
 
 
-def _add_zero_time_embed(state_dict: StateDict, target: StateDict, notes: List[str]) -> None:
+def _add_zero_time_embed(state_dict: StateDict, target: StateDict, notes: list[str]) -> None:
     """An image checkpoint has no temporal table: start from zeros, as TimeSformer, so that the
     video model begins as the image model (the random init is for training from scratch)."""
     if "time_embed" in target and "time_embed" not in state_dict:
@@ -177,12 +189,15 @@ def _add_zero_time_embed(state_dict: StateDict, target: StateDict, notes: List[s
         notes.append("time_embed initialised to zeros (the checkpoint has no temporal table)")
 
 
-def _drop_mismatched_head(state_dict: StateDict, target: StateDict, notes: List[str],
-                          dropped: List[str]) -> None:
-    if all(k in state_dict and k in target for k in HEAD_KEYS) and \
-            state_dict["head.weight"].shape != target["head.weight"].shape:
-        notes.append(f"dropped the classifier head ({state_dict['head.weight'].shape[0]} classes; the "
-                     f"model has {target['head.weight'].shape[0]})")
+def _drop_mismatched_head(state_dict: StateDict, target: StateDict, notes: list[str], dropped: list[str]) -> None:
+    if (
+        all(k in state_dict and k in target for k in HEAD_KEYS)
+        and state_dict["head.weight"].shape != target["head.weight"].shape
+    ):
+        notes.append(
+            f"dropped the classifier head ({state_dict['head.weight'].shape[0]} classes; the "
+            f"model has {target['head.weight'].shape[0]})"
+        )
         for key in HEAD_KEYS:
             dropped.append(key)
             del state_dict[key]
@@ -191,8 +206,9 @@ def _drop_mismatched_head(state_dict: StateDict, target: StateDict, notes: List[
 def _check_shapes(state_dict: StateDict, target: StateDict) -> None:
     for key, value in state_dict.items():
         if key in target and value.shape != target[key].shape:
-            raise CheckpointError(f"{key}: checkpoint shape {tuple(value.shape)} does not match the "
-                                  f"model's {tuple(target[key].shape)}")
+            raise CheckpointError(
+                f"{key}: checkpoint shape {tuple(value.shape)} does not match the model's {tuple(target[key].shape)}"
+            )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,8 +251,8 @@ class TrainedWeights:
     path: str
     kind: str
     cfg_text: str = ""
-    class_names: Optional[List[str]] = None
-    report: Optional[LoadReport] = None
+    class_names: list[str] | None = None
+    report: LoadReport | None = None
 
     @property
     def own(self) -> bool:
@@ -257,8 +273,12 @@ def load_trained_weights(model: nn.Module, path: str, obj: Any = None) -> Traine
     if not weights.is_own_checkpoint(obj):
         report = load_pretrained(model, path, obj)
         if report.missing_keys:
-            logger.warning("%s: %d model weights are not in the file and stay at initialisation: %s",
-                           path, len(report.missing_keys), ", ".join(summarize_keys(report.missing_keys)))
+            logger.warning(
+                "%s: %d model weights are not in the file and stay at initialisation: %s",
+                path,
+                len(report.missing_keys),
+                ", ".join(summarize_keys(report.missing_keys)),
+            )
         return TrainedWeights(path, report.kind, report=report)
     try:
         model.load_state_dict(obj["model_state"])
@@ -267,5 +287,6 @@ def load_trained_weights(model: nn.Module, path: str, obj: Any = None) -> Traine
         detail = lines[1] if len(lines) > 1 else (lines[0] if lines else "")
         raise CheckpointError(f"{path}: weights do not match the model: {detail[:300]}") from None
     names = obj.get("class_names")
-    return TrainedWeights(path, weights.OWN, cfg_text=weights.own_config_text(obj),
-                          class_names=list(names) if names else None)
+    return TrainedWeights(
+        path, weights.OWN, cfg_text=weights.own_config_text(obj), class_names=list(names) if names else None
+    )

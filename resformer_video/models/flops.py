@@ -7,7 +7,7 @@ TimeSformer (196 GFLOPs for TimeSformer-B, 8 x 224 x 224).
 from __future__ import annotations
 
 import warnings
-from typing import Any, List
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ with warnings.catch_warnings():  # fvcore's import uses the deprecated torch.jit
     from fvcore.nn.jit_handles import get_shape
 
 
-def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+def sdpa_flop_jit(inputs: list[Any], outputs: list[Any]) -> int:
     """Multiply-adds of ``softmax(Q K^T) V``: ``B * k * Lq * Lk * (d + d_v)`` (softmax not counted)."""
     q_shape, k_shape, v_shape = (get_shape(v) for v in inputs[:3])
     *batch, length_q, dim = q_shape

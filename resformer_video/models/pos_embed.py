@@ -9,7 +9,6 @@ channels encode rows and half columns, each as interleaved ``sin, cos`` pairs wi
 from __future__ import annotations
 
 import math
-from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +18,9 @@ GPE_TEMPERATURE = 10000.0
 GPE_EPS = 1e-6
 
 
-def sincos_2d_embed(height: int, width: int, dim: int, temperature: float = GPE_TEMPERATURE,
-                    device: torch.device | None = None) -> torch.Tensor:
+def sincos_2d_embed(
+    height: int, width: int, dim: int, temperature: float = GPE_TEMPERATURE, device: torch.device | None = None
+) -> torch.Tensor:
     """ResFormer's normalised 2-D sine-cosine table, float32 ``(dim, height, width)``.
 
     Channels ``[0, dim/2)`` encode the row, ``[dim/2, dim)`` the column (``dim`` divisible by 4),
@@ -36,8 +36,9 @@ def sincos_2d_embed(height: int, width: int, dim: int, temperature: float = GPE_
     return torch.cat((pos_y, pos_x), dim=0)
 
 
-def sincos_1d_embed(length: int, dim: int, temperature: float = GPE_TEMPERATURE,
-                    device: torch.device | None = None) -> torch.Tensor:
+def sincos_1d_embed(
+    length: int, dim: int, temperature: float = GPE_TEMPERATURE, device: torch.device | None = None
+) -> torch.Tensor:
     """The GPE's sine-cosine code for one axis, float32 ``(length, dim)``: positions ``1..length``
     normalised by ``length`` and scaled by ``2 pi``, interleaved ``sin, cos`` (``dim`` even) with
     frequencies ``temperature ** (2 * (i // 2) / dim)``. Also the start of the temporal table."""
@@ -67,7 +68,7 @@ class GlobalPosEmbed(nn.Module):
         self.embed_dim = embed_dim
         self.temperature = temperature
         self.proj = nn.Conv2d(embed_dim, embed_dim, kernel_size=3, padding=1, groups=embed_dim)
-        self._tables: Dict[Tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
+        self._tables: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
 
     def table(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """The cached sine-cosine table ``(1, D, h, w)``."""
@@ -86,8 +87,9 @@ class GlobalPosEmbed(nn.Module):
         return pos.flatten(2).transpose(1, 2)
 
 
-def resize_pos_embed(pos_embed: torch.Tensor, old_grid: Tuple[int, int], new_grid: Tuple[int, int],
-                     mode: str = "nearest") -> torch.Tensor:
+def resize_pos_embed(
+    pos_embed: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int], mode: str = "nearest"
+) -> torch.Tensor:
     """Resize a learned table ``(1, 1 + h0 * w0, D)`` with a class position to ``(1, 1 + h * w, D)``.
 
     ``nearest`` reproduces TimeSformer's run-time resizing; ``bicubic`` is used for checkpoints.

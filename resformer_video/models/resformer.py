@@ -8,8 +8,9 @@ fastest); for ``space_only`` every frame is its own sequence ``(B * T, 1 + h * w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Callable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Callable
 
 import torch
 from einops import rearrange
@@ -19,8 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from resformer_video.models.attention import Attention, EfficientAttention, Grid
 from resformer_video.models.checkpoint_filter import load_pretrained as load_weights_file
-from resformer_video.models.pos_embed import (GlobalPosEmbed, resize_pos_embed, resize_time_embed,
-                                              sincos_1d_embed)
+from resformer_video.models.pos_embed import GlobalPosEmbed, resize_pos_embed, resize_time_embed, sincos_1d_embed
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 POS_EMBEDS = ("global_local", "global", "learned", "none")
@@ -46,13 +46,12 @@ class PatchEmbed(nn.Module):
         self.patch_size = patch_size
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         if x.ndim != 5:
             raise ValueError(f"expected a clip (B, C, T, H, W), got shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
         if height % self.patch_size or width % self.patch_size:
-            raise ValueError(f"input size {height}x{width} is not divisible by the patch size "
-                             f"{self.patch_size}")
+            raise ValueError(f"input size {height}x{width} is not divisible by the patch size {self.patch_size}")
         x = self.proj(rearrange(x, "b c t h w -> (b t) c h w"))
         grid = (x.shape[-2], x.shape[-1])
         return x.flatten(2).transpose(1, 2), grid
@@ -70,11 +69,20 @@ class Block(nn.Module):
         attn_impl: kernel of the temporal attention (``sdpa`` or ``explicit``).
     """
 
-    def __init__(self, dim: int, num_heads: int, spatial_attn: Callable[[int], nn.Module],
-                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0,
-                 attn_drop: float = 0.0, drop_path: float = 0.0,
-                 attention_type: str = "divided_space_time", attn_impl: str = "sdpa",
-                 norm_layer: Callable[[int], nn.Module] = partial(nn.LayerNorm, eps=1e-6)) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        spatial_attn: Callable[[int], nn.Module],
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+        attention_type: str = "divided_space_time",
+        attn_impl: str = "sdpa",
+        norm_layer: Callable[[int], nn.Module] = partial(nn.LayerNorm, eps=1e-6),
+    ) -> None:
         super().__init__()
         _check_choice("attention_type", attention_type, ATTENTION_TYPES)
         self.attention_type = attention_type
@@ -137,15 +145,32 @@ class VideoResFormer(nn.Module):
         emsa_sr_ratio, emsa_head_conv, emsa_instance_norm: EMSA reduction ratio and options.
     """
 
-    def __init__(self, num_classes: int = 400, img_size: Union[int, Tuple[int, int]] = 224,
-                 patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768, depth: int = 12,
-                 num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True, num_frames: int = 8,
-                 attention_type: str = "divided_space_time", pos_embed: str = "global_local",
-                 temporal_embed: str = "learned", temporal_embed_init: str = "sincos",
-                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.1, head_dropout: float = 0.0, attn_impl: str = "sdpa",
-                 spatial_attention: str = "msa", emsa_sr_ratio: int = 2, emsa_head_conv: bool = True,
-                 emsa_instance_norm: bool = True) -> None:
+    def __init__(
+        self,
+        num_classes: int = 400,
+        img_size: int | tuple[int, int] = 224,
+        patch_size: int = 16,
+        in_chans: int = 3,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        num_frames: int = 8,
+        attention_type: str = "divided_space_time",
+        pos_embed: str = "global_local",
+        temporal_embed: str = "learned",
+        temporal_embed_init: str = "sincos",
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.1,
+        head_dropout: float = 0.0,
+        attn_impl: str = "sdpa",
+        spatial_attention: str = "msa",
+        emsa_sr_ratio: int = 2,
+        emsa_head_conv: bool = True,
+        emsa_instance_norm: bool = True,
+    ) -> None:
         super().__init__()
         _check_choice("attention_type", attention_type, ATTENTION_TYPES)
         _check_choice("pos_embed", pos_embed, POS_EMBEDS)
@@ -176,31 +201,71 @@ class VideoResFormer(nn.Module):
         self.pos_drop = nn.Dropout(drop_rate)
 
         spatial_attn = self._spatial_attention_factory(
-            num_heads, qkv_bias, attn_drop_rate, drop_rate, pos_embed == "global_local", attn_impl,
-            spatial_attention, emsa_sr_ratio, emsa_head_conv, emsa_instance_norm)
+            num_heads,
+            qkv_bias,
+            attn_drop_rate,
+            drop_rate,
+            pos_embed == "global_local",
+            attn_impl,
+            spatial_attention,
+            emsa_sr_ratio,
+            emsa_head_conv,
+            emsa_instance_norm,
+        )
         dpr = [rate.item() for rate in torch.linspace(0, drop_path_rate, depth)]
-        self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, spatial_attn, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate,
-                  dpr[i], attention_type, attn_impl)
-            for i in range(depth)])
+        self.blocks = nn.ModuleList(
+            [
+                Block(
+                    embed_dim,
+                    num_heads,
+                    spatial_attn,
+                    mlp_ratio,
+                    qkv_bias,
+                    drop_rate,
+                    attn_drop_rate,
+                    dpr[i],
+                    attention_type,
+                    attn_impl,
+                )
+                for i in range(depth)
+            ]
+        )
         # timm's feature metadata: every block gives embed_dim channels at 1 / patch_size of H and W.
-        self.feature_info = [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=patch_size)
-                             for i in range(depth)]
+        self.feature_info = [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=patch_size) for i in range(depth)]
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head_drop = nn.Dropout(head_dropout)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.init_weights()
 
     @staticmethod
-    def _spatial_attention_factory(num_heads: int, qkv_bias: bool, attn_drop: float, proj_drop: float,
-                                   local_pos_embed: bool, attn_impl: str, spatial_attention: str,
-                                   sr_ratio: int, head_conv: bool,
-                                   instance_norm: bool) -> Callable[[int], nn.Module]:
-        common = dict(num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop,
-                      local_pos_embed=local_pos_embed)
+    def _spatial_attention_factory(
+        num_heads: int,
+        qkv_bias: bool,
+        attn_drop: float,
+        proj_drop: float,
+        local_pos_embed: bool,
+        attn_impl: str,
+        spatial_attention: str,
+        sr_ratio: int,
+        head_conv: bool,
+        instance_norm: bool,
+    ) -> Callable[[int], nn.Module]:
+        common = dict(
+            num_heads=num_heads,
+            qkv_bias=qkv_bias,
+            attn_drop=attn_drop,
+            proj_drop=proj_drop,
+            local_pos_embed=local_pos_embed,
+        )
         if spatial_attention == "emsa":
-            return partial(EfficientAttention, sr_ratio=sr_ratio, head_conv=head_conv,
-                           instance_norm=instance_norm, attn_impl=attn_impl, **common)
+            return partial(
+                EfficientAttention,
+                sr_ratio=sr_ratio,
+                head_conv=head_conv,
+                instance_norm=instance_norm,
+                attn_impl=attn_impl,
+                **common,
+            )
         return partial(Attention, attn_impl=attn_impl, **common)
 
     # ------------------------------------------------------------------------------------------
@@ -235,10 +300,9 @@ class VideoResFormer(nn.Module):
         self.apply(_init_module)
 
     @torch.jit.ignore
-    def no_weight_decay(self) -> Set[str]:
+    def no_weight_decay(self) -> set[str]:
         """Names of parameters without weight decay: class token and positional embeddings."""
-        return {name for name, _ in self.named_parameters()
-                if any(key in name for key in NO_WEIGHT_DECAY_KEYS)}
+        return {name for name, _ in self.named_parameters() if any(key in name for key in NO_WEIGHT_DECAY_KEYS)}
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -250,15 +314,16 @@ class VideoResFormer(nn.Module):
         """The classifier head (timm's API): ``nn.Linear(D, num_classes)``, or ``nn.Identity`` for 0 classes."""
         return self.head
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new, freshly initialised head for ``num_classes`` (0: none, ``forward`` returns the
         ``(B, D)`` features), on the old one's device and dtype (timm's API).
 
         ``global_pool``: None (keep) or ``"token"``, the model's only pooling (the class token).
         """
         if global_pool not in (None, "token"):
-            raise ValueError(f"global_pool: VideoResFormer pools with its class token only ('token'), "
-                             f"got {global_pool!r}")
+            raise ValueError(
+                f"global_pool: VideoResFormer pools with its class token only ('token'), got {global_pool!r}"
+            )
         self.num_classes = num_classes
         if num_classes > 0:
             ref = self.cls_token
@@ -268,13 +333,14 @@ class VideoResFormer(nn.Module):
             self.head = nn.Identity()
         self.head.train(self.training)
 
-    def prune_intermediate_layers(self, indices: Union[int, Sequence[int]] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True) -> List[int]:
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
         """Drop the blocks after the last of ``indices`` (see :func:`take_block_indices`), the final
         norm when ``prune_norm`` and the head when ``prune_head`` (timm's API, used by
         ``features_only``); returns the indices counted from the first block."""
         take = take_block_indices(len(self.blocks), indices)
-        self.blocks = self.blocks[:max(take) + 1]
+        self.blocks = self.blocks[: max(take) + 1]
         if prune_norm:
             self.norm = nn.Identity()
         if prune_head:
@@ -292,8 +358,7 @@ class VideoResFormer(nn.Module):
     # ------------------------------------------------------------------------------------------
     # Forward
     # ------------------------------------------------------------------------------------------
-    def position_embeddings(self, height: int, width: int) -> Tuple[Optional[torch.Tensor],
-                                                                    Optional[torch.Tensor]]:
+    def position_embeddings(self, height: int, width: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Class-token and patch position embeddings ``(1, 1, D)``, ``(1, h * w, D)`` (None if none)."""
         if self.pos_embed_type == "learned":
             table = resize_pos_embed(self.pos_embed, self.grid_size, (height, width), mode="nearest")
@@ -302,7 +367,7 @@ class VideoResFormer(nn.Module):
             return None, self.gpe(height, width)
         return None, None
 
-    def embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Grid]:
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
         """Clip ``(B, C, T, H, W)`` -> token sequence of the block layout and its grid ``(T, h, w)``."""
         batch, frames = x.shape[0], x.shape[2]
         patches, (height, width) = self.patch_embed(x)  # (B * T, h * w, D)
@@ -347,11 +412,16 @@ class VideoResFormer(nn.Module):
             x = self.run_block(index, x, grid)
         return self.norm(self.class_token(x, grid[0]))
 
-    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, Sequence[int]]] = None,
-                              return_prefix_tokens: bool = False, norm: bool = False,
-                              stop_early: bool = False, output_fmt: str = "NCHW",
-                              intermediates_only: bool = False
-                              ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        return_prefix_tokens: bool = False,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Block outputs of a clip ``(B, C, T, H, W)``, as timm's ViT ``forward_intermediates``.
 
         Args:
@@ -385,8 +455,9 @@ class VideoResFormer(nn.Module):
             return intermediates
         return self.norm(self.class_token(x, grid[0])), intermediates
 
-    def intermediate(self, x: torch.Tensor, grid: Grid, norm: bool, output_fmt: str,
-                     with_class_token: bool) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    def intermediate(
+        self, x: torch.Tensor, grid: Grid, norm: bool, output_fmt: str, with_class_token: bool
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """One block output in :meth:`forward_intermediates`' format (``with_class_token``: and its
         class token ``(B, 1, D)``)."""
         maps = self.patch_maps(self.norm(x) if norm else x, grid)
@@ -408,7 +479,7 @@ class VideoResFormer(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def take_block_indices(depth: int, indices: Optional[Union[int, Sequence[int]]]) -> List[int]:
+def take_block_indices(depth: int, indices: int | Sequence[int] | None) -> list[int]:
     """timm's block selection counted from the first block: None all ``depth`` blocks, an int
     ``n`` the last ``n``, a sequence those blocks (negative from the end), in its order."""
     if indices is None:

@@ -15,7 +15,8 @@ Keyword arguments override the architecture's (e.g. ``num_classes``, ``depth``, 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -29,22 +30,35 @@ from resformer_video.utils.weights import extract_state_dict
 logger = logging.getLogger(__name__)
 
 # Architecture name -> VideoResFormer arguments, from the architecture table (models/archs.py).
-TIMM_ARCHS: Dict[str, Dict[str, Any]] = {
-    f"resformer_video_{size}_patch16_224": dict(embed_dim=ARCHS[f"resformer_{size}"].width,
-                                                depth=ARCHS[f"resformer_{size}"].depth,
-                                                num_heads=ARCHS[f"resformer_{size}"].heads)
-    for size in TIMM_SIZES}
+TIMM_ARCHS: dict[str, dict[str, Any]] = {
+    f"resformer_video_{size}_patch16_224": dict(
+        embed_dim=ARCHS[f"resformer_{size}"].width,
+        depth=ARCHS[f"resformer_{size}"].depth,
+        num_heads=ARCHS[f"resformer_{size}"].heads,
+    )
+    for size in TIMM_SIZES
+}
 TIMM_ARCHS["resformer_video_timesformer_base_patch16_224"] = dict(
-    TIMM_ARCHS["resformer_video_base_patch16_224"], pos_embed="learned", temporal_embed="learned")
+    TIMM_ARCHS["resformer_video_base_patch16_224"], pos_embed="learned", temporal_embed="learned"
+)
 
 
-def _pretrained_cfg(**overrides: Any) -> Dict[str, Any]:
+def _pretrained_cfg(**overrides: Any) -> dict[str, Any]:
     """timm's pretrained_cfg for a Kinetics-400 video model; no url: weights come from a local file.
     ``classifier`` is None because :func:`checkpoint_filter_fn` drops a head of another class
     count itself (timm would drop every head whose count differs from 400)."""
-    cfg = dict(num_classes=400, input_size=(3, 224, 224), pool_size=None, crop_pct=224 / 256,
-               interpolation="bilinear", mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
-               first_conv="patch_embed.proj", classifier=None, license="apache-2.0")
+    cfg = dict(
+        num_classes=400,
+        input_size=(3, 224, 224),
+        pool_size=None,
+        crop_pct=224 / 256,
+        interpolation="bilinear",
+        mean=(0.45, 0.45, 0.45),
+        std=(0.225, 0.225, 0.225),
+        first_conv="patch_embed.proj",
+        classifier=None,
+        license="apache-2.0",
+    )
     cfg.update(overrides)
     return cfg
 
@@ -53,7 +67,7 @@ def _pretrained_cfg(**overrides: Any) -> Dict[str, Any]:
 default_cfgs = generate_default_cfgs({name: _pretrained_cfg() for name in TIMM_ARCHS})
 
 
-def timm_checkpoint_filter(state_dict: Mapping[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
+def timm_checkpoint_filter(state_dict: Mapping[str, Any], model: nn.Module) -> dict[str, torch.Tensor]:
     """timm's ``pretrained_filter_fn``, for a state dict given in memory
     (``pretrained_cfg_overlay=dict(state_dict=...)``): unwrap (``model_state`` etc.) and convert any
     layout that ``MODEL.PRETRAINED`` takes to ``model``'s keys (:func:`checkpoint_filter_fn`),
@@ -66,7 +80,7 @@ def timm_checkpoint_filter(state_dict: Mapping[str, Any], model: nn.Module) -> D
     return out
 
 
-def local_file_overlay(overlay: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def local_file_overlay(overlay: Mapping[str, Any] | None) -> dict[str, Any]:
     """``pretrained_cfg_overlay`` with ``custom_load`` on when it names a ``file``, so that timm hands
     the path to :meth:`VideoResFormer.load_pretrained` (the package's one reader) instead of reading
     it with its own."""
@@ -88,10 +102,15 @@ def create_video_resformer(variant: str, pretrained: bool = False, **kwargs: Any
     model_args = dict(TIMM_ARCHS[variant], **kwargs)
     model_args["pretrained_cfg_overlay"] = local_file_overlay(model_args.get("pretrained_cfg_overlay"))
     out_indices = model_args.pop("out_indices", 3)
-    return build_model_with_cfg(VideoResFormer, variant, pretrained,
-                                pretrained_filter_fn=timm_checkpoint_filter, pretrained_strict=False,
-                                feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-                                **model_args)
+    return build_model_with_cfg(
+        VideoResFormer,
+        variant,
+        pretrained,
+        pretrained_filter_fn=timm_checkpoint_filter,
+        pretrained_strict=False,
+        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
+        **model_args,
+    )
 
 
 @register_model

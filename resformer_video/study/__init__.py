@@ -6,5 +6,4 @@ from resformer_video.study.pipeline import parse_seeds, run_study
 from resformer_video.study.runs import StudyConfigMismatch
 from resformer_video.study.variants import VARIANTS, parse_variants, variant_cfg
 
-__all__ = ["StudyConfigMismatch", "VARIANTS", "parse_seeds", "parse_variants",
-           "run_study", "variant_cfg"]
+__all__ = ["StudyConfigMismatch", "VARIANTS", "parse_seeds", "parse_variants", "run_study", "variant_cfg"]

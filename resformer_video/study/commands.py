@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, List, Optional
+from typing import Callable
 
 import torch
 
@@ -35,22 +35,34 @@ def exit_code_of(job: Callable[[], None]) -> int:
     return 0
 
 
-def study_command(args: argparse.Namespace, variants: List[str], seeds: List[int],
-                  data_seeds: Optional[List[int]], command: str) -> int:
+def study_command(
+    args: argparse.Namespace, variants: list[str], seeds: list[int], data_seeds: list[int] | None, command: str
+) -> int:
     """``tools/study.py``: :func:`~resformer_video.study.pipeline.run_study` on the config of ``args``
     into ``args.out`` (default ``OUTPUT_DIR``); ``command`` is recorded in the report."""
+
     def job() -> None:
         cfg = load_config(args.cfg_file, args.opts)
-        run_study(cfg, variants, seeds, args.out or cfg.OUTPUT_DIR, command=command, data_seeds=data_seeds,
-                  report_only=args.report_only)
+        run_study(
+            cfg,
+            variants,
+            seeds,
+            args.out or cfg.OUTPUT_DIR,
+            command=command,
+            data_seeds=data_seeds,
+            report_only=args.report_only,
+        )
+
     return exit_code_of(job)
 
 
 def demo_command(args: argparse.Namespace, default_cfg: str, command: str) -> int:
     """``tools/demo.py``: :func:`~resformer_video.study.demo.run_demo` on ``args.threads`` threads with
     the config of ``args`` (``default_cfg`` without ``--cfg``), its table printed."""
+
     def job() -> None:
         torch.set_num_threads(args.threads)
         cfg = load_config(args.cfg_file or default_cfg, args.opts)
         print("\n" + run_demo(cfg, command, args.out or cfg.OUTPUT_DIR))
+
     return exit_code_of(job)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 from yacs.config import CfgNode
@@ -11,13 +11,22 @@ from yacs.config import CfgNode
 from resformer_video.config import ConfigError
 from resformer_video.datasets import ensure_synthetic_dataset
 from resformer_video.study.report import summarize, variant_gflops, write_outputs
+from resformer_video.study.runs import (
+    Log,
+    Run,
+    check_stored_config,
+    dataset_cfg,
+    execute_runs,
+    finished_results,
+    plan_runs,
+    read_run_record,
+    tested_sizes,
+)
 from resformer_video.utils.machine import machine_info
 from resformer_video.utils.precision import config_precision
-from resformer_video.study.runs import (Log, Run, check_stored_config, dataset_cfg, execute_runs, finished_results,
-                                        plan_runs, read_run_record, tested_sizes)
 
 
-def parse_seeds(text: str, flag: str = "--seeds") -> List[int]:
+def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
     """``"0,1,2"`` -> ``[0, 1, 2]``; anything else raises ValueError naming ``flag``."""
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
@@ -30,17 +39,17 @@ def parse_seeds(text: str, flag: str = "--seeds") -> List[int]:
 
 def _check_protocol(base: CfgNode) -> None:
     if base.TEST.SPLIT != "test":
-        raise ConfigError("TEST.SPLIT", f"is {base.TEST.SPLIT!r}: the study reports the held-out "
-                          "test split; set it to test")
+        raise ConfigError(
+            "TEST.SPLIT", f"is {base.TEST.SPLIT!r}: the study reports the held-out test split; set it to test"
+        )
 
 
-def _gflops_per_variant(runs: List[Run]) -> Dict[str, Dict[int, float]]:
+def _gflops_per_variant(runs: list[Run]) -> dict[str, dict[int, float]]:
     """Forward GFLOPs per clip of each variant at its test and training sizes (counted once per
     distinct model: variants that differ only in training recipe share the count)."""
-    out: Dict[str, Dict[int, float]] = {}
-    counted: Dict[str, Dict[int, float]] = {}
-    sizes = sorted({int(s) for run in runs
-                    for s in tested_sizes(run.cfg) + list(run.cfg.DATA.TRAIN_CROP_SIZES)})
+    out: dict[str, dict[int, float]] = {}
+    counted: dict[str, dict[int, float]] = {}
+    sizes = sorted({int(s) for run in runs for s in tested_sizes(run.cfg) + list(run.cfg.DATA.TRAIN_CROP_SIZES)})
     for run in runs:
         model_key = f"{run.cfg.MODEL.dump()}{run.cfg.DATA.NUM_FRAMES} {run.cfg.DATA.TRAIN_CROP_SIZES[0]}"
         if model_key not in counted:
@@ -55,16 +64,22 @@ def _effective_precision(cfg: CfgNode) -> str:
     return config_precision(cfg, device)
 
 
-def _run_row(run: Run) -> Dict[str, Any]:
+def _run_row(run: Run) -> dict[str, Any]:
     results = finished_results(run) or {}
     record = read_run_record(run)
-    return {"variant": run.variant, "seed": run.seed, "data_seed": run.data_seed, "run_dir": run.run_dir,
-            "wall_s": record.get("wall_s"), "start_epoch": record.get("start_epoch"),
-            "results": {size: {"top1": m["top1"], "top5": m["top5"]} for size, m in results.items()},
-            "num_test_videos": max((m["num_videos"] for m in results.values()), default=0)}
+    return {
+        "variant": run.variant,
+        "seed": run.seed,
+        "data_seed": run.data_seed,
+        "run_dir": run.run_dir,
+        "wall_s": record.get("wall_s"),
+        "start_epoch": record.get("start_epoch"),
+        "results": {size: {"top1": m["top1"], "top5": m["top5"]} for size, m in results.items()},
+        "num_test_videos": max((m["num_videos"] for m in results.values()), default=0),
+    }
 
 
-def _finished_only(runs: List[Run], out_dir: str, log: Log) -> List[Run]:
+def _finished_only(runs: list[Run], out_dir: str, log: Log) -> list[Run]:
     """The finished runs of ``runs``; the others are named in the log."""
     finished = [run for run in runs if finished_results(run) is not None]
     left_out = [run.label for run in runs if finished_results(run) is None]
@@ -75,9 +90,16 @@ def _finished_only(runs: List[Run], out_dir: str, log: Log) -> List[Run]:
     return finished
 
 
-def run_study(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str,
-              command: str = "", log: Log = print, data_seeds: Optional[List[int]] = None,
-              report_only: bool = False) -> Dict[str, Any]:
+def run_study(
+    base: CfgNode,
+    variants: list[str],
+    seeds: list[int],
+    out_dir: str,
+    command: str = "",
+    log: Log = print,
+    data_seeds: list[int] | None = None,
+    report_only: bool = False,
+) -> dict[str, Any]:
     """Train and test every (variant, seed) run under ``out_dir/runs`` (finished runs are skipped,
     interrupted ones continue) and write ``study.json``, ``study.md`` and ``study.png`` to
     ``out_dir``. With ``data_seeds``, each (variant, seed) runs on each of that many generated
@@ -101,25 +123,32 @@ def run_study(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str
         for data_seed in data_seeds or [None]:
             ensure_synthetic_dataset(dataset_cfg(base, out_dir, data_seed), log=log)
     gflops = _gflops_per_variant(runs)
-    train_gflops = {run.variant: sum(gflops[run.variant][int(s)] for s in run.cfg.DATA.TRAIN_CROP_SIZES)
-                    for run in runs}
+    train_gflops = {
+        run.variant: sum(gflops[run.variant][int(s)] for s in run.cfg.DATA.TRAIN_CROP_SIZES) for run in runs
+    }
     if not report_only:
         execute_runs(runs, train_gflops, log=log)
     rows = [_run_row(run) for run in runs]
     sizes = tested_sizes(base)
-    study = summarize(rows, {run.variant: [int(s) for s in run.cfg.DATA.TRAIN_CROP_SIZES] for run in runs},
-                      sizes)
-    study.update({
-        "gflops": {name: {str(s): round(g[s], 6) for s in sizes} for name, g in gflops.items()},
-        "train_gflops": {name: round(g, 6) for name, g in train_gflops.items()},
-        "epochs": {run.variant: int(run.cfg.SOLVER.MAX_EPOCH) for run in runs},
-        "chance": 100.0 / base.MODEL.NUM_CLASSES, "seeds": seeds, "data_seeds": data_seeds,
-        "frames": base.DATA.NUM_FRAMES, "precision": _effective_precision(base),
-        "views": f"{base.TEST.NUM_ENSEMBLE_VIEWS} clip(s) x {base.TEST.NUM_SPATIAL_CROPS} crop(s)",
-        "num_test_videos": max(row["num_test_videos"] for row in rows),
-        "runs": rows, "command": command, "machine": machine_info(),
-        "wall_time_s": round(time.time() - start, 1),
-    })
+    study = summarize(rows, {run.variant: [int(s) for s in run.cfg.DATA.TRAIN_CROP_SIZES] for run in runs}, sizes)
+    study.update(
+        {
+            "gflops": {name: {str(s): round(g[s], 6) for s in sizes} for name, g in gflops.items()},
+            "train_gflops": {name: round(g, 6) for name, g in train_gflops.items()},
+            "epochs": {run.variant: int(run.cfg.SOLVER.MAX_EPOCH) for run in runs},
+            "chance": 100.0 / base.MODEL.NUM_CLASSES,
+            "seeds": seeds,
+            "data_seeds": data_seeds,
+            "frames": base.DATA.NUM_FRAMES,
+            "precision": _effective_precision(base),
+            "views": f"{base.TEST.NUM_ENSEMBLE_VIEWS} clip(s) x {base.TEST.NUM_SPATIAL_CROPS} crop(s)",
+            "num_test_videos": max(row["num_test_videos"] for row in rows),
+            "runs": rows,
+            "command": command,
+            "machine": machine_info(),
+            "wall_time_s": round(time.time() - start, 1),
+        }
+    )
     paths = write_outputs(study, out_dir)
     log("wrote " + ", ".join(paths))
     return study

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from yacs.config import CfgNode
 
@@ -19,7 +20,7 @@ STUDY_TABLE = "study.md"
 STUDY_PLOT = "study.png"
 
 
-def variant_gflops(cfg: CfgNode, sizes: Sequence[int]) -> Dict[int, float]:
+def variant_gflops(cfg: CfgNode, sizes: Sequence[int]) -> dict[int, float]:
     """Forward GFLOPs (multiply-adds, fvcore's convention, attention included) of one
     ``(1, 3, DATA.NUM_FRAMES, size, size)`` clip of the model ``cfg`` builds, per size."""
     model = build_model(cfg_with(cfg, "MODEL.PRETRAINED", ""))
@@ -29,39 +30,50 @@ def variant_gflops(cfg: CfgNode, sizes: Sequence[int]) -> Dict[int, float]:
 BASELINE = "timesformer"
 
 
-def summarize(rows: List[Dict[str, Any]], train_sizes: Dict[str, List[int]],
-              sizes: Sequence[int]) -> Dict[str, Any]:
+def summarize(rows: list[dict[str, Any]], train_sizes: dict[str, list[int]], sizes: Sequence[int]) -> dict[str, Any]:
     """``{"variants": {name: {"train_sizes", "test": {"<size>": {"top1", "top1_std", "top1_ci95",
     "top5", "runs"}}}}, "leads": ..., "factors": ...}`` over ``rows`` (one per run: ``variant``,
     ``seed``, ``data_seed`` and ``results[size]`` top1/top5, %). Mean, sample std and 95 % t interval
     are over every run of a variant (all seeds and datasets); :func:`leads` and :func:`factors`
     below. Variants keep the order of ``train_sizes``."""
-    variants: Dict[str, Any] = {}
+    variants: dict[str, Any] = {}
     for name, trained in train_sizes.items():
         runs = [row for row in rows if row["variant"] == name]
-        test: Dict[str, Any] = {}
+        test: dict[str, Any] = {}
         for size in sizes:
             top1 = mean_interval([row["results"][str(size)]["top1"] for row in runs])
             top5 = mean_std([row["results"][str(size)]["top5"] for row in runs])
-            test[str(size)] = {"top1": top1["mean"], "top1_std": top1["std"], "top1_ci95": top1["ci95"],
-                               "top5": top5["mean"], "runs": len(runs)}
+            test[str(size)] = {
+                "top1": top1["mean"],
+                "top1_std": top1["std"],
+                "top1_ci95": top1["ci95"],
+                "top5": top5["mean"],
+                "runs": len(runs),
+            }
         variants[name] = {"train_sizes": list(trained), "test": test}
-    return {"variants": variants, "leads": leads(rows, list(train_sizes), sizes),
-            "factors": factors(rows, list(train_sizes), sizes)}
+    return {
+        "variants": variants,
+        "leads": leads(rows, list(train_sizes), sizes),
+        "factors": factors(rows, list(train_sizes), sizes),
+    }
 
 
-def _top1_by_pair(rows: List[Dict[str, Any]], variant: str, size: int) -> Dict[tuple, float]:
-    return {(row.get("data_seed"), row["seed"]): row["results"][str(size)]["top1"]
-            for row in rows if row["variant"] == variant}
+def _top1_by_pair(rows: list[dict[str, Any]], variant: str, size: int) -> dict[tuple, float]:
+    return {
+        (row.get("data_seed"), row["seed"]): row["results"][str(size)]["top1"]
+        for row in rows
+        if row["variant"] == variant
+    }
 
 
-def leads(rows: List[Dict[str, Any]], variants: List[str], sizes: Sequence[int],
-          baseline: str = BASELINE) -> Dict[str, Any]:
+def leads(
+    rows: list[dict[str, Any]], variants: list[str], sizes: Sequence[int], baseline: str = BASELINE
+) -> dict[str, Any]:
     """Each variant's top-1 minus ``baseline``'s, paired by (dataset, seed): ``{variant: {"<size>":
     {"mean", "std", "n", "ci95"}}}`` ({} without the baseline or without pairs)."""
     if baseline not in variants:
         return {}
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for name in variants:
         if name == baseline:
             continue
@@ -75,23 +87,26 @@ def leads(rows: List[Dict[str, Any]], variants: List[str], sizes: Sequence[int],
     return out
 
 
-def factors(rows: List[Dict[str, Any]], variants: List[str], sizes: Sequence[int]) -> Dict[str, Any]:
+def factors(rows: list[dict[str, Any]], variants: list[str], sizes: Sequence[int]) -> dict[str, Any]:
     """What moves each variant's top-1 at each size: ``{variant: {"<size>": {"by_dataset": {data_seed:
     mean over seeds}, "dataset_range": max - min of those means, "seed_std": the mean over datasets
     of the std over seeds}}}`` (datasets with one run add no seed spread; one dataset: no range, None)."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for name in variants:
         runs = [row for row in rows if row["variant"] == name]
         data_seeds = sorted({row.get("data_seed") for row in runs}, key=lambda d: -1 if d is None else d)
         per_size = {}
         for size in sizes:
-            by_data = {d: [row["results"][str(size)]["top1"] for row in runs if row.get("data_seed") == d]
-                       for d in data_seeds}
+            by_data = {
+                d: [row["results"][str(size)]["top1"] for row in runs if row.get("data_seed") == d] for d in data_seeds
+            }
             means = {str(d): mean_std(v)["mean"] for d, v in by_data.items()}
             stds = [mean_std(v)["std"] for v in by_data.values() if len(v) > 1]
-            per_size[str(size)] = {"by_dataset": means,
-                                   "dataset_range": max(means.values()) - min(means.values()) if len(means) > 1 else None,
-                                   "seed_std": sum(stds) / len(stds) if stds else 0.0}
+            per_size[str(size)] = {
+                "by_dataset": means,
+                "dataset_range": max(means.values()) - min(means.values()) if len(means) > 1 else None,
+                "seed_std": sum(stds) / len(stds) if stds else 0.0,
+            }
         out[name] = per_size
     return out
 
@@ -103,65 +118,77 @@ def _three_digits(value: float) -> str:
     return f"{value:.{max(0, 2 - math.floor(math.log10(value)))}f}"
 
 
-def _cell(stats: Dict[str, Any]) -> str:
+def _cell(stats: dict[str, Any]) -> str:
     return f"{stats['top1']:.1f} ± {stats['top1_std']:.1f}"
 
 
-def _interval(stats: Dict[str, Any]) -> str:
+def _interval(stats: dict[str, Any]) -> str:
     ci = stats.get("ci95")
     spread = f"{stats['mean']:+.1f} ± {stats['std']:.1f}"
     return spread if ci is None else f"{spread} [{ci[0]:+.1f}, {ci[1]:+.1f}]"
 
 
-def _runs_text(study: Dict[str, Any]) -> str:
+def _runs_text(study: dict[str, Any]) -> str:
     seeds = ", ".join(str(s) for s in study["seeds"])
     data = study.get("data_seeds")
     return f"seed(s) {seeds}" + (f" x dataset(s) {', '.join(str(d) for d in data)}" if data else "")
 
 
-def _lead_lines(study: Dict[str, Any], sizes: List[str]) -> List[str]:
+def _lead_lines(study: dict[str, Any], sizes: list[str]) -> list[str]:
     if not study.get("leads"):
         return []
-    lines = ["", f"Lead over {BASELINE} (top-1 points), paired by dataset and seed: mean ± sample std "
-             "[95 % t interval of the mean]:", "", "| Model | pairs | " + " | ".join(sizes) + " |",
-             "|---|---|" + "---|" * len(sizes)]
+    lines = [
+        "",
+        f"Lead over {BASELINE} (top-1 points), paired by dataset and seed: mean ± sample std "
+        "[95 % t interval of the mean]:",
+        "",
+        "| Model | pairs | " + " | ".join(sizes) + " |",
+        "|---|---|" + "---|" * len(sizes),
+    ]
     for name, per_size in study["leads"].items():
         pairs = next(iter(per_size.values()))["n"]
         lines.append(f"| {name} | {pairs} | " + " | ".join(_interval(per_size[s]) for s in sizes) + " |")
     return lines
 
 
-def _factor_lines(study: Dict[str, Any], sizes: List[str]) -> List[str]:
+def _factor_lines(study: dict[str, Any], sizes: list[str]) -> list[str]:
     if not study.get("data_seeds") or len(study["data_seeds"]) < 2:
         return []
-    lines = ["", "What moves top-1 (points): the range of the per-dataset means (data) and the mean "
-             "std over training seeds within a dataset (seed):", "",
-             "| Model | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
+    lines = [
+        "",
+        "What moves top-1 (points): the range of the per-dataset means (data) and the mean "
+        "std over training seeds within a dataset (seed):",
+        "",
+        "| Model | " + " | ".join(sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
     for name, per_size in study["factors"].items():
         lines.append(f"| {name} | " + " | ".join(_factor_cell(per_size[s]) for s in sizes) + " |")
     return lines
 
 
-def _factor_cell(stats: Dict[str, Any]) -> str:
+def _factor_cell(stats: dict[str, Any]) -> str:
     data = "-" if stats["dataset_range"] is None else f"{stats['dataset_range']:.1f}"
     return f"data {data} / seed {stats['seed_std']:.1f}"
 
 
-def _pooled_runs(study: Dict[str, Any]) -> List[str]:
+def _pooled_runs(study: dict[str, Any]) -> list[str]:
     """Per model, the runs its row pools: ``timesformer: seeds 0,1,2 of dataset 0; seeds 0 of dataset 1``."""
     lines = []
     for name in study["variants"]:
-        by_data: Dict[Any, List[int]] = {}
+        by_data: dict[Any, list[int]] = {}
         for row in study.get("runs", []):
             if row["variant"] == name:
                 by_data.setdefault(row.get("data_seed"), []).append(row["seed"])
-        parts = [f"seeds {','.join(map(str, sorted(seeds)))}" + ("" if data is None else f" of dataset {data}")
-                 for data, seeds in sorted(by_data.items(), key=lambda item: -1 if item[0] is None else item[0])]
+        parts = [
+            f"seeds {','.join(map(str, sorted(seeds)))}" + ("" if data is None else f" of dataset {data}")
+            for data, seeds in sorted(by_data.items(), key=lambda item: -1 if item[0] is None else item[0])
+        ]
         lines.append(f"- {name}: " + "; ".join(parts))
     return lines
 
 
-def study_table(study: Dict[str, Any]) -> str:
+def study_table(study: dict[str, Any]) -> str:
     """Markdown: the accuracy table (rows: variants with their training sizes; columns: test sizes;
     ``mean ± std`` top-1), chance, precision and CPU class; the lead over the baseline with its 95 %
     interval; what datasets and seeds move; GFLOPs per clip and training cost of each variant."""
@@ -170,20 +197,30 @@ def study_table(study: Dict[str, Any]) -> str:
     machine = study.get("machine", {})
     header = "| Model | Train res. | runs | " + " | ".join(sizes) + " |"
     rule = "|---|---|---|" + "---|" * len(sizes)
-    lines = [f"Video-level top-1 (%) on the {study['num_test_videos']} held-out test videos "
-             f"({study['views']}), mean ± sample std over each model's runs (asked: {_runs_text(study)}); "
-             f"chance {study['chance']:.1f} %; {study.get('precision', 'fp32')} on a "
-             f"{machine.get('cpu_class', 'unknown')} CPU ({machine.get('cpu', '?')}).", "", header, rule]
+    lines = [
+        f"Video-level top-1 (%) on the {study['num_test_videos']} held-out test videos "
+        f"({study['views']}), mean ± sample std over each model's runs (asked: {_runs_text(study)}); "
+        f"chance {study['chance']:.1f} %; {study.get('precision', 'fp32')} on a "
+        f"{machine.get('cpu_class', 'unknown')} CPU ({machine.get('cpu', '?')}).",
+        "",
+        header,
+        rule,
+    ]
     for name, entry in variants.items():
         trained = "/".join(str(s) for s in entry["train_sizes"])
         runs = next(iter(entry["test"].values()))["runs"]
         lines.append(f"| {name} | {trained} | {runs} | " + " | ".join(_cell(entry["test"][s]) for s in sizes) + " |")
     lines += ["", "Runs pooled per model (training seed x generated dataset):", ""] + _pooled_runs(study)
     lines += _lead_lines(study, sizes) + _factor_lines(study, sizes)
-    lines += ["", f"GFLOPs per clip ({study['frames']} frames; multiply-adds, fvcore's convention, "
-              "attention included), and training cost (forward GFLOPs per clip summed over the "
-              "training sizes, x epochs):", "", "| Model | " + " | ".join(sizes) + " | train GFLOPs x epochs |",
-              "|---|" + "---|" * (len(sizes) + 1)]
+    lines += [
+        "",
+        f"GFLOPs per clip ({study['frames']} frames; multiply-adds, fvcore's convention, "
+        "attention included), and training cost (forward GFLOPs per clip summed over the "
+        "training sizes, x epochs):",
+        "",
+        "| Model | " + " | ".join(sizes) + " | train GFLOPs x epochs |",
+        "|---|" + "---|" * (len(sizes) + 1),
+    ]
     for name in variants:
         gflops = study["gflops"][name]
         cost = ""
@@ -193,10 +230,11 @@ def study_table(study: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_study(study: Dict[str, Any], path: str) -> None:
+def plot_study(study: dict[str, Any], path: str) -> None:
     """Top-1 against test size, one line per variant with a ± std band, its training sizes starred,
     chance dashed (PNG, matplotlib Agg)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -207,8 +245,14 @@ def plot_study(study: Dict[str, Any], path: str) -> None:
         std = [entry["test"][str(s)]["top1_std"] for s in sizes]
         trained = "/".join(str(s) for s in entry["train_sizes"])
         (line,) = ax.plot(sizes, mean, "o-", label=f"{name} (train {trained})")
-        ax.fill_between(sizes, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                        color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.fill_between(
+            sizes,
+            [m - s for m, s in zip(mean, std)],
+            [m + s for m, s in zip(mean, std)],
+            color=line.get_color(),
+            alpha=0.15,
+            linewidth=0,
+        )
         starred = [(s, m) for s, m in zip(sizes, mean) if s in entry["train_sizes"]]
         if starred:
             ax.plot(*zip(*starred), "*", color=line.get_color(), markersize=14, markeredgecolor="black")
@@ -227,7 +271,7 @@ def plot_study(study: Dict[str, Any], path: str) -> None:
     plt.close(fig)
 
 
-def write_outputs(study: Dict[str, Any], out_dir: str) -> List[str]:
+def write_outputs(study: dict[str, Any], out_dir: str) -> list[str]:
     """Write ``study.json`` (atomically), ``study.md`` and ``study.png`` to ``out_dir``; their paths."""
     paths = [os.path.join(out_dir, name) for name in (STUDY_JSON, STUDY_TABLE, STUDY_PLOT)]
     write_json(paths[0], study)

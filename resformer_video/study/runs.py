@@ -14,19 +14,19 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
 from yacs.config import CfgNode
 
-from resformer_video.engine import test, train
 from resformer_video.config import cfg_with
 from resformer_video.config.compare import RUN_PLACE_KEYS, config_differences, summarize_differences
+from resformer_video.engine import test, train
 from resformer_video.engine.evaluate import RESULTS_JSON
+from resformer_video.errors import StudyConfigMismatch  # noqa: F401  (re-exported)
 from resformer_video.study.variants import variant_cfg
 from resformer_video.utils import checkpoint
 from resformer_video.utils.atomic import write_json
 from resformer_video.utils.distributed import launch
-from resformer_video.errors import StudyConfigMismatch  # noqa: F401  (re-exported)
 
 STUDY_CFG = "study_cfg.yaml"
 RUN_RECORD = "study_run.json"
@@ -41,7 +41,7 @@ class Run:
     variant: str
     seed: int
     cfg: CfgNode
-    data_seed: Optional[int] = None  # the generated dataset's SYNTHETIC.SEED, when the study has several
+    data_seed: int | None = None  # the generated dataset's SYNTHETIC.SEED, when the study has several
 
     @property
     def run_dir(self) -> str:
@@ -53,22 +53,22 @@ class Run:
         return f"{self.variant} seed {self.seed}{data}"
 
     @property
-    def pair_key(self) -> Tuple[Optional[int], int]:
+    def pair_key(self) -> tuple[int | None, int]:
         """What pairs this run with another variant's: the same dataset and training seed."""
         return (self.data_seed, self.seed)
 
 
-def dataset_root(out_dir: str, data_seed: Optional[int]) -> str:
+def dataset_root(out_dir: str, data_seed: int | None) -> str:
     """``OUT`` for a study on the config's dataset, ``OUT/data<data_seed>`` for one of several."""
     return out_dir if data_seed is None else os.path.join(out_dir, f"data{data_seed}")
 
 
-def run_dir(out_dir: str, variant: str, seed: int, data_seed: Optional[int] = None) -> str:
+def run_dir(out_dir: str, variant: str, seed: int, data_seed: int | None = None) -> str:
     """``OUT/runs/<variant>/seed<seed>`` (``OUT/data<data_seed>/runs/...`` with several datasets)."""
     return os.path.join(dataset_root(out_dir, data_seed), "runs", variant, f"seed{seed}")
 
 
-def dataset_cfg(base: CfgNode, out_dir: str, data_seed: Optional[int]) -> CfgNode:
+def dataset_cfg(base: CfgNode, out_dir: str, data_seed: int | None) -> CfgNode:
     """``base`` for the config's dataset; else generated with ``SYNTHETIC.SEED data_seed`` into
     ``OUT/data<data_seed>/data``."""
     if data_seed is None:
@@ -77,24 +77,28 @@ def dataset_cfg(base: CfgNode, out_dir: str, data_seed: Optional[int]) -> CfgNod
     return cfg_with(base, "SYNTHETIC.SEED", data_seed, "DATA.PATH_TO_DATA_DIR", data, "DATA.PATH_PREFIX", data)
 
 
-def plan_runs(base: CfgNode, variants: List[str], seeds: List[int], out_dir: str,
-              data_seeds: Optional[List[int]] = None) -> List[Run]:
+def plan_runs(
+    base: CfgNode, variants: list[str], seeds: list[int], out_dir: str, data_seeds: list[int] | None = None
+) -> list[Run]:
     """Every (dataset, variant, seed) run, dataset- then variant-major, with its validated config;
     ``data_seeds`` None: the config's own dataset."""
     runs = []
     for data_seed in data_seeds or [None]:
         data_base = dataset_cfg(base, out_dir, data_seed)
-        runs += [Run(name, seed, variant_cfg(data_base, name, seed, run_dir(out_dir, name, seed, data_seed)),
-                     data_seed) for name in variants for seed in seeds]
+        runs += [
+            Run(name, seed, variant_cfg(data_base, name, seed, run_dir(out_dir, name, seed, data_seed)), data_seed)
+            for name in variants
+            for seed in seeds
+        ]
     return runs
 
 
-def tested_sizes(cfg: CfgNode) -> List[int]:
+def tested_sizes(cfg: CfgNode) -> list[int]:
     """The sizes ``engine.test`` evaluates: ``TEST.RESOLUTIONS`` or ``DATA.TEST_CROP_SIZE``."""
     return [int(s) for s in cfg.TEST.RESOLUTIONS] or [int(cfg.DATA.TEST_CROP_SIZE)]
 
 
-def finished_results(run: Run) -> Optional[Dict[str, Dict[str, Any]]]:
+def finished_results(run: Run) -> dict[str, dict[str, Any]] | None:
     """The run's ``{size: metrics}`` when its ``test_results.json`` has every test size, else None."""
     path = os.path.join(run.run_dir, RESULTS_JSON)
     if not os.path.isfile(path):
@@ -121,7 +125,8 @@ def check_stored_config(run: Run) -> None:
         shown = summarize_differences(diffs)
         raise StudyConfigMismatch(
             f"{run.run_dir} holds a run made with another config ({shown}): rerun with the same "
-            "config and overrides, use another --out, or delete that folder")
+            "config and overrides, use another --out, or delete that folder"
+        )
 
 
 def epochs_left(run: Run) -> int:
@@ -130,7 +135,7 @@ def epochs_left(run: Run) -> int:
     return max(run.cfg.SOLVER.MAX_EPOCH - done, 0)
 
 
-def train_and_test(run: Run) -> Dict[str, Any]:
+def train_and_test(run: Run) -> dict[str, Any]:
     """Train the run (continuing from its last checkpoint), test the final checkpoint at every test
     size; write and return its record (``wall_s``, ``start_epoch``)."""
     os.makedirs(run.run_dir, exist_ok=True)
@@ -140,13 +145,17 @@ def train_and_test(run: Run) -> Dict[str, Any]:
     summary = launch(run.cfg, train)
     final = checkpoint.get_checkpoint_path(run.run_dir, run.cfg.SOLVER.MAX_EPOCH)
     launch(cfg_with(run.cfg, "TEST.CHECKPOINT_FILE_PATH", final), test)
-    record = {"variant": run.variant, "seed": run.seed, "wall_s": round(time.time() - start, 1),
-              "start_epoch": int(summary.get("start_epoch", 0))}
+    record = {
+        "variant": run.variant,
+        "seed": run.seed,
+        "wall_s": round(time.time() - start, 1),
+        "start_epoch": int(summary.get("start_epoch", 0)),
+    }
     write_json(os.path.join(run.run_dir, RUN_RECORD), record)
     return record
 
 
-def read_run_record(run: Run) -> Dict[str, Any]:
+def read_run_record(run: Run) -> dict[str, Any]:
     """The run's ``study_run.json`` ({} when absent, e.g. a run finished by another tool)."""
     path = os.path.join(run.run_dir, RUN_RECORD)
     if not os.path.isfile(path):
@@ -159,7 +168,7 @@ class EtaClock:
     """Time left, from the runs trained in this invocation: seconds per unit of cost, where a run's
     cost is its epochs left times its training GFLOPs per clip (the sum over its training sizes)."""
 
-    def __init__(self, train_gflops: Dict[str, float]) -> None:
+    def __init__(self, train_gflops: dict[str, float]) -> None:
         self.train_gflops = train_gflops
         self.seconds = 0.0
         self.cost = 0.0
@@ -172,7 +181,7 @@ class EtaClock:
             self.seconds += seconds
             self.cost += self.run_cost(variant, epochs)
 
-    def eta_s(self, remaining: List[Run]) -> Optional[float]:
+    def eta_s(self, remaining: list[Run]) -> float | None:
         """Seconds for ``remaining`` (None before any run was measured)."""
         if self.cost <= 0:
             return None
@@ -184,7 +193,7 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def execute_runs(runs: List[Run], train_gflops: Dict[str, float], log: Log = print) -> None:
+def execute_runs(runs: list[Run], train_gflops: dict[str, float], log: Log = print) -> None:
     """Run (or skip, when finished) every run in order, printing progress and an ETA.
 
     ``train_gflops[variant]`` is the variant's forward GFLOPs per clip summed over its training sizes
@@ -201,7 +210,11 @@ def execute_runs(runs: List[Run], train_gflops: Dict[str, float], log: Log = pri
         clock.add(run.variant, epochs, record["wall_s"])
         remaining = [r for r in runs[k:] if finished_results(r) is None]
         eta = clock.eta_s(remaining)
-        eta_text = ("nothing left" if not remaining else
-                    f"ETA {_minutes(eta)} for {len(remaining)} run(s) left" if eta is not None else
-                    "no ETA yet")
+        eta_text = (
+            "nothing left"
+            if not remaining
+            else f"ETA {_minutes(eta)} for {len(remaining)} run(s) left"
+            if eta is not None
+            else "no ETA yet"
+        )
         log(f"{prefix}: done in {_minutes(record['wall_s'])}; {eta_text}")

@@ -5,12 +5,41 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Dict, List, Sequence, Tuple
+from collections.abc import Sequence
 
 # Two-sided 95 % quantiles of Student's t, t(0.975, df), for df = 1..30 (standard tables).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t975(df: int) -> float:
@@ -21,16 +50,19 @@ def t975(df: int) -> float:
     return _T975[df - 1] if df <= len(_T975) else 1.96
 
 
-def mean_std(values: Sequence[float]) -> Dict[str, float]:
+def mean_std(values: Sequence[float]) -> dict[str, float]:
     """``{"mean", "std", "n"}``: the sample std (n - 1), 0 for one value."""
     values = list(values)
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
 
 
-def mean_interval(values: Sequence[float]) -> Dict[str, float]:
+def mean_interval(values: Sequence[float]) -> dict[str, float]:
     """:func:`mean_std` plus the 95 % t interval of the mean, ``ci95 = [low, high]`` (None for one value)."""
-    out: Dict[str, object] = dict(mean_std(values))
+    out: dict[str, object] = dict(mean_std(values))
     n = out["n"]
     if n < 2:
         out["ci95"] = None
@@ -40,12 +72,12 @@ def mean_interval(values: Sequence[float]) -> Dict[str, float]:
     return out  # type: ignore[return-value]
 
 
-def paired_differences(treated: Dict[Tuple, float], baseline: Dict[Tuple, float]) -> List[float]:
+def paired_differences(treated: dict[tuple, float], baseline: dict[tuple, float]) -> list[float]:
     """``treated[k] - baseline[k]`` for every key both have (a key: one (dataset, seed) pair), in key order."""
     return [treated[key] - baseline[key] for key in sorted(set(treated) & set(baseline))]
 
 
-def prediction_range(mean: float, std: float, n: int, low: float = 0.0, high: float = 100.0) -> List[float]:
+def prediction_range(mean: float, std: float, n: int, low: float = 0.0, high: float = 100.0) -> list[float]:
     """Where one more run should fall with 95 % probability, from ``n`` runs' mean and std:
     ``mean -/+ t(0.975, n - 1) * std * sqrt(1 + 1/n)``, clipped to ``[low, high]``."""
     half = t975(n - 1) * std * math.sqrt(1 + 1 / n)

@@ -10,7 +10,7 @@ import json
 import os
 import re
 import tempfile
-from typing import Any, Callable, List
+from typing import Any, Callable
 
 # The temporary files of these writers: ``.NAME.tmp.PID.EXT`` (atomic_write) and ``.NAME.tmp.PID``
 # (checkpoints); a process killed while writing leaves one behind.
@@ -27,7 +27,7 @@ def temporary_path(path: str) -> str:
     return os.path.join(folder, f".{stem}{TEMP_SUFFIX}{os.getpid()}{ext}")
 
 
-def temporary_files_of(path: str) -> List[str]:
+def temporary_files_of(path: str) -> list[str]:
     """Temporary files that writers killed while writing ``path`` left behind (:func:`temporary_path`'s
     names for any process id), sorted."""
     folder, name = os.path.split(path)
@@ -53,9 +53,11 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
 
 def write_json(path: str, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
+
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(obj, handle, indent=1)
+
     atomic_write(path, write)
 
 

@@ -23,7 +23,7 @@ import logging
 import os
 import random
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,8 +54,7 @@ def get_mid_epoch_path(output_dir: str, epoch: int, iteration: int) -> str:
     """``output_dir/checkpoints/checkpoint_epoch_{epoch:05d}_iter_{iteration:06d}.pyth``: written when
     a run is stopped (SIGTERM, Ctrl-C) after ``epoch`` finished epochs and ``iteration`` iterations
     of the next."""
-    return os.path.join(get_checkpoint_dir(output_dir),
-                        f"checkpoint_epoch_{epoch:05d}_iter_{iteration:06d}.pyth")
+    return os.path.join(get_checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}_iter_{iteration:06d}.pyth")
 
 
 def get_best_path(output_dir: str) -> str:
@@ -63,7 +62,7 @@ def get_best_path(output_dir: str) -> str:
     return os.path.join(get_checkpoint_dir(output_dir), BEST_CHECKPOINT)
 
 
-def read_best_top1(output_dir: str) -> Optional[float]:
+def read_best_top1(output_dir: str) -> float | None:
     """The validation top-1 stored in ``best.pyth``; None without a readable one."""
     path = get_best_path(output_dir)
     if not os.path.isfile(path):
@@ -86,14 +85,18 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def get_rng_state() -> Dict[str, Any]:
+def get_rng_state() -> dict[str, Any]:
     """Python, NumPy, torch CPU and (if present) CUDA RNG states, as tensors and plain values."""
     np_state = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
-                  "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -101,12 +104,13 @@ def get_rng_state() -> Dict[str, Any]:
     return state
 
 
-def set_rng_state(state: Dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     """Restore a state from :func:`get_rng_state`."""
     random.setstate(_as_tuple(state["python"]))
     npst = state["numpy"]
-    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
-                         npst["has_gauss"], npst["cached_gaussian"]))
+    np.random.set_state(
+        (npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
@@ -157,13 +161,18 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-def save_checkpoint(path: str, model: nn.Module, epoch: int,
-                    optimizer: Optional[torch.optim.Optimizer] = None,
-                    scaler: Optional[Any] = None, cfg_text: str = "",
-                    class_names: Optional[List[str]] = None,
-                    rng_states: Optional[List[Dict[str, Any]]] = None,
-                    schedule: Optional[Dict[str, Any]] = None,
-                    extra: Optional[Dict[str, Any]] = None) -> None:
+def save_checkpoint(
+    path: str,
+    model: nn.Module,
+    epoch: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: Any | None = None,
+    cfg_text: str = "",
+    class_names: list[str] | None = None,
+    rng_states: list[dict[str, Any]] | None = None,
+    schedule: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Write a checkpoint atomically (call on rank 0 only). ``epoch``: finished epochs; ``extra``:
     more plain entries (e.g. ``val`` metrics)."""
     state = {
@@ -180,7 +189,7 @@ def save_checkpoint(path: str, model: nn.Module, epoch: int,
     atomic_torch_save(state, path)
 
 
-def list_checkpoints(output_dir: str) -> List[Tuple[int, str]]:
+def list_checkpoints(output_dir: str) -> list[tuple[int, str]]:
     """``(epoch, path)`` of every ``checkpoint_epoch_*.pyth`` in ``output_dir/checkpoints``, by epoch."""
     folder = get_checkpoint_dir(output_dir)
     if not os.path.isdir(folder):
@@ -193,7 +202,7 @@ def list_checkpoints(output_dir: str) -> List[Tuple[int, str]]:
     return sorted(found)
 
 
-def list_mid_epoch_checkpoints(output_dir: str) -> List[Tuple[int, int, str]]:
+def list_mid_epoch_checkpoints(output_dir: str) -> list[tuple[int, int, str]]:
     """``(epoch, iteration, path)`` of every mid-epoch checkpoint in ``output_dir/checkpoints``, in order."""
     folder = get_checkpoint_dir(output_dir)
     if not os.path.isdir(folder):
@@ -206,7 +215,7 @@ def list_mid_epoch_checkpoints(output_dir: str) -> List[Tuple[int, int, str]]:
     return sorted(found)
 
 
-def resume_points(output_dir: str) -> List[Tuple[Tuple[int, int], str]]:
+def resume_points(output_dir: str) -> list[tuple[tuple[int, int], str]]:
     """Every checkpoint training can continue from, as ``((epoch, iteration), path)`` oldest first:
     the epochs' (iteration 0) and the mid-epoch ones."""
     points = [((epoch, 0), path) for epoch, path in list_checkpoints(output_dir)]
@@ -214,14 +223,14 @@ def resume_points(output_dir: str) -> List[Tuple[Tuple[int, int], str]]:
     return sorted(points)
 
 
-def remove_mid_epoch_checkpoints(output_dir: str, keep: Optional[str] = None) -> None:
+def remove_mid_epoch_checkpoints(output_dir: str, keep: str | None = None) -> None:
     """Delete the mid-epoch checkpoints but ``keep`` (one is superseded by any later checkpoint)."""
     for _, _, path in list_mid_epoch_checkpoints(output_dir):
         if path != keep:
             os.remove(path)
 
 
-def remove_temp_files(output_dir: str) -> List[str]:
+def remove_temp_files(output_dir: str) -> list[str]:
     """Delete the temporary files that writers killed mid-write left in ``output_dir`` and its
     checkpoints folder (a checkpoint's can be a gigabyte); call it holding the folder's lock.
     Returns the removed paths."""
@@ -237,8 +246,7 @@ def remove_temp_files(output_dir: str) -> List[str]:
     return removed
 
 
-def find_latest_valid_checkpoint(output_dir: str,
-                                 mid_epoch: bool = False) -> Optional[Tuple[str, Dict[str, Any]]]:
+def find_latest_valid_checkpoint(output_dir: str, mid_epoch: bool = False) -> tuple[str, dict[str, Any]] | None:
     """The newest checkpoint in ``output_dir/checkpoints`` that loads, as ``(path, state)``; with
     ``mid_epoch`` (resuming training) the mid-epoch checkpoints count too.
 
@@ -249,8 +257,11 @@ def find_latest_valid_checkpoint(output_dir: str,
     """
     found = None
     if distributed.is_master_proc():
-        points = resume_points(output_dir) if mid_epoch else [
-            ((epoch, 0), path) for epoch, path in list_checkpoints(output_dir)]
+        points = (
+            resume_points(output_dir)
+            if mid_epoch
+            else [((epoch, 0), path) for epoch, path in list_checkpoints(output_dir)]
+        )
         found = _first_loadable([path for _, path in reversed(points)])
     chosen = distributed.all_gather_objects(found[0] if found else None)[0]
     if chosen is None:
@@ -258,7 +269,7 @@ def find_latest_valid_checkpoint(output_dir: str,
     return found if found is not None else (chosen, load_checkpoint_file(chosen))
 
 
-def _first_loadable(paths: List[str]) -> Optional[Tuple[str, Dict[str, Any]]]:
+def _first_loadable(paths: list[str]) -> tuple[str, dict[str, Any]] | None:
     """The first of ``paths`` that loads, as ``(path, state)`` (damaged ones are reported and skipped)."""
     for path in paths:
         try:
@@ -268,9 +279,13 @@ def _first_loadable(paths: List[str]) -> Optional[Tuple[str, Dict[str, Any]]]:
     return None
 
 
-def load_checkpoint(state: Dict[str, Any], model: nn.Module,
-                    optimizer: Optional[torch.optim.Optimizer] = None,
-                    scaler: Optional[Any] = None, rank: int = 0) -> int:
+def load_checkpoint(
+    state: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: Any | None = None,
+    rank: int = 0,
+) -> int:
     """Restore model (strict), optimiser, scaler and this rank's RNG state; return finished epochs."""
     unwrap_model(model).load_state_dict(state["model_state"])
     if optimizer is not None and state.get("optimizer_state") is not None:
@@ -281,6 +296,7 @@ def load_checkpoint(state: Dict[str, Any], model: nn.Module,
     if rank < len(rng_states):
         set_rng_state(rng_states[rank])
     elif rng_states:
-        logger.warning("checkpoint has RNG states for %d ranks, not for rank %d: RNG not restored",
-                       len(rng_states), rank)
+        logger.warning(
+            "checkpoint has RNG states for %d ranks, not for rank %d: RNG not restored", len(rng_states), rank
+        )
     return int(state["epoch"])

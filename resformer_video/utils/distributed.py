@@ -10,14 +10,15 @@ runs (:func:`spawn_local`: same environment, signal forwarding and failure handl
 
 from __future__ import annotations
 
-import logging
 import contextlib
+import logging
 import os
 import signal
 import sys
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Callable, Iterator, List, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -74,14 +75,12 @@ def barrier() -> None:
 def check_device(cfg: CfgNode) -> None:
     """Raise :class:`ConfigError` naming ``NUM_GPUS`` when GPUs are asked for but CUDA is absent."""
     if cfg.NUM_GPUS > 0 and not torch.cuda.is_available():
-        raise ConfigError("NUM_GPUS", f"is {cfg.NUM_GPUS} but CUDA is not available "
-                                      "(set NUM_GPUS 0 to run on CPU)")
+        raise ConfigError("NUM_GPUS", f"is {cfg.NUM_GPUS} but CUDA is not available (set NUM_GPUS 0 to run on CPU)")
     if cfg.NUM_GPUS > 0 and gpu_index() is None:
-        raise ConfigError("NUM_GPUS", f"local rank {get_local_rank()} has no GPU "
-                                      f"({torch.cuda.device_count()} visible)")
+        raise ConfigError("NUM_GPUS", f"local rank {get_local_rank()} has no GPU ({torch.cuda.device_count()} visible)")
 
 
-def gpu_index() -> Optional[int]:
+def gpu_index() -> int | None:
     """This process's GPU: ``LOCAL_RANK``, or 0 when the launcher shows each process only its own
     GPU (``CUDA_VISIBLE_DEVICES`` per task, as some SLURM setups do); None when there is none."""
     count, local_rank = torch.cuda.device_count(), get_local_rank()
@@ -124,12 +123,12 @@ def init_distributed(cfg: CfgNode) -> None:
         torch.cuda.set_device(get_device(cfg))
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     if world_size > 1 and not is_dist():
-        dist.init_process_group(backend=backend_for(cfg), init_method="env://",
-                                timeout=timedelta(minutes=cfg.DIST_TIMEOUT_MIN))
+        dist.init_process_group(
+            backend=backend_for(cfg), init_method="env://", timeout=timedelta(minutes=cfg.DIST_TIMEOUT_MIN)
+        )
 
 
-def launch(cfg: CfgNode, fn: Callable[[CfgNode], T],
-           user_errors: Tuple[Type[BaseException], ...] = ()) -> T:
+def launch(cfg: CfgNode, fn: Callable[[CfgNode], T], user_errors: tuple[type[BaseException], ...] = ()) -> T:
     """Run ``fn(cfg)``: in this process, inside the process group torchrun describes (if any); or,
     under a plain ``python`` with ``NUM_GPUS N > 1``, in N processes started by :func:`spawn_local`
     (rank 0's result is returned). ``user_errors``: exceptions a spawned process reports as one
@@ -154,12 +153,15 @@ def check_gpu_count(cfg: CfgNode) -> None:
     """Raise :class:`ConfigError` naming ``NUM_GPUS`` when fewer GPUs are visible than it asks for."""
     visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if cfg.NUM_GPUS > visible:
-        raise ConfigError("NUM_GPUS", f"is {cfg.NUM_GPUS} but {visible} GPU(s) are visible "
-                                      f"(set NUM_GPUS {visible} or fewer; 0 runs on CPU)")
+        raise ConfigError(
+            "NUM_GPUS",
+            f"is {cfg.NUM_GPUS} but {visible} GPU(s) are visible (set NUM_GPUS {visible} or fewer; 0 runs on CPU)",
+        )
 
 
-def spawn_local(cfg: CfgNode, fn: Callable[[CfgNode], T], nprocs: int,
-                user_errors: Tuple[Type[BaseException], ...] = ()) -> T:
+def spawn_local(
+    cfg: CfgNode, fn: Callable[[CfgNode], T], nprocs: int, user_errors: tuple[type[BaseException], ...] = ()
+) -> T:
     """Run ``fn(cfg)`` in ``nprocs`` processes on this machine (one per GPU, or gloo CPU processes
     with ``NUM_GPUS 0``) and return rank 0's result.
 
@@ -173,9 +175,16 @@ def spawn_local(cfg: CfgNode, fn: Callable[[CfgNode], T], nprocs: int,
     Raises:
         SpawnedProcessError: a process failed (its exit code; the traceback is above it).
     """
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nprocs, run_id=str(uuid.uuid4()),
-                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
-                          start_method="spawn")
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nprocs,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        start_method="spawn",
+    )
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun does for several processes
     with _signal_handlers_restored():  # the agent installs its own and leaves them behind
         try:
@@ -183,8 +192,9 @@ def spawn_local(cfg: CfgNode, fn: Callable[[CfgNode], T], nprocs: int,
         except ChildFailedError as err:
             codes = [failure.exitcode for failure in err.failures.values()]
             code = USER_ERROR_EXIT if USER_ERROR_EXIT in codes else codes[0]
-            raise SpawnedProcessError(code, f"{len(codes)} of {nprocs} processes failed "
-                                            f"(exit codes {sorted(set(codes))})") from None
+            raise SpawnedProcessError(
+                code, f"{len(codes)} of {nprocs} processes failed (exit codes {sorted(set(codes))})"
+            ) from None
     return results[0]
 
 
@@ -201,8 +211,7 @@ def _signal_handlers_restored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _run_spawned(cfg_text: str, fn: Callable[[CfgNode], T],
-                 user_errors: Tuple[Type[BaseException], ...]) -> T:
+def _run_spawned(cfg_text: str, fn: Callable[[CfgNode], T], user_errors: tuple[type[BaseException], ...]) -> T:
     """One process of :func:`spawn_local`: ``launch(cfg, fn)`` inside the process group."""
     cfg = CfgNode.load_cfg(cfg_text)
     cfg.freeze()
@@ -214,16 +223,16 @@ def _run_spawned(cfg_text: str, fn: Callable[[CfgNode], T],
         sys.exit(USER_ERROR_EXIT)
 
 
-def all_gather_objects(obj: Any) -> List[Any]:
+def all_gather_objects(obj: Any) -> list[Any]:
     """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` outside a process group."""
     if not is_dist():
         return [obj]
-    gathered: List[Any] = [None] * get_world_size()
+    gathered: list[Any] = [None] * get_world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
 
 
-def all_reduce_mean(values: List[float], device: torch.device) -> List[float]:
+def all_reduce_mean(values: list[float], device: torch.device) -> list[float]:
     """The mean over ranks of each number in ``values``."""
     if not is_dist():
         return list(values)

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, Optional
+from typing import Any
 
 from resformer_video.utils.atomic import atomic_write
 from resformer_video.utils.distributed import is_master_proc
@@ -18,7 +18,7 @@ STATS_FILE = "stats.jsonl"
 RUN_CONFIG = "config.yaml"
 
 
-def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
+def setup_logging(output_dir: str | None = None) -> logging.Logger:
     """Configure the package logger: on rank 0 to stdout and ``output_dir/log.txt``, else silent.
 
     Calling it again (e.g. test after train in one run) replaces the handlers, never duplicates them.
@@ -45,7 +45,7 @@ def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
     return logger
 
 
-def write_run_config(output_dir: str, cfg_text: str) -> Optional[str]:
+def write_run_config(output_dir: str, cfg_text: str) -> str | None:
     """Write the run's full config (``cfg.dump()``) to ``output_dir/config.yaml``, atomically, on
     rank 0 (where PySlowFast and detectron2 users look for it); returns the path (None elsewhere)."""
     if not is_master_proc():
@@ -56,6 +56,7 @@ def write_run_config(output_dir: str, cfg_text: str) -> Optional[str]:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(cfg_text)
+
     atomic_write(path, write)
     return path
 
@@ -66,7 +67,7 @@ def _to_json_value(value: Any) -> Any:
     return value
 
 
-def _before(record: Dict[str, Any], epochs_done: int, iters_done: int) -> bool:
+def _before(record: dict[str, Any], epochs_done: int, iters_done: int) -> bool:
     """Whether a stats record (1-based ``epoch``, ``iter``) is from before the resume point."""
     kind, epoch = record.get("_type"), record.get("epoch", 0)
     if kind == "train_iter":
@@ -90,10 +91,10 @@ class StatsWriter:
             os.makedirs(output_dir, exist_ok=True)
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
+
                 self.tb_writer = SummaryWriter(log_dir=os.path.join(output_dir, "tensorboard"))
 
-    def write(self, stats: Dict[str, Any], tb_prefix: Optional[str] = None,
-              tb_step: Optional[int] = None) -> None:
+    def write(self, stats: dict[str, Any], tb_prefix: str | None = None, tb_step: int | None = None) -> None:
         """Append ``stats`` as one JSON line; with ``tb_prefix``, its numbers as scalars at ``tb_step``."""
         if not self.enabled:
             return
@@ -114,9 +115,11 @@ class StatsWriter:
             lines = [line for line in f if line.strip()]
         kept = [line for line in lines if _before(json.loads(line), epochs_done, iters_done)]
         if len(kept) < len(lines):
+
             def write(tmp: str) -> None:
                 with open(tmp, "w", encoding="utf-8") as f:
                     f.writelines(kept)
+
             atomic_write(self.path, write)
         return len(lines) - len(kept)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Any, Dict, FrozenSet, Optional
+from typing import Any
 
 import torch
 
@@ -21,7 +21,7 @@ def _cpuinfo_lines(prefixes: tuple, path: str = CPUINFO) -> list:
         return []
 
 
-def cpu_flags(path: str = CPUINFO) -> FrozenSet[str]:
+def cpu_flags(path: str = CPUINFO) -> frozenset[str]:
     """The CPU's feature flags as Linux lists them (x86 ``flags``: ``avx2``, ``avx512f``,
     ``avx512_bf16`` ...; ARM ``Features``); where ``path`` cannot be read (other systems), the
     vector level torch detected (``avx2`` / ``avx512f``) or nothing."""
@@ -29,8 +29,7 @@ def cpu_flags(path: str = CPUINFO) -> FrozenSet[str]:
     if lines:
         return frozenset(flag for line in lines for flag in line.split())
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")().lower()
-    return frozenset({"avx2", "avx512f"} if "avx512" in capability else
-                     {"avx2"} if "avx2" in capability else ())
+    return frozenset({"avx2", "avx512f"} if "avx512" in capability else {"avx2"} if "avx2" in capability else ())
 
 
 def cpu_model(path: str = CPUINFO) -> str:
@@ -39,7 +38,7 @@ def cpu_model(path: str = CPUINFO) -> str:
     return names[0] if names else (platform.processor() or "unknown")
 
 
-def cpu_class(flags: Optional[FrozenSet[str]] = None) -> str:
+def cpu_class(flags: frozenset[str] | None = None) -> str:
     """``"AVX-512 with native bf16"``, ``"AVX-512"``, ``"AVX2"`` or the machine's architecture:
     the CPU classes whose float rounding (and libx264 code paths) differ."""
     flags = cpu_flags() if flags is None else flags
@@ -51,14 +50,19 @@ def cpu_class(flags: Optional[FrozenSet[str]] = None) -> str:
     return platform.machine() or "unknown"
 
 
-def machine_info(device: Optional[torch.device] = None) -> Dict[str, Any]:
+def machine_info(device: torch.device | None = None) -> dict[str, Any]:
     """Platform, CPU model, class and count, load, torch version and threads, GPU when there is one
     (``device``'s, else GPU 0's)."""
-    info: Dict[str, Any] = {
-        "platform": platform.platform(), "host": platform.node(), "python": platform.python_version(),
-        "cpu": cpu_model(), "cpu_class": cpu_class(), "cpu_count": os.cpu_count(),
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cpu_class": cpu_class(),
+        "cpu_count": os.cpu_count(),
         "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
     }
     if device is not None:
         info["device"] = device.type

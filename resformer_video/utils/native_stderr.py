@@ -8,11 +8,11 @@ import os
 import re
 import sys
 import tempfile
-from typing import Iterator, List, Sequence
+from collections.abc import Iterator, Sequence
 
 
 @contextlib.contextmanager
-def captured_native_stderr(lines: List[str]) -> Iterator[None]:
+def captured_native_stderr(lines: list[str]) -> Iterator[None]:
     """Append to ``lines`` what native code (decord's FFmpeg) writes to file descriptor 2 in the
     block, instead of letting it reach the terminal. Python-level writes of other threads in that
     moment are captured too, so keep the block short."""

@@ -23,22 +23,22 @@ import contextlib
 import logging
 import os
 import platform
-from typing import Callable, ContextManager, Dict, Optional, Tuple
+from contextlib import AbstractContextManager
+from typing import Callable
 
 import torch
 from yacs.config import CfgNode
 
-from resformer_video.utils.machine import CPUINFO, cpu_flags
 from resformer_video.errors import ConfigError, PrecisionUnavailable  # noqa: F401  (re-exported here)
+from resformer_video.utils.machine import CPUINFO, cpu_flags
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-LEGACY_ALIASES: Dict[str, str] = {"none": "fp32"}
+LEGACY_ALIASES: dict[str, str] = {"none": "fp32"}
 # What TRAIN.MIXED_PRECISION accepts.
 CONFIG_PRECISIONS = PRECISIONS + tuple(LEGACY_ALIASES)
-AUTOCAST_DTYPES: Dict[str, Optional[torch.dtype]] = {
-    "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIXED_PRECISION_KEY = "TRAIN.MIXED_PRECISION"
 FALLBACK_KEY = "TRAIN.PRECISION_FALLBACK"
 # CPU features (names of torch.cpu.get_capabilities and of /proc/cpuinfo flags) that give native
@@ -59,12 +59,12 @@ def canonical_precision(name: str) -> str:
     return name
 
 
-def autocast_dtype(name: str) -> Optional[torch.dtype]:
+def autocast_dtype(name: str) -> torch.dtype | None:
     """The autocast dtype of precision ``name`` (None for ``fp32``)."""
     return AUTOCAST_DTYPES[canonical_precision(name)]
 
 
-def cpu_bf16_features() -> Tuple[str, ...]:
+def cpu_bf16_features() -> tuple[str, ...]:
     """This CPU's native-bf16 features (empty without any): torch's runtime CPU detection
     (``torch.cpu.get_capabilities``) joined with the flags of ``/proc/cpuinfo`` (Linux).
 
@@ -81,9 +81,8 @@ def _is_arm() -> bool:
     return platform.machine().lower() in ("arm64", "aarch64")
 
 
-def _torch_cpu_features(wanted: Tuple[str, ...]) -> set:
-    get_capabilities: Optional[Callable[[], Dict[str, object]]] = getattr(
-        torch.cpu, "get_capabilities", None)
+def _torch_cpu_features(wanted: tuple[str, ...]) -> set:
+    get_capabilities: Callable[[], dict[str, object]] | None = getattr(torch.cpu, "get_capabilities", None)
     if get_capabilities is None:  # older torch: only the AVX512-BF16 probe
         probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
         return {"avx512_bf16"} if probe is not None and probe() else set()
@@ -91,7 +90,7 @@ def _torch_cpu_features(wanted: Tuple[str, ...]) -> set:
     return {name for name in wanted if caps.get(name) is True}
 
 
-def _cpuinfo_flags(wanted: Tuple[str, ...], path: str = CPUINFO) -> set:
+def _cpuinfo_flags(wanted: tuple[str, ...], path: str = CPUINFO) -> set:
     """Which of ``wanted`` the ``flags`` (x86) or ``Features`` (ARM) lines of ``path`` list."""
     flags = cpu_flags(path) if os.path.isfile(path) else frozenset()
     # The kernel spells ARM's SVE-BF16 "svebf16".
@@ -112,7 +111,7 @@ def bf16_is_native(device: torch.device) -> bool:
     return False
 
 
-def unavailable_reason(name: str, device: torch.device) -> Optional[str]:
+def unavailable_reason(name: str, device: torch.device) -> str | None:
     """Why precision ``name`` should not run on ``device`` (None when it runs natively)."""
     name = canonical_precision(name)
     if name == "fp16" and device.type != "cuda":
@@ -123,8 +122,10 @@ def unavailable_reason(name: str, device: torch.device) -> Optional[str]:
     if device.type == "cuda":
         return "bf16 is not supported by this GPU; use fp16 or fp32"
     wanted = "/".join(ARM_BF16_FEATURES if _is_arm() else X86_BF16_FEATURES)
-    return (f"this {device.type} has no native bf16 (none of the CPU flags {wanted}); emulated "
-            "bf16 is far slower than fp32 here")
+    return (
+        f"this {device.type} has no native bf16 (none of the CPU flags {wanted}); emulated "
+        "bf16 is far slower than fp32 here"
+    )
 
 
 def check_precision(name: str, device: torch.device, allow_emulated: bool = False) -> str:
@@ -169,8 +170,7 @@ def config_precision(cfg: CfgNode, device: torch.device) -> str:
     if reason is None:
         return requested
     if requested == "bf16" and cfg.TRAIN.PRECISION_FALLBACK:
-        logger.warning("%s bf16: %s; %s is True: running in fp32", MIXED_PRECISION_KEY, reason,
-                       FALLBACK_KEY)
+        logger.warning("%s bf16: %s; %s is True: running in fp32", MIXED_PRECISION_KEY, reason, FALLBACK_KEY)
         return "fp32"
     hint = f" (or set {FALLBACK_KEY} True to run in fp32)" if requested == "bf16" else ""
     raise _config_error(f"{reason}{hint}")
@@ -180,7 +180,7 @@ def _config_error(message: str) -> ValueError:
     return ConfigError(MIXED_PRECISION_KEY, message)
 
 
-def config_autocast_dtype(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
+def config_autocast_dtype(cfg: CfgNode, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of :func:`config_precision` (None for fp32), after logging the start-up
     line that states it, e.g. ``precision bf16 (autocast, cpu)``."""
     name = config_precision(cfg, device)
@@ -195,13 +195,13 @@ def describe_precision(name: str, device: torch.device) -> str:
     return f"{name} ({mode}{device.type})"
 
 
-def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManager:
+def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
     """``torch.autocast`` on ``device`` at ``dtype``, or a no-op context when ``dtype`` is None."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def make_grad_scaler(device: torch.device, dtype: Optional[torch.dtype]) -> torch.amp.GradScaler:
+def make_grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler:
     """A gradient scaler, enabled only for float16 (bfloat16 and float32 need none)."""
     return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)

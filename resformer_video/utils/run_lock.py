@@ -27,7 +27,8 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Dict, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 from resformer_video.errors import ConfigError
 from resformer_video.utils import distributed
@@ -62,11 +63,15 @@ def check_output_dir(output_dir: str) -> None:
         raise ConfigError("OUTPUT_DIR", f"cannot write to {describe_os_error(err)}") from None
 
 
-def owner_record() -> Dict[str, Any]:
+def owner_record() -> dict[str, Any]:
     """What this process writes into a lock it takes."""
-    return {"pid": os.getpid(), "host": socket.gethostname(),
-            "started": datetime.datetime.now().isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv)[:1000], "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv)[:1000],
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+    }
 
 
 def pid_alive(pid: int) -> bool:
@@ -80,7 +85,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _read_owner(path: str) -> Optional[Dict[str, Any]]:
+def _read_owner(path: str) -> dict[str, Any] | None:
     """The lock's owner record; None when the file is gone; ``{}`` when it stays unreadable."""
     for attempt in range(_READ_RETRIES):
         try:
@@ -96,7 +101,7 @@ def _read_owner(path: str) -> Optional[Dict[str, Any]]:
     return {}
 
 
-def stale_reason(owner: Dict[str, Any], age_s: float) -> Optional[str]:
+def stale_reason(owner: dict[str, Any], age_s: float) -> str | None:
     """Why the lock of ``owner`` (last refreshed ``age_s`` seconds ago) is left over, or None
     while its owner may still run."""
     me = owner_record()
@@ -111,15 +116,17 @@ def stale_reason(owner: Dict[str, Any], age_s: float) -> Optional[str]:
     return None
 
 
-def _describe(owner: Dict[str, Any]) -> str:
-    return (f"pid {owner.get('pid')} on host {owner.get('host')} (started {owner.get('started')}: "
-            f"{owner.get('command') or '?'})")
+def _describe(owner: dict[str, Any]) -> str:
+    return (
+        f"pid {owner.get('pid')} on host {owner.get('host')} (started {owner.get('started')}: "
+        f"{owner.get('command') or '?'})"
+    )
 
 
 class RunLock:
     """The held lock of one output folder; :meth:`release` removes it (when it is still ours)."""
 
-    def __init__(self, path: str, owner: Dict[str, Any]) -> None:
+    def __init__(self, path: str, owner: dict[str, Any]) -> None:
         self.path = path
         self.owner = owner
         self._stop = threading.Event()
@@ -140,7 +147,7 @@ class RunLock:
                 os.remove(self.path)
 
 
-def acquire(output_dir: str, attempts: int = 3) -> Optional[RunLock]:
+def acquire(output_dir: str, attempts: int = 3) -> RunLock | None:
     """Take the lock of ``output_dir`` (which must exist); None when this process holds it already.
 
     Raises:
@@ -165,7 +172,8 @@ def acquire(output_dir: str, attempts: int = 3) -> Optional[RunLock]:
             if reason is None:
                 raise RunLockError(
                     f"{output_dir} is in use by another run: {_describe(owner)}; wait for it to end, "
-                    f"stop it, or use another OUTPUT_DIR (its lock: {path})") from None
+                    f"stop it, or use another OUTPUT_DIR (its lock: {path})"
+                ) from None
             logger.warning("taking over the lock of %s left by %s: %s", output_dir, _describe(owner), reason)
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
@@ -186,8 +194,8 @@ def output_dir_lock(output_dir: str) -> Iterator[None]:
         ConfigError: ``OUTPUT_DIR`` is not a writable folder (names the cause).
         RunLockError: another run holds the folder.
     """
-    lock: Optional[RunLock] = None
-    failure: Optional[Exception] = None
+    lock: RunLock | None = None
+    failure: Exception | None = None
     if distributed.is_master_proc():
         try:
             check_output_dir(output_dir)
@@ -205,4 +213,3 @@ def output_dir_lock(output_dir: str) -> Iterator[None]:
     finally:
         if lock is not None:
             lock.release()
-

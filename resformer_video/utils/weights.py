@@ -25,7 +25,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from typing import Any, Dict, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -35,7 +36,7 @@ from resformer_video.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
-StateDict = Dict[str, torch.Tensor]
+StateDict = dict[str, torch.Tensor]
 
 OWN = "own"
 SLOWFAST = "slowfast"
@@ -43,11 +44,13 @@ WRAPPED = "wrapped"
 STATE_DICT = "state_dict"
 UNKNOWN = "unknown"
 # checkpoint_kind() -> words for messages.
-KIND_NAMES = {OWN: "a resformer-video training checkpoint",
-              SLOWFAST: "a PySlowFast / TimeSformer checkpoint (prefixed model_state keys)",
-              WRAPPED: "a state dict in a wrapper (timm, DeiT or ResFormer weights)",
-              STATE_DICT: "a plain state dict (timm, safetensors)",
-              UNKNOWN: "no state dict"}
+KIND_NAMES = {
+    OWN: "a resformer-video training checkpoint",
+    SLOWFAST: "a PySlowFast / TimeSformer checkpoint (prefixed model_state keys)",
+    WRAPPED: "a state dict in a wrapper (timm, DeiT or ResFormer weights)",
+    STATE_DICT: "a plain state dict (timm, safetensors)",
+    UNKNOWN: "no state dict",
+}
 
 OWN_KEYS = ("model_state", "epoch")
 WRAPPER_KEYS = ("model_state", "model", "state_dict")
@@ -144,7 +147,7 @@ def own_config_text(obj: Any) -> str:
     return text if isinstance(text, str) else ""
 
 
-def read_training_checkpoint(path: str) -> Dict[str, Any]:
+def read_training_checkpoint(path: str) -> dict[str, Any]:
     """One of our training checkpoints (resume, ``best.pyth``, the latest one of a run), on the CPU.
 
     Raises:
@@ -155,8 +158,7 @@ def read_training_checkpoint(path: str) -> Dict[str, Any]:
         obj = read_checkpoint(path)
     except CheckpointError as err:
         cause = err.__cause__
-        detail = (f"{type(cause).__name__}: {_first_line(cause)}" if cause is not None
-                  else str(err)[len(path) + 2:])
+        detail = f"{type(cause).__name__}: {_first_line(cause)}" if cause is not None else str(err)[len(path) + 2 :]
         raise CheckpointError(f"{path}: damaged or unreadable checkpoint ({detail})") from err
     if not is_own_checkpoint(obj):
         missing = [key for key in OWN_KEYS if not isinstance(obj, Mapping) or key not in obj]
@@ -183,8 +185,10 @@ def extract_state_dict(obj: Any) -> StateDict:
         raise CheckpointError(f"no state dict found (got {type(obj).__name__})")
     bad = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
     if bad is not None:
-        raise CheckpointError(f"{bad}: not a tensor ({type(obj[bad]).__name__}); no state dict found "
-                              f"(top-level keys: {', '.join(list(map(str, obj))[:8])})")
+        raise CheckpointError(
+            f"{bad}: not a tensor ({type(obj[bad]).__name__}); no state dict found "
+            f"(top-level keys: {', '.join(list(map(str, obj))[:8])})"
+        )
     return strip_prefixes(dict(obj))
 
 
