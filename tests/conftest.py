@@ -103,6 +103,11 @@ def reference_precision(precision: str) -> Any:
     return contextlib.nullcontext()
 
 
+# A one-block, two-frame training run without validation or test: the resume and run-safety tests' runs.
+TINY_RUN_OPTS = ["MODEL.DROP_PATH_RATE", 0.0, "MODEL.DEPTH", 1, "DATA.NUM_FRAMES", 2, "TRAIN.EVAL_PERIOD", 0,
+                 "TEST.ENABLE", False, "DATA.RANDOM_FLIP", False, "LOG_PERIOD", 1]  # fmt: skip
+
+
 def make_cfg(data_dir: Any | None = None, opts: Sequence[Any] | None = None, **overrides: Any):
     """A validated, frozen small config (``SMALL_OVERRIDES``) pointing at ``data_dir`` (also used
     as ``DATA.PATH_PREFIX``), then ``opts`` (``[KEY, VALUE, ...]``) and ``overrides``

@@ -18,23 +18,7 @@ from resformer_video.engine.train import train as run_training
 from resformer_video.utils import checkpoint
 
 from conftest import REPO_ROOT, SMALL_OVERRIDES
-
-RUN_OPTS = [
-    "MODEL.DROP_PATH_RATE",
-    0.0,
-    "MODEL.DEPTH",
-    1,
-    "DATA.NUM_FRAMES",
-    2,
-    "TRAIN.EVAL_PERIOD",
-    0,
-    "TEST.ENABLE",
-    False,
-    "DATA.RANDOM_FLIP",
-    False,
-    "LOG_PERIOD",
-    1,
-]
+from conftest import TINY_RUN_OPTS as RUN_OPTS
 
 
 def _save(path, model, epoch):

@@ -28,25 +28,10 @@ from resformer_video.utils.logging import StatsWriter
 from resformer_video.utils.stop_signal import StopOnSignal
 
 from conftest import REPO_ROOT, SMALL_OVERRIDES, make_cfg
+from conftest import TINY_RUN_OPTS as RUN_OPTS
 
 train_module = importlib.import_module("resformer_video.engine.train")  # the package exports train()
 RUN_NET_MAIN = runpy.run_path(str(REPO_ROOT / "tools" / "run_net.py"))["main"]
-RUN_OPTS = [
-    "MODEL.DROP_PATH_RATE",
-    0.0,
-    "MODEL.DEPTH",
-    1,
-    "DATA.NUM_FRAMES",
-    2,
-    "TRAIN.EVAL_PERIOD",
-    0,
-    "TEST.ENABLE",
-    False,
-    "DATA.RANDOM_FLIP",
-    False,
-    "LOG_PERIOD",
-    1,
-]
 
 
 @pytest.fixture

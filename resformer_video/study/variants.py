@@ -77,19 +77,7 @@ VARIANTS: dict[str, Callable[[CfgNode], Overrides]] = {
     ],
     # TimeSformer's recipe trained for the multi-size variants' training FLOPs (more epochs of the
     # same schedule): what the extra compute of multi-size training would buy the baseline.
-    "timesformer_matched": lambda cfg: (
-        [
-            "MODEL.POS_EMBED",
-            "learned",
-            "MODEL.TEMPORAL_EMBED",
-            "learned",
-            "DATA.TRAIN_CROP_SIZES",
-            _first_size(cfg),
-            "SCALE_CONSISTENCY.WEIGHT",
-            0.0,
-        ]
-        + _compute_matched(cfg)
-    ),
+    "timesformer_matched": lambda cfg: VARIANTS["timesformer"](cfg) + _compute_matched(cfg),
     # ResFormer's positional embeddings (GPE + LPE) alone: one training size, no consistency loss.
     "resformer_single": lambda cfg: [
         "MODEL.POS_EMBED",
