@@ -19,6 +19,7 @@ from typing import Any
 from yacs.config import CfgNode
 
 from resformer_video.study.pipeline import run_study
+from resformer_video.study.report import pooled_runs_text
 from resformer_video.study.stats import prediction_range
 
 VARIANTS = ("timesformer", "resformer_multi_sc")
@@ -43,23 +44,10 @@ def reference_from_study(study: dict[str, Any]) -> dict[str, Any]:
         "cpu_class": study.get("machine", {}).get("cpu_class"),
         "seeds": study["seeds"],
         "data_seeds": study.get("data_seeds"),
-        "runs": _runs_text(study.get("runs", [])),
+        "runs": pooled_runs_text(study.get("runs", []), VARIANTS[0]),
         "variants": variants,
         "lead": {size: {"mean": s["mean"], "ci95": s["ci95"]} for size, s in lead.items()},
     }
-
-
-def _runs_text(rows: list[dict[str, Any]]) -> str:
-    """Which runs the recorded numbers pool, e.g. ``seeds 0-4 of dataset 0, seeds 0-1 of dataset 1``."""
-    by_data: dict[Any, list[int]] = {}
-    for row in rows:
-        if row["variant"] == VARIANTS[0]:
-            by_data.setdefault(row.get("data_seed"), []).append(row["seed"])
-    parts = [
-        f"seeds {','.join(map(str, sorted(seeds)))}" + ("" if data is None else f" of dataset {data}")
-        for data, seeds in sorted(by_data.items(), key=lambda item: -1 if item[0] is None else item[0])
-    ]
-    return "; ".join(parts)
 
 
 def load_reference(path: str = REFERENCE_FILE) -> dict[str, Any] | None:

@@ -172,20 +172,23 @@ def _factor_cell(stats: dict[str, Any]) -> str:
     return f"data {data} / seed {stats['seed_std']:.1f}"
 
 
+def pooled_runs_text(rows: list[dict[str, Any]], variant: str) -> str:
+    """The runs of ``variant`` among ``rows``, e.g. ``seeds 0,1,2 of dataset 0; seeds 0 of dataset 1``
+    (``seeds 0,1,2`` for a study on the config's own dataset)."""
+    by_data: dict[Any, list[int]] = {}
+    for row in rows:
+        if row["variant"] == variant:
+            by_data.setdefault(row.get("data_seed"), []).append(row["seed"])
+    parts = [
+        f"seeds {','.join(map(str, sorted(seeds)))}" + ("" if data is None else f" of dataset {data}")
+        for data, seeds in sorted(by_data.items(), key=lambda item: -1 if item[0] is None else item[0])
+    ]
+    return "; ".join(parts)
+
+
 def _pooled_runs(study: dict[str, Any]) -> list[str]:
-    """Per model, the runs its row pools: ``timesformer: seeds 0,1,2 of dataset 0; seeds 0 of dataset 1``."""
-    lines = []
-    for name in study["variants"]:
-        by_data: dict[Any, list[int]] = {}
-        for row in study.get("runs", []):
-            if row["variant"] == name:
-                by_data.setdefault(row.get("data_seed"), []).append(row["seed"])
-        parts = [
-            f"seeds {','.join(map(str, sorted(seeds)))}" + ("" if data is None else f" of dataset {data}")
-            for data, seeds in sorted(by_data.items(), key=lambda item: -1 if item[0] is None else item[0])
-        ]
-        lines.append(f"- {name}: " + "; ".join(parts))
-    return lines
+    """Per model, the runs its row pools: ``- timesformer: seeds 0,1,2 of dataset 0; seeds 0 of dataset 1``."""
+    return [f"- {name}: {pooled_runs_text(study.get('runs', []), name)}" for name in study["variants"]]
 
 
 def study_table(study: dict[str, Any]) -> str:
