@@ -34,6 +34,20 @@ def resolution_overrides(opts: Sequence[str], resolution: int | None) -> list[st
     return list(opts) + (["DATA.TEST_CROP_SIZE", str(resolution)] if resolution is not None else [])
 
 
+def predictor_from_args(args: argparse.Namespace) -> VideoPredictor:
+    """The predictor that predict's and extract_features' shared flags ask for (``--checkpoint``,
+    ``--cfg``, ``--resolution``, ``--device``, ``--window``, ``--stride``, ``--precision``, overrides)."""
+    return build_predictor(
+        args.checkpoint,
+        args.cfg_file,
+        resolution_overrides(args.opts, args.resolution),
+        args.device,
+        args.window,
+        args.stride,
+        args.precision,
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # predict
 # ------------------------------------------------------------------------------------------------
@@ -76,15 +90,7 @@ def predict_command(args: argparse.Namespace) -> int:
         print(f"error: --out-video takes one input video, got {len(videos)}", file=sys.stderr)
         return 2
     try:
-        predictor = build_predictor(
-            args.checkpoint,
-            args.cfg_file,
-            resolution_overrides(args.opts, args.resolution),
-            args.device,
-            args.window,
-            args.stride,
-            args.precision,
-        )
+        predictor = predictor_from_args(args)
     except (ValueError, FileNotFoundError, DatasetListError, DecoderUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -121,15 +127,7 @@ def extract_features_command(args: argparse.Namespace) -> int:
         videos = expand_inputs(args.inputs, args.path_prefix)
         if not videos:
             raise ValueError("no video files found in the given inputs")
-        predictor = build_predictor(
-            args.checkpoint,
-            args.cfg_file,
-            resolution_overrides(args.opts, args.resolution),
-            args.device,
-            args.window,
-            args.stride,
-            args.precision,
-        )
+        predictor = predictor_from_args(args)
         extractor = FeatureExtractor(predictor, args.layers, checkpoint=args.checkpoint)
         print(
             f"extracting {', '.join(extractor.settings()['layers'])} features of {len(videos)} "
