@@ -274,3 +274,12 @@ def test_dry_run_of_a_k400_config_without_weights_says_what_to_set(tmp_path, cap
     assert [line for line in err.splitlines() if line.startswith("error: ")] == [
         line for line in err.splitlines() if line.startswith("error: MODEL.PRETRAINED: is not set")
     ]
+
+
+def test_lr_line_names_momentum_only_for_sgd():
+    from resformer_video.engine.recipe import _lr_line
+
+    sgd = _lr_line(make_cfg(SOLVER__OPTIMIZING_METHOD="sgd", SOLVER__MOMENTUM=0.9, SOLVER__NESTEROV=True))
+    adamw = _lr_line(make_cfg(SOLVER__OPTIMIZING_METHOD="adamw", SOLVER__MOMENTUM=0.9, SOLVER__NESTEROV=True))
+    assert "sgd, momentum 0.9, nesterov)" in sgd
+    assert "adamw)" in adamw and "momentum" not in adamw and "nesterov" not in adamw

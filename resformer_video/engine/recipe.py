@@ -116,10 +116,11 @@ def _lr_line(cfg: CfgNode) -> str:
         if solver.LR_POLICY == "steps_with_relative_lrs" and not solver.WARMUP_EPOCHS
         else " (at each epoch's start; set every optimiser step)"
     )
-    return (
-        f"{INDENT}lr per epoch ({solver.LR_POLICY}{warmup}, {solver.OPTIMIZING_METHOD}, momentum "
-        f"{solver.MOMENTUM:g}{', nesterov' if solver.NESTEROV else ''}){within}: "
-        + ", ".join(_runs(epoch_learning_rates(cfg)))
+    optimiser = solver.OPTIMIZING_METHOD
+    if optimiser == "sgd":  # AdamW's defaults ignore SOLVER.MOMENTUM / NESTEROV: not named for it
+        optimiser += f", momentum {solver.MOMENTUM:g}{', nesterov' if solver.NESTEROV else ''}"
+    return f"{INDENT}lr per epoch ({solver.LR_POLICY}{warmup}, {optimiser}){within}: " + ", ".join(
+        _runs(epoch_learning_rates(cfg))
     )
 
 
