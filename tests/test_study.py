@@ -386,3 +386,28 @@ def test_report_only_reports_the_finished_runs_and_trains_nothing(finished_study
     assert [(r["variant"], r["seed"]) for r in study["runs"]] == [("timesformer", 0), ("resformer_multi_sc", 0)]
     empty = tool.main(argv[:4] + ["--seeds", "5", "--report-only", "--out", str(root / "nothing")] + argv[6:])
     assert empty == 2 and "no finished run" in capsys.readouterr().err
+
+
+def test_runs_at_chance_are_named_and_left_out_of_the_second_lead():
+    """A run whose top-1 at its training size is within the margin of chance is listed; the headline
+    lead keeps its pair, the second lead drops it; the table names the run."""
+    from resformer_video.study.report import study_table
+
+    top1 = {("timesformer", 0, 0): 90.0, ("timesformer", 0, 1): 80.0, ("timesformer", 0, 2): 70.0}
+    top1 |= {("full", 0, 0): 50.0, ("full", 0, 1): 96.0, ("full", 0, 2): 90.0}
+    rows = [
+        {"variant": v, "data_seed": d, "seed": s, "results": {"8": {"top1": t, "top5": 100.0}}}
+        for (v, d, s), t in top1.items()
+    ]
+    study = summarize(rows, {"timesformer": [8], "full": [8, 4]}, [8], chance=50.0)
+    assert study["at_chance"] == [{"variant": "full", "data_seed": 0, "seed": 0, "top1": 50.0}]
+    assert study["leads"]["full"]["8"]["n"] == 3 and study["leads"]["full"]["8"]["mean"] == pytest.approx(-4 / 3)
+    learned = study["leads_learned"]["full"]["8"]
+    assert learned["n"] == 2 and learned["mean"] == pytest.approx(18.0)
+    study |= {"num_test_videos": 10, "views": "1 clip(s) x 1 crop(s)", "chance": 50.0, "seeds": [0, 1, 2]}
+    study |= {"data_seeds": [0], "frames": 2, "gflops": {"timesformer": {"8": 0.1}, "full": {"8": 0.1}}}
+    table = study_table(study)
+    assert "stayed at chance (top-1 at the training size <= chance + 5): full seed 0 of dataset 0." in table
+    assert "| full | 2 | +18.0 ± 2.8" in table
+    nobody = summarize([r for r in rows if r["variant"] == "timesformer"], {"timesformer": [8]}, [8], chance=50.0)
+    assert nobody["at_chance"] == []  # 70 % is 20 points above chance

@@ -130,13 +130,15 @@ def run_study(
         execute_runs(runs, train_gflops, log=log)
     rows = [_run_row(run) for run in runs]
     sizes = tested_sizes(base)
-    study = summarize(rows, {run.variant: [int(s) for s in run.cfg.DATA.TRAIN_CROP_SIZES] for run in runs}, sizes)
+    chance = 100.0 / base.MODEL.NUM_CLASSES
+    trained = {run.variant: [int(s) for s in run.cfg.DATA.TRAIN_CROP_SIZES] for run in runs}
+    study = summarize(rows, trained, sizes, chance)
     study.update(
         {
             "gflops": {name: {str(s): round(g[s], 6) for s in sizes} for name, g in gflops.items()},
             "train_gflops": {name: round(g, 6) for name, g in train_gflops.items()},
             "epochs": {run.variant: int(run.cfg.SOLVER.MAX_EPOCH) for run in runs},
-            "chance": 100.0 / base.MODEL.NUM_CLASSES,
+            "chance": chance,
             "seeds": seeds,
             "data_seeds": data_seeds,
             "frames": base.DATA.NUM_FRAMES,

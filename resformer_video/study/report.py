@@ -28,14 +28,40 @@ def variant_gflops(cfg: CfgNode, sizes: Sequence[int]) -> dict[int, float]:
 
 
 BASELINE = "timesformer"
+# A run "stayed at chance" when its top-1 at its (first) training size is at most this many points
+# above chance: on 240 two-class test videos, guessing gives 50 ± 3.2 %; a run that learned anything
+# is far above (the study's runs that learned are at 97-100 %).
+AT_CHANCE_MARGIN = 5.0
 
 
-def summarize(rows: list[dict[str, Any]], train_sizes: dict[str, list[int]], sizes: Sequence[int]) -> dict[str, Any]:
+def runs_at_chance(
+    rows: list[dict[str, Any]], train_sizes: dict[str, list[int]], chance: float, margin: float = AT_CHANCE_MARGIN
+) -> list[dict[str, Any]]:
+    """The runs among ``rows`` whose top-1 at their variant's first training size is at most
+    ``chance + margin``: ``[{"variant", "data_seed", "seed", "top1"}, ...]``."""
+    out = []
+    for row in rows:
+        top1 = row["results"][str(train_sizes[row["variant"]][0])]["top1"]
+        if top1 <= chance + margin:
+            out.append(
+                {"variant": row["variant"], "data_seed": row.get("data_seed"), "seed": row["seed"], "top1": top1}
+            )
+    return out
+
+
+def summarize(
+    rows: list[dict[str, Any]],
+    train_sizes: dict[str, list[int]],
+    sizes: Sequence[int],
+    chance: float | None = None,
+) -> dict[str, Any]:
     """``{"variants": {name: {"train_sizes", "test": {"<size>": {"top1", "top1_std", "top1_ci95",
     "top5", "runs"}}}}, "leads": ..., "factors": ...}`` over ``rows`` (one per run: ``variant``,
     ``seed``, ``data_seed`` and ``results[size]`` top1/top5, %). Mean, sample std and 95 % t interval
     are over every run of a variant (all seeds and datasets); :func:`leads` and :func:`factors`
-    below. Variants keep the order of ``train_sizes``."""
+    below. Variants keep the order of ``train_sizes``. With ``chance`` (top-1 %), also
+    ``"at_chance"`` (:func:`runs_at_chance`) and ``"leads_learned"``: the leads over the pairs
+    where neither run stayed at chance (the headline ``"leads"`` keep every pair)."""
     variants: dict[str, Any] = {}
     for name, trained in train_sizes.items():
         runs = [row for row in rows if row["variant"] == name]
@@ -51,11 +77,18 @@ def summarize(rows: list[dict[str, Any]], train_sizes: dict[str, list[int]], siz
                 "runs": len(runs),
             }
         variants[name] = {"train_sizes": list(trained), "test": test}
-    return {
+    summary = {
         "variants": variants,
         "leads": leads(rows, list(train_sizes), sizes),
         "factors": factors(rows, list(train_sizes), sizes),
     }
+    if chance is not None:
+        stuck = runs_at_chance(rows, train_sizes, chance)
+        keys = {(run["variant"], run["data_seed"], run["seed"]) for run in stuck}
+        learned = [row for row in rows if (row["variant"], row.get("data_seed"), row["seed"]) not in keys]
+        summary["at_chance"] = stuck
+        summary["leads_learned"] = leads(learned, list(train_sizes), sizes) if stuck else summary["leads"]
+    return summary
 
 
 def _top1_by_pair(rows: list[dict[str, Any]], variant: str, size: int) -> dict[tuple, float]:
@@ -134,20 +167,35 @@ def _runs_text(study: dict[str, Any]) -> str:
     return f"seed(s) {seeds}" + (f" x dataset(s) {', '.join(str(d) for d in data)}" if data else "")
 
 
-def _lead_lines(study: dict[str, Any], sizes: list[str]) -> list[str]:
-    if not study.get("leads"):
-        return []
-    lines = [
-        "",
-        f"Lead over {BASELINE} (top-1 points), paired by dataset and seed: mean ± sample std "
-        "[95 % t interval of the mean]:",
-        "",
-        "| Model | pairs | " + " | ".join(sizes) + " |",
-        "|---|---|" + "---|" * len(sizes),
-    ]
-    for name, per_size in study["leads"].items():
+def _lead_table(leads_by_variant: dict[str, Any], sizes: list[str], title: str) -> list[str]:
+    lines = ["", title, "", "| Model | pairs | " + " | ".join(sizes) + " |", "|---|---|" + "---|" * len(sizes)]
+    for name, per_size in leads_by_variant.items():
         pairs = next(iter(per_size.values()))["n"]
         lines.append(f"| {name} | {pairs} | " + " | ".join(_interval(per_size[s]) for s in sizes) + " |")
+    return lines
+
+
+def _lead_lines(study: dict[str, Any], sizes: list[str]) -> list[str]:
+    """The lead table over every pair; where runs stayed at chance, those runs and the lead without them."""
+    if not study.get("leads"):
+        return []
+    lines = _lead_table(
+        study["leads"],
+        sizes,
+        f"Lead over {BASELINE} (top-1 points), paired by dataset and seed: mean ± sample std "
+        "[95 % t interval of the mean]:",
+    )
+    stuck = study.get("at_chance") or []
+    if not stuck:
+        return lines
+    named = ", ".join(
+        f"{run['variant']} seed {run['seed']}" + ("" if run["data_seed"] is None else f" of dataset {run['data_seed']}")
+        for run in stuck
+    )
+    lines += ["", f"Runs that stayed at chance (top-1 at the training size <= chance + {AT_CHANCE_MARGIN:g}): {named}."]
+    if study.get("leads_learned"):
+        title = f"Lead over {BASELINE} without the pairs that include a run at chance (the table above keeps them):"
+        lines += _lead_table(study["leads_learned"], sizes, title)
     return lines
 
 
