@@ -409,5 +409,13 @@ def test_runs_at_chance_are_named_and_left_out_of_the_second_lead():
     table = study_table(study)
     assert "stayed at chance (top-1 at the training size <= chance + 5): full seed 0 of dataset 0." in table
     assert "| full | 2 | +18.0 ± 2.8" in table
+    assert study["leads_over_matched"] == {}  # no timesformer_matched runs in this study
+    matched = [dict(row, variant="timesformer_matched") for row in rows if row["variant"] == "timesformer"]
+    both = summarize(rows + matched, {"timesformer": [8], "full": [8, 4], "timesformer_matched": [8]}, [8], 50.0)
+    assert list(both["leads_over_matched"]) == ["full"]  # not timesformer: that is the negation
+    assert both["leads_over_matched_learned"]["full"]["8"]["mean"] == pytest.approx(18.0)
+    report = {k: study[k] for k in study if k not in both} | both
+    report["gflops"] = dict(study["gflops"], timesformer_matched={"8": 0.1})
+    assert "Lead over timesformer_matched without the pairs" in study_table(report)
     nobody = summarize([r for r in rows if r["variant"] == "timesformer"], {"timesformer": [8]}, [8], chance=50.0)
     assert nobody["at_chance"] == []  # 70 % is 20 points above chance
