@@ -91,8 +91,8 @@ def summarize(
     others = [name for name in names if name != BASELINE]
     for key, baseline, candidates in (("leads", BASELINE, names), ("leads_over_matched", MATCHED_BASELINE, others)):
         summary[key] = leads(rows, candidates, sizes, baseline)
-        if chance is not None:
-            summary[key + "_learned"] = leads(learned, candidates, sizes, baseline) if stuck else summary[key]
+        if chance is not None:  # without runs at chance, ``learned`` is ``rows``: the same leads
+            summary[key + "_learned"] = leads(learned, candidates, sizes, baseline)
     if chance is not None:
         summary["at_chance"] = stuck
     return summary
